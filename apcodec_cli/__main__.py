@@ -1,0 +1,5 @@
+"""`python -m apcodec_cli` is the `apcodec` command."""
+
+from .cli import main
+
+main()

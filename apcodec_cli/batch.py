@@ -1,0 +1,166 @@
+"""Planning and running conversions of many files: folders, sharding, skipping, summaries.
+
+No torch and no model here: a `Job` is a pair of paths, and `run_jobs` hands each one to a
+converter function, in this process or in a pool of worker processes, collecting failures
+instead of stopping at the first one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+import zlib
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import soundfile as sf
+
+#: Extensions taken as audio when encoding a folder (what libsndfile reads, plus aliases).
+AUDIO_EXTENSIONS = frozenset(
+    {f".{ext.lower()}" for ext in sf.available_formats()} | {".opus", ".oga", ".aif", ".wave"}
+)
+APC_EXTENSION = ".apc"
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One conversion: `source` to `target` ('-' is stdin/stdout)."""
+
+    source: str
+    target: str
+
+
+@dataclasses.dataclass
+class Summary:
+    """How a batch went."""
+
+    done: list[Job] = dataclasses.field(default_factory=list)
+    skipped: list[Job] = dataclasses.field(default_factory=list)
+    failed: list[tuple[Job, str]] = dataclasses.field(default_factory=list)
+
+
+class PlanError(Exception):
+    """The command line names inputs and outputs that cannot be paired."""
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' -> (K, N) with 1 <= K <= N."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise PlanError(f"--shard takes K/N, e.g. 2/8, not {text!r}") from None
+    if not 1 <= k <= n:
+        raise PlanError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def in_shard(relative: str, shard: tuple[int, int]) -> bool:
+    """Whether a file belongs to shard K of N: a stable hash of its relative path.
+
+    The same file lands in the same shard on every machine, whatever else the tree holds.
+    """
+    k, n = shard
+    return zlib.crc32(relative.encode("utf-8")) % n == k - 1
+
+
+def _tree(root: Path, extensions: frozenset[str]) -> list[Path]:
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith("."))
+
+
+def plan_jobs(sources: Sequence[str], output: str, extensions: frozenset[str], new_suffix: str,
+              shard: tuple[int, int] | None = None) -> list[Job]:
+    """Pair inputs with outputs the way `cp` does.
+
+    One file and a path that is not a folder: that path. Otherwise `output` is a folder
+    (created later if missing): a file goes to `output/<name><new_suffix>`, and a folder is
+    mirrored recursively (`a/b.wav` becomes `output/a/b.apc`) over files with `extensions`.
+    """
+    out = Path(output)
+    if len(sources) == 1 and not Path(sources[0]).is_dir() and not out.is_dir():
+        return [Job(sources[0], output)]
+    if output == "-" or "-" in sources:
+        raise PlanError("'-' (stdin/stdout) works with a single input and a single output")
+    if out.exists() and not out.is_dir():
+        raise PlanError(f"{output} is not a folder, but several inputs or a folder were given")
+    pairs: list[tuple[str, Path, Path]] = []  # (relative name for sharding, source, target)
+    for source in map(Path, sources):
+        if source.is_dir():
+            for path in _tree(source, extensions):
+                rel = path.relative_to(source)
+                pairs.append((rel.as_posix(), path, out / rel.with_suffix(new_suffix)))
+        elif source.exists():
+            pairs.append((source.name, source, out / source.with_suffix(new_suffix).name))
+        else:
+            raise PlanError(f"no such file or folder: {source}")
+    if shard is not None:
+        pairs = [p for p in pairs if in_shard(p[0], shard)]
+    return [Job(str(src), str(dst)) for _, src, dst in pairs]
+
+
+def find_collisions(jobs: Iterable[Job]) -> dict[str, list[Job]]:
+    """Targets that more than one job would write (e.g. `a.wav` and `a.flac` to `a.apc`)."""
+    by_target: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_target.setdefault(os.path.normpath(job.target), []).append(job)
+    return {t: js for t, js in by_target.items() if len(js) > 1}
+
+
+def run_jobs(jobs: Sequence[Job], convert: Callable[[Job], None], *, force: bool, n_jobs: int,
+             initializer: Callable[..., None] | None = None, initargs: tuple = (),
+             on_done: Callable[[Job], None] | None = None) -> Summary:
+    """Convert every job, skipping existing targets unless `force`; never stop on a failure.
+
+    With `n_jobs > 1`, `convert` runs in worker processes prepared by `initializer`
+    (which, like `convert`, must be a picklable module-level function).
+    """
+    summary = Summary()
+    todo = []
+    for job in jobs:
+        if not force and job.target != "-" and os.path.exists(job.target):
+            summary.skipped.append(job)
+        else:
+            todo.append(job)
+    for target, clashing in find_collisions(todo).items():
+        for job in clashing:
+            summary.failed.append((job, f"{len(clashing)} inputs would write {target}"))
+            todo.remove(job)
+
+    def finish(job: Job, error: str | None) -> None:
+        if error is None:
+            summary.done.append(job)
+        else:
+            summary.failed.append((job, error))
+        if on_done:
+            on_done(job)
+
+    if n_jobs <= 1 or len(todo) <= 1:
+        if initializer:
+            initializer(*initargs)
+        for job in todo:
+            finish(job, _attempt(convert, job))
+        return summary
+    with concurrent.futures.ProcessPoolExecutor(n_jobs, initializer=initializer,
+                                                initargs=initargs) as pool:
+        futures = {pool.submit(_attempt, convert, job): job for job in todo}
+        for future in concurrent.futures.as_completed(futures):
+            finish(futures[future], future.result())
+    return summary
+
+
+def _attempt(convert: Callable[[Job], None], job: Job) -> str | None:
+    """Run one conversion; its error as one line, or None on success."""
+    try:
+        convert(job)
+    except Exception as exc:  # one bad file must not stop the batch
+        return describe(exc)
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    """One-line description of an exception for users (no traceback)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}"
+    return text

@@ -1,0 +1,153 @@
+"""Chunked encoding and decoding of signals of any length in bounded memory.
+
+The signal is cut into chunks of `chunk_frames` code frames (the payload chunks of the
+`.apc` file). Each chunk is processed inside a window that adds up to `context_frames`
+frames of neighbouring signal on each side (clipped at the signal's ends), and only the
+chunk's own frames or samples are kept. The context covers the convolutions' receptive
+field; what remains is the small influence of GRN's whole-window statistics, measured in
+docs/chunking.md. A signal no longer than one chunk is processed whole, exactly.
+
+Windows of equal length are batched together, so most of a long file runs `batch_size`
+chunks per forward pass. Channels are coded independently (they share the batch axis).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .model import APCodec
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkPlan:
+    """How a signal of `n_frames` code frames is cut into windows.
+
+    Attributes:
+        n_frames: Code frames in the signal.
+        chunk_frames: Frames per chunk (the `.apc` payload chunk).
+        context_frames: Frames of context on each side of a chunk.
+    """
+
+    n_frames: int
+    chunk_frames: int = 150
+    context_frames: int = 16
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_frames // self.chunk_frames)
+
+    def chunk(self, i: int) -> tuple[int, int]:
+        """Frames [start, stop) that chunk i owns."""
+        return i * self.chunk_frames, min((i + 1) * self.chunk_frames, self.n_frames)
+
+    def window(self, i: int) -> tuple[int, int]:
+        """Frames [start, stop) that chunk i is processed with (chunk plus context)."""
+        start, stop = self.chunk(i)
+        return max(0, start - self.context_frames), min(self.n_frames, stop + self.context_frames)
+
+
+def _batches(plan: ChunkPlan, chunks: range, batch_size: int) -> Iterator[list[int]]:
+    """Runs of consecutive chunks whose windows have the same length, at most batch_size."""
+    batch: list[int] = []
+    for i in chunks:
+        length = plan.window(i)[1] - plan.window(i)[0]
+        if batch and (len(batch) == batch_size or
+                      plan.window(batch[0])[1] - plan.window(batch[0])[0] != length):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+class _SampleBuffer:
+    """Audio arriving in blocks, addressable by absolute sample index, trimmed as used."""
+
+    def __init__(self, blocks: Iterable[np.ndarray], total: int, channels: int) -> None:
+        self._blocks = iter(blocks)
+        self._total = total
+        self._data = np.zeros((channels, 0), dtype=np.float32)
+        self._start = 0  # absolute index of self._data[:, 0]
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) (C, stop - start); past the input's end they are zeros."""
+        while self._start + self._data.shape[1] < stop:
+            block = next(self._blocks, None)
+            if block is None:
+                missing = stop - self._start - self._data.shape[1]
+                block = np.zeros((self._data.shape[0], missing), dtype=np.float32)
+            self._data = np.concatenate([self._data, block.astype(np.float32, copy=False)], 1)
+        return self._data[:, start - self._start:stop - self._start]
+
+    def release(self, before: int) -> None:
+        """Forget samples before absolute index `before`."""
+        if before > self._start:
+            self._data = self._data[:, before - self._start:]
+            self._start = before
+
+
+def _run(model: APCodec, fn: Callable[[torch.Tensor], torch.Tensor], batch: np.ndarray) -> np.ndarray:
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        return fn(torch.from_numpy(np.ascontiguousarray(batch)).to(device)).cpu().numpy()
+
+
+def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], plan: ChunkPlan,
+                  channels: int, batch_size: int = 8) -> Iterator[np.ndarray]:
+    """Encode audio arriving in blocks; yield the codes of each chunk in order.
+
+    Args:
+        model: The codec (eval mode).
+        blocks: (channels, n) float32 arrays at the codec's rate, any sizes, that together
+            hold at most `plan.n_frames * samples_per_frame` samples (the rest is zeros).
+        plan: The chunk layout.
+        channels: Number of channels in every block.
+        batch_size: Chunks per forward pass.
+
+    Yields:
+        (channels, n_codebooks, frames) int64 codes, one array per chunk.
+    """
+    spf = model.config.samples_per_frame
+    buffer = _SampleBuffer(blocks, plan.n_frames * spf, channels)
+    for batch in _batches(plan, range(plan.n_chunks), batch_size):
+        windows = [plan.window(i) for i in batch]
+        audio = np.stack([buffer.get(a * spf, b * spf) for a, b in windows])  # (W, C, T)
+        codes = _run(model, model.encode, audio.reshape(-1, 1, audio.shape[-1]))
+        codes = codes.reshape(len(batch), channels, *codes.shape[1:])  # (W, C, Q, N)
+        for w, i in enumerate(batch):
+            start, stop = plan.chunk(i)
+            offset = start - windows[w][0]
+            yield codes[w, :, :, offset:offset + stop - start]
+        buffer.release((plan.chunk(batch[-1])[1] - plan.context_frames) * spf)
+
+
+def decode_chunks(model: APCodec, read_frames: Callable[[int, int], np.ndarray],
+                  plan: ChunkPlan, chunks: range, batch_size: int = 8) -> Iterator[np.ndarray]:
+    """Decode chunks of a code sequence; yield each chunk's audio in order.
+
+    Args:
+        model: The codec (eval mode).
+        read_frames: Returns the codes of frames [start, stop) as (C, n_codebooks, frames).
+        plan: The chunk layout.
+        chunks: Which chunks to decode (a contiguous range, for partial decoding).
+        batch_size: Chunks per forward pass.
+
+    Yields:
+        (channels, chunk_frames * samples_per_frame) float32 audio at the codec's rate,
+        one array per chunk (the last one shorter).
+    """
+    spf = model.config.samples_per_frame
+    for batch in _batches(plan, chunks, batch_size):
+        windows = [plan.window(i) for i in batch]
+        codes = np.stack([read_frames(a, b) for a, b in windows])  # (W, C, Q, N)
+        n_win, channels = codes.shape[:2]
+        audio = _run(model, model.decode, codes.reshape(n_win * channels, *codes.shape[2:]))
+        audio = audio.reshape(n_win, channels, -1)
+        for w, i in enumerate(batch):
+            start, stop = plan.chunk(i)
+            offset = (start - windows[w][0]) * spf
+            yield audio[w, :, offset:offset + (stop - start) * spf]

@@ -1,0 +1,235 @@
+"""The `apcodec` command: encode, decode, info. Thin: paths, options and messages only."""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from . import __version__
+from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, describe, \
+    parse_shard, plan_jobs, run_jobs
+
+EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
+_CODEC: Any = None  # the codec of this process, loaded once (also in each worker)
+
+
+class Options:
+    """Options of one command invocation, shared by every file it converts."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+def _warn(message: str, quiet: bool) -> None:
+    if not quiet:
+        click.echo(f"apcodec: warning: {message}", err=True)
+
+
+def _load_codec(weights: str | None, device: str, quiet: bool, threads: int = 0) -> None:
+    """Load the codec into this process (the CLI's process or a pool worker)."""
+    global _CODEC
+    import torch  # deferred: `apcodec --help` and `info` stay fast
+
+    from .codec import Codec
+
+    if threads:
+        torch.set_num_threads(threads)
+    _CODEC = Codec.load(weights, device=device)
+    if not _CODEC.weights.trained:
+        _warn(f"{_CODEC.weights.path} holds UNTRAINED weights (random initialisation): "
+              "the decoded audio will not resemble the input", quiet)
+
+
+def _open_input(path: str) -> Any:
+    return io.BytesIO(sys.stdin.buffer.read()) if path == "-" else path
+
+
+def _write_output(path: str, write: Callable[[Any], Any]) -> Any:
+    """Run `write(fileobj)` into `path` atomically, or into stdout for '-'."""
+    from .atomic import atomic_write
+
+    if path == "-":
+        buffer = io.BytesIO()  # whole result first: a failure emits nothing
+        result = write(buffer)
+        sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.buffer.flush()
+        return result
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:
+        return write(f)
+
+
+def _encode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None) -> None:
+    source = _open_input(job.source)
+    _write_output(job.target, lambda f: _CODEC.encode_file(source, f, mono=opts.mono,
+                                                            progress=progress))
+
+
+def _decode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None) -> None:
+    source = _open_input(job.source)
+    result = _write_output(job.target, lambda f: _CODEC.decode_file(
+        source, f, original_rate=opts.original_rate, start=opts.start, duration=opts.duration,
+        subtype="FLOAT" if opts.float else "PCM_16", progress=progress))
+    if result.clipped:
+        _warn(f"{job.target}: {result.clipped} samples clipped to full scale "
+              f"(try --float to keep them)", opts.quiet)
+
+
+def _run(convert: Callable[..., None], opts: Options, sources: tuple[str, ...], output: str,
+         extensions: frozenset[str], suffix: str) -> None:
+    """Plan, check and run a conversion command; exit non-zero if anything failed."""
+    from tqdm import tqdm
+
+    try:
+        jobs = plan_jobs(sources, output, extensions, suffix,
+                         parse_shard(opts.shard) if opts.shard else None)
+    except PlanError as exc:
+        raise click.UsageError(str(exc)) from None
+    single = len(jobs) == 1 and jobs[0].target == output
+    if single and output != "-" and os.path.exists(output) and not opts.force:
+        _fail(f"{output} already exists (use --force to overwrite)")
+    try:
+        _load_codec(opts.weights, opts.device, opts.quiet)
+    except Exception as exc:
+        _fail(describe(exc))
+    if single:
+        with tqdm(desc=Path(jobs[0].source).name, unit="s", disable=opts.quiet,
+                  bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]",
+                  total=_duration(jobs[0].source)) as bar:
+            summary = run_jobs(jobs, functools.partial(convert, opts, progress=bar.update),
+                               force=True, n_jobs=1)
+    else:
+        with tqdm(total=len(jobs), unit="file", disable=opts.quiet or not jobs) as bar:
+            summary = run_jobs(
+                jobs, functools.partial(convert, opts), force=opts.force, n_jobs=opts.jobs,
+                initializer=_load_codec if opts.jobs > 1 else None,
+                initargs=(opts.weights, opts.device, True, max(1, (os.cpu_count() or 1) // opts.jobs)),
+                on_done=lambda job: bar.update())
+    _report(summary, opts.quiet, single)
+
+
+def _duration(source: str) -> float | None:
+    """Seconds of audio in a source, for the progress bar; None when unknown."""
+    if source == "-":
+        return None
+    try:
+        if source.endswith(APC_EXTENSION):
+            from .bitstream import ApcReader
+            with open(source, "rb") as f:
+                return ApcReader(f).header.duration
+        from .audio import probe
+        return probe(source).duration
+    except Exception:  # the conversion itself reports unreadable inputs
+        return None
+
+
+def _report(summary: Summary, quiet: bool, single: bool) -> None:
+    for job, error in summary.failed:
+        click.echo(f"apcodec: error: {job.source}: {error}", err=True)
+    if not single and not quiet:
+        click.echo(f"apcodec: {len(summary.done)} converted, {len(summary.skipped)} skipped "
+                   f"(already exist; --force to redo), {len(summary.failed)} failed", err=True)
+    if summary.failed:
+        sys.exit(EXIT_FAILED)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"apcodec: error: {message}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+def _conversion_options(f: Callable) -> Callable:
+    """Options shared by encode and decode."""
+    decorators = [
+        click.argument("sources", nargs=-1, required=True, metavar="INPUT..."),
+        click.argument("output", metavar="OUTPUT"),
+        click.option("-w", "--weights", type=click.Path(dir_okay=False),
+                     help="Weights file (default: $APCODEC_WEIGHTS, else the installed weights)."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                     show_default=True, help="Where the model runs; auto picks CUDA if present."),
+        click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs."),
+        click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
+                     help="Files converted in parallel (worker processes)."),
+        click.option("--shard", metavar="K/N",
+                     help="Convert only the K-th of N shares of the inputs (for clusters)."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bars or warnings."),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="apcodec")
+def main() -> None:
+    """apcodec: 48 kHz audio at 6 kbit/s with the APCodec neural codec.
+
+    \b
+    Examples:
+      apcodec encode speech.flac speech.apc        one file
+      apcodec decode speech.apc speech.wav
+      apcodec encode music/ codes/ --jobs 2        a whole tree, mirrored
+      apcodec decode codes/ wavs/ --shard 3/8      one eighth of a tree (clusters)
+      sox in.wav -t wav - | apcodec encode - - | apcodec decode - out.wav
+      apcodec info speech.apc                      header and integrity check
+
+    Exit status: 0 on success, 1 if any input failed, 2 on a usage error.
+    """
+
+
+@main.command()
+@_conversion_options
+@click.option("--mono", is_flag=True, help="Downmix to one channel (default: code every channel).")
+def encode(sources: tuple[str, ...], output: str, **options: Any) -> None:
+    """Encode audio files (WAV, FLAC, OGG, MP3, ...; any rate) into .apc files.
+
+    INPUT may be files, folders (converted recursively) or '-' for stdin. With one input
+    file OUTPUT is the file to write ('-' for stdout); otherwise it is a folder that
+    mirrors the inputs, and outputs that already exist are skipped unless --force.
+    Each channel costs 6 kbit/s.
+    """
+    _run(_encode_one, Options(**options), sources, output, AUDIO_EXTENSIONS, APC_EXTENSION)
+
+
+@main.command()
+@_conversion_options
+@click.option("--original-rate", is_flag=True,
+              help="Write at the source's sample rate instead of 48 kHz.")
+@click.option("--float", "float", is_flag=True, help="32-bit float WAV instead of 16-bit PCM.")
+@click.option("--start", type=click.FloatRange(0), default=0.0, metavar="SECONDS",
+              help="Decode from this time on (only the chunks needed are read).")
+@click.option("--duration", type=click.FloatRange(0), metavar="SECONDS",
+              help="Decode only this many seconds.")
+def decode(sources: tuple[str, ...], output: str, **options: Any) -> None:
+    """Decode .apc files into WAV files of exactly the source's length.
+
+    INPUT may be files, folders (every *.apc inside, recursively) or '-' for stdin;
+    OUTPUT as for encode. The weights must be those that encoded the file.
+    """
+    _run(_decode_one, Options(**options), sources, output, frozenset({APC_EXTENSION}), ".wav")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
+def info(files: tuple[str, ...], as_json: bool) -> None:
+    """Show the header of .apc files and check the checksum of every chunk.
+
+    Exits with 1 if any file is unreadable or damaged (each damaged chunk is named
+    with its time range).
+    """
+    from .info import describe_file
+
+    ok = True
+    for path in files:
+        text, intact = describe_file(path, as_json)
+        click.echo(text)
+        ok &= intact
+    if not ok:
+        sys.exit(EXIT_FAILED)

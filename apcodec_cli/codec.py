@@ -1,0 +1,222 @@
+"""The user-facing codec: arrays <-> codes, and audio files <-> `.apc` files.
+
+    >>> codec = Codec.load()                      # default weights, CUDA when present
+    >>> codes = codec.encode(wav, sample_rate)    # (C, T) float -> (C, 4, N) int64
+    >>> audio = codec.decode(codes)               # (C, N * 320) float at 48 kHz
+    >>> codec.encode_file("in.flac", "out.apc")
+    >>> codec.decode_file("out.apc", "out.wav")
+
+Files are processed chunk by chunk (see `chunked.py`), so memory stays flat in the length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import BinaryIO, Callable, Iterable, Iterator
+
+import numpy as np
+import soxr
+
+from . import bitstream, chunked, weights
+from .audio import AudioWriter, read_blocks, resampled_length
+from .bitstream import ApcReader, ApcWriter, Header
+
+Progress = Callable[[float], None]  # called with seconds of audio just processed
+Target = str | os.PathLike | BinaryIO
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeResult:
+    """What `decode_file` wrote: rate, channels, samples per channel, clipped samples."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+    clipped: int
+
+
+class Codec:
+    """A loaded model plus the chunking that makes whole files from it.
+
+    Args:
+        loaded: Weights from `weights.load`.
+        chunk_frames: Code frames per chunk (written into each file's header).
+        context_frames: Frames of context each side of a chunk.
+        batch_size: Chunks per forward pass.
+    """
+
+    def __init__(self, loaded: weights.LoadedWeights, chunk_frames: int = 150,
+                 context_frames: int = 16, batch_size: int = 8) -> None:
+        self.weights = loaded
+        self.model = loaded.model
+        self.config = loaded.model.config
+        self.chunk_frames = chunk_frames
+        self.context_frames = context_frames
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, device: str = "auto",
+             **kwargs: int) -> "Codec":
+        """Load weights from `path` (default: the installed weights) onto `device`."""
+        path = weights.default_path() if path is None else path
+        return cls(weights.load(path, weights.resolve_device(device)), **kwargs)
+
+    def _plan(self, n_frames: int, chunk_frames: int | None = None) -> chunked.ChunkPlan:
+        return chunked.ChunkPlan(n_frames, chunk_frames or self.chunk_frames, self.context_frames)
+
+    def _n_frames(self, samples: int) -> int:
+        return _ceil_div(samples, self.config.samples_per_frame)
+
+    # ---- arrays ---------------------------------------------------------------------------
+
+    def encode(self, wav: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
+        """Codes of a signal.
+
+        Args:
+            wav: (C, T) or (T,) float audio.
+            sample_rate: Rate of `wav` in Hz (default: the codec's rate); resampled if needed.
+
+        Returns:
+            (C, n_codebooks, ceil(T' / samples_per_frame)) int64 codes, T' the length at the
+            codec's rate. Identical to the codes `encode_file` writes for the same audio.
+        """
+        wav = np.atleast_2d(np.asarray(wav, dtype=np.float32))
+        rate = self.config.sample_rate
+        if sample_rate not in (None, rate):
+            wav = soxr.resample(wav.T, sample_rate, rate, quality="VHQ").T
+        plan = self._plan(self._n_frames(wav.shape[1]))
+        chunks = chunked.encode_blocks(self.model, [wav], plan, wav.shape[0], self.batch_size)
+        return _concat(chunks, (wav.shape[0], self.config.n_codebooks, 0), np.int64)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """(C, n_codebooks, N) codes -> (C, N * samples_per_frame) float32 audio."""
+        codes = np.asarray(codes, dtype=np.int64)
+        plan = self._plan(codes.shape[-1])
+        chunks = chunked.decode_chunks(self.model, lambda a, b: codes[..., a:b], plan,
+                                       range(plan.n_chunks), self.batch_size)
+        return _concat(chunks, (codes.shape[0], 0), np.float32)
+
+    # ---- files ----------------------------------------------------------------------------
+
+    def encode_file(self, source: str | BinaryIO, target: Target, mono: bool = False,
+                    progress: Progress | None = None) -> Header:
+        """Encode an audio file (any format soundfile reads) into a `.apc` file."""
+        info, total, blocks = read_blocks(source, self.config.sample_rate, mono=mono)
+        header = Header(
+            sample_rate=self.config.sample_rate,
+            samples_per_frame=self.config.samples_per_frame,
+            n_codebooks=self.config.n_codebooks,
+            bits_per_code=self.config.bits_per_code,
+            chunk_frames=self.chunk_frames,
+            channels=1 if mono else info.channels,
+            source_sample_rate=info.sample_rate,
+            source_length=info.frames,
+            coded_length=total,
+            fingerprint=self.weights.fingerprint,
+            model_name=self.config.name,
+        )
+        plan = self._plan(header.n_frames)
+        with _binary(target, "wb") as f:
+            writer = ApcWriter(f, header)
+            done = 0  # samples coded so far, for progress (the last frame is padded)
+            for codes in chunked.encode_blocks(self.model, blocks, plan, header.channels,
+                                               self.batch_size):
+                writer.write(codes)
+                if progress:
+                    step = min(total - done, codes.shape[-1] * header.samples_per_frame)
+                    progress(step / header.sample_rate)
+                    done += step
+            writer.close()
+        return header
+
+    def check_compatible(self, header: Header) -> None:
+        """Raise WeightsMismatchError unless these weights made the codes in `header`."""
+        if header.fingerprint != self.weights.fingerprint:
+            raise bitstream.WeightsMismatchError(
+                f"the file was made by other weights (model {header.model_name!r}, fingerprint "
+                f"{header.fingerprint.hex()}) than those loaded ({self.config.name!r}, "
+                f"{self.weights.fingerprint.hex()}); pass the matching --weights"
+            )
+
+    def decode_file(self, source: str | BinaryIO, target: Target, original_rate: bool = False,
+                    start: float = 0.0, duration: float | None = None, subtype: str = "PCM_16",
+                    progress: Progress | None = None) -> DecodeResult:
+        """Decode a `.apc` file (or the time range [start, start + duration) s) to WAV.
+
+        Only the chunks that the range needs (plus one each side for context) are read.
+        The output is exactly as long as the source (or the range), at 48 kHz or, with
+        `original_rate`, at the source's rate.
+        """
+        with _binary(source, "rb") as f:
+            reader = ApcReader(f)
+            header = reader.header
+            self.check_compatible(header)
+            first, count = _sample_range(header, start, duration)
+            rate = header.source_sample_rate if original_rate else header.sample_rate
+            if original_rate and first == 0 and count == header.coded_length:
+                frames = header.source_length
+            else:
+                frames = resampled_length(count, header.sample_rate, rate)
+            spf = header.samples_per_frame
+            plan = self._plan(header.n_frames, header.chunk_frames)
+            chunks = range(first // spf // header.chunk_frames,
+                           _ceil_div(_ceil_div(first + count, spf), header.chunk_frames))
+            audio = chunked.decode_chunks(self.model, reader.read_frames, plan, chunks,
+                                          self.batch_size)
+            skip = first - chunks.start * header.chunk_frames * spf if len(chunks) else 0
+            with _binary(target, "wb") as out, AudioWriter(
+                    out, header.sample_rate, rate, header.channels, frames, subtype) as writer:
+                for block in _trim(audio, skip, count):
+                    writer.write(block)
+                    if progress:
+                        progress(block.shape[1] / header.sample_rate)
+                writer.write(np.zeros((header.channels, 0), np.float32), last=True)
+        return DecodeResult(rate, header.channels, frames, writer.clipped)
+
+
+def _sample_range(header: Header, start: float, duration: float | None) -> tuple[int, int]:
+    """First sample and sample count at the codec rate of a time range, clipped to the file."""
+    if start < 0 or (duration is not None and duration < 0):
+        raise ValueError("start and duration must not be negative")
+    first = min(header.coded_length, round(start * header.sample_rate))
+    last = header.coded_length if duration is None else \
+        min(header.coded_length, first + round(duration * header.sample_rate))
+    return first, last - first
+
+
+def _trim(blocks: Iterable[np.ndarray], skip: int, count: int) -> Iterator[np.ndarray]:
+    """Drop the first `skip` samples of a stream of (C, n) blocks and stop after `count` more."""
+    for block in blocks:
+        if skip >= block.shape[1]:
+            skip -= block.shape[1]
+            continue
+        block, skip = block[:, skip:skip + count], 0
+        yield block
+        count -= block.shape[1]
+        if count <= 0:
+            return
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _concat(parts: Iterable[np.ndarray], empty: tuple[int, ...], dtype: type) -> np.ndarray:
+    parts = list(parts)
+    return np.concatenate(parts, axis=-1).astype(dtype) if parts else np.zeros(empty, dtype)
+
+
+class _binary:
+    """Open a path, or pass an already open binary file object through unclosed."""
+
+    def __init__(self, target: Target, mode: str) -> None:
+        self._owned = not hasattr(target, "read" if "r" in mode else "write")
+        self._file = open(target, mode) if self._owned else target
+
+    def __enter__(self) -> BinaryIO:
+        return self._file
+
+    def __exit__(self, *exc: object) -> None:
+        if self._owned:
+            self._file.close()

@@ -1,0 +1,66 @@
+"""`apcodec info`: a readable (or JSON) account of a `.apc` file and its integrity."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .bitstream import ApcError, ApcReader
+
+
+def _human(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes)}:{secs:06.3f}" if minutes else f"{secs:.3f} s"
+
+
+def describe_file(path: str, as_json: bool = False) -> tuple[str, bool]:
+    """Describe one file; returns (text, intact). Never raises for a bad file."""
+    try:
+        with open(path, "rb") as f:
+            reader = ApcReader(f)
+            problems = reader.verify()
+    except (ApcError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if as_json:
+            return json.dumps({"file": path, "ok": False, "errors": [message]}), False
+        return f"{path}: error: {message}", False
+    h = reader.header
+    size = os.path.getsize(path)
+    fields = {
+        "file": path,
+        "ok": not problems,
+        "model": h.model_name,
+        "streamable": h.streamable,
+        "weights_fingerprint": h.fingerprint.hex(),
+        "channels": h.channels,
+        "source_sample_rate": h.source_sample_rate,
+        "source_samples": h.source_length,
+        "sample_rate": h.sample_rate,
+        "duration_s": round(h.duration, 6),
+        "frame_rate": h.frame_rate,
+        "codebooks": h.n_codebooks,
+        "bits_per_code": h.bits_per_code,
+        "chunk_frames": h.chunk_frames,
+        "chunks": h.n_chunks,
+        "bytes": size,
+        "nominal_bitrate": h.nominal_bitrate,
+        "bitrate_on_disk": round(size * 8 / h.duration, 1) if h.duration else None,
+        "errors": [str(p) for p in problems],
+    }
+    if as_json:
+        return json.dumps(fields), not problems
+    lines = [
+        f"{path}",
+        f"  model        {h.model_name}{' (streamable)' if h.streamable else ''}, "
+        f"weights {h.fingerprint.hex()}",
+        f"  source       {h.channels} ch, {h.source_sample_rate} Hz, {h.source_length} samples",
+        f"  duration     {_human(h.duration)} at {h.sample_rate} Hz",
+        f"  codes        {h.n_codebooks} x {h.bits_per_code} bit at {h.frame_rate:g} frames/s "
+        f"= {h.nominal_bitrate:g} bit/s",
+        f"  size         {size} bytes"
+        + (f", {fields['bitrate_on_disk'] / 1000:.3f} kbit/s on disk" if h.duration else ""),
+        f"  integrity    {h.n_chunks} chunks of {h.chunk_frames} frames: "
+        + ("all intact" if not problems else f"{len(problems)} damaged"),
+    ]
+    lines += [f"    {p}" for p in problems]
+    return "\n".join(lines), not problems

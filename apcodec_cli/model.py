@@ -1,0 +1,156 @@
+"""APCodec: parallel amplitude/phase encoder, residual VQ, parallel decoder, inverse STFT.
+
+Shapes: waveforms (B, 1, T) with T a multiple of `config.samples_per_frame`; spectra
+(B, n_bins, F) with F = T / hop_length; latents (B, latent_dim, N) with N = F / downsample;
+codes (B, n_codebooks, N) int64.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from . import spectral
+from .blocks import ConvNeXtStack
+from .config import CodecConfig
+from .quantizer import QuantizerOutput, ResidualVQ
+
+
+def _conv(c_in: int, c_out: int, kernel_size: int, stride: int = 1) -> nn.Conv1d:
+    """Convolution that keeps the frame grid: 'same' padding, or an exact 1/stride length."""
+    return nn.Conv1d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2)
+
+
+class EncoderBranch(nn.Module):
+    """One encoder branch (amplitude or phase): spectra at F frames -> features at F/8."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        c = config
+        self.conv_in = _conv(c.n_bins, c.dim, c.kernel_size)
+        self.stack = ConvNeXtStack(c.dim, c.hidden_dim, c.n_blocks, c.kernel_size)
+        self.linear = nn.Linear(c.dim, c.dim)
+        self.down = _conv(c.dim, c.encoder_out_dim, c.kernel_size, stride=c.downsample)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """(B, n_bins, F) -> (B, encoder_out_dim, F / downsample)."""
+        x = self.stack(self.conv_in(spec))
+        x = self.linear(x.transpose(1, 2)).transpose(1, 2)  # Linear acts on the channel axis
+        return self.down(x)
+
+
+class Encoder(nn.Module):
+    """Two parallel branches fused into one latent at the code frame rate."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.amplitude = EncoderBranch(config)
+        self.phase = EncoderBranch(config)
+        self.fuse = _conv(2 * config.encoder_out_dim, config.latent_dim, config.kernel_size)
+
+    def forward(self, log_amp: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        """(B, n_bins, F) twice -> latent (B, latent_dim, F / downsample)."""
+        return self.fuse(torch.cat([self.amplitude(log_amp), self.phase(phase)], dim=1))
+
+
+class DecoderBranch(nn.Module):
+    """One decoder branch body: latent features at N frames -> features at 8N frames."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        c = config
+        # kernel 2*stride with padding stride/2 gives exactly `stride` frames per input frame.
+        self.up = nn.ConvTranspose1d(
+            c.dim, c.dim, 2 * c.downsample, stride=c.downsample, padding=c.downsample // 2
+        )
+        self.conv = _conv(c.dim, c.dim, c.kernel_size)
+        self.stack = ConvNeXtStack(c.dim, c.hidden_dim, c.n_blocks, c.kernel_size)
+        self.linear = nn.Linear(c.dim, c.dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, dim, N) -> (B, dim, N * downsample)."""
+        x = self.stack(self.conv(self.up(x)))
+        return self.linear(x.transpose(1, 2)).transpose(1, 2)  # Linear acts on channels
+
+
+class Decoder(nn.Module):
+    """Latent -> log-amplitude and phase spectra, decoded in parallel."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        c = config
+        self.conv_in = _conv(c.latent_dim, c.dim, c.kernel_size)
+        self.amplitude = DecoderBranch(c)
+        self.phase = DecoderBranch(c)
+        self.amplitude_head = _conv(c.dim, c.n_bins, c.kernel_size)
+        self.real_head = _conv(c.dim, c.n_bins, c.kernel_size)
+        self.imag_head = _conv(c.dim, c.n_bins, c.kernel_size)
+
+    def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, latent_dim, N) -> log_amp, phase, each (B, n_bins, N * downsample)."""
+        x = self.conv_in(latent)
+        log_amp = self.amplitude_head(self.amplitude(x))
+        p = self.phase(x)
+        # The phase is the angle of a predicted point, so it is always wrapped and never
+        # has to be regressed across the -pi/pi discontinuity.
+        phase = torch.atan2(self.imag_head(p), self.real_head(p))
+        return log_amp, phase
+
+
+@dataclasses.dataclass
+class CodecOutput:
+    """Everything a training step needs from one forward pass.
+
+    Attributes:
+        log_amp: (B, n_bins, F) decoded log-amplitude spectrum.
+        phase: (B, n_bins, F) decoded wrapped phase spectrum.
+        wav: (B, 1, T) re-synthesised waveform.
+        quantized: The quantizer's output (codes and losses).
+    """
+
+    log_amp: torch.Tensor
+    phase: torch.Tensor
+    wav: torch.Tensor
+    quantized: QuantizerOutput
+
+
+class APCodec(nn.Module):
+    """The whole codec: `encode(wav) -> codes`, `decode(codes) -> wav`."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.quantizer = ResidualVQ(
+            config.latent_dim, config.n_codebooks, config.codebook_size, config.codebook_dim
+        )
+        self.decoder = Decoder(config)
+
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """Codes (B, n_codebooks, T / samples_per_frame) of a waveform (B, 1, T)."""
+        return self.quantizer.encode(self.encoder(*spectral.analyse(wav, self.config)))
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Waveform (B, 1, N * samples_per_frame) of codes (B, n_codebooks, N)."""
+        log_amp, phase = self.decoder(self.quantizer.decode(codes))
+        return spectral.synthesise(log_amp, phase, self.config)
+
+    def forward(self, wav: torch.Tensor) -> CodecOutput:
+        """Training pass: encode, quantize with losses, decode, re-synthesise."""
+        quantized = self.quantizer(self.encoder(*spectral.analyse(wav, self.config)))
+        log_amp, phase = self.decoder(quantized.latent)
+        wav_hat = spectral.synthesise(log_amp, phase, self.config)
+        return CodecOutput(log_amp=log_amp, phase=phase, wav=wav_hat, quantized=quantized)
+
+    def weight_norm_layers(self) -> Iterator[nn.Module]:
+        """The stride, fusion and head convolutions that train with weight normalisation."""
+        for branch in (self.encoder.amplitude, self.encoder.phase):
+            yield branch.down
+        yield self.encoder.fuse
+        yield self.decoder.conv_in
+        for branch in (self.decoder.amplitude, self.decoder.phase):
+            yield branch.up
+        yield from (self.decoder.amplitude_head, self.decoder.real_head, self.decoder.imag_head)

@@ -1,0 +1,116 @@
+"""Residual vector quantizer with factorised, L2-normalised codebooks.
+
+Each stage projects the residual to a small code space (1x1 conv), picks the codebook entry
+with the highest cosine similarity, and projects that entry back (1x1 conv). Gradients pass
+the look-up straight through. Shapes: latents (B, latent_dim, T); codes (B, n_codebooks, T).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclasses.dataclass
+class QuantizerOutput:
+    """Result of a training forward pass.
+
+    Attributes:
+        latent: (B, latent_dim, T) quantized latent (straight-through gradient).
+        codes: (B, n_codebooks, T) integer indices.
+        codebook_loss: Pulls codebook entries towards the encoder outputs.
+        commitment_loss: Pulls encoder outputs towards their codebook entries.
+    """
+
+    latent: torch.Tensor
+    codes: torch.Tensor
+    codebook_loss: torch.Tensor
+    commitment_loss: torch.Tensor
+
+
+class VectorQuantizer(nn.Module):
+    """One factorised VQ stage."""
+
+    def __init__(self, latent_dim: int, codebook_size: int, codebook_dim: int) -> None:
+        super().__init__()
+        self.in_proj = nn.Conv1d(latent_dim, codebook_dim, 1)
+        self.out_proj = nn.Conv1d(codebook_dim, latent_dim, 1)
+        self.codebook = nn.Embedding(codebook_size, codebook_dim)
+
+    def project(self, residual: torch.Tensor) -> torch.Tensor:
+        """(B, latent_dim, T) -> (B, codebook_dim, T) point in code space."""
+        return self.in_proj(residual)
+
+    def nearest(self, z: torch.Tensor) -> torch.Tensor:
+        """Indices (B, T) of the entries closest in angle to z (B, codebook_dim, T)."""
+        queries = F.normalize(z.transpose(1, 2), dim=-1)  # (B, T, D): one query per frame
+        entries = F.normalize(self.codebook.weight, dim=-1)  # (K, D)
+        return (queries @ entries.t()).argmax(dim=-1)
+
+    def lookup(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codebook entries (B, codebook_dim, T) of indices (B, T)."""
+        return self.codebook(codes).transpose(1, 2)
+
+    def forward(self, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Quantize one stage for training.
+
+        Returns:
+            (output (B, latent_dim, T), codes (B, T), codebook loss, commitment loss).
+        """
+        z = self.project(residual)
+        codes = self.nearest(z)
+        z_q = self.lookup(codes)
+        codebook_loss = F.mse_loss(z_q, z.detach())
+        commitment_loss = F.mse_loss(z, z_q.detach())
+        z_q = z + (z_q - z).detach()  # straight-through estimator
+        return self.out_proj(z_q), codes, codebook_loss, commitment_loss
+
+
+class ResidualVQ(nn.Module):
+    """`n_codebooks` VQ stages, each coding what the previous ones left."""
+
+    def __init__(self, latent_dim: int, n_codebooks: int, codebook_size: int, codebook_dim: int) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(
+            VectorQuantizer(latent_dim, codebook_size, codebook_dim) for _ in range(n_codebooks)
+        )
+
+    def forward(self, latent: torch.Tensor) -> QuantizerOutput:
+        """Quantize (B, latent_dim, T) with losses, for training."""
+        residual = latent
+        total = torch.zeros_like(latent)
+        codes, cb_losses, commit_losses = [], [], []
+        for stage in self.stages:
+            out, stage_codes, cb_loss, commit_loss = stage(residual)
+            residual = residual - out
+            total = total + out
+            codes.append(stage_codes)
+            cb_losses.append(cb_loss)
+            commit_losses.append(commit_loss)
+        return QuantizerOutput(
+            latent=total,
+            codes=torch.stack(codes, dim=1),
+            codebook_loss=torch.stack(cb_losses).sum(),
+            commitment_loss=torch.stack(commit_losses).sum(),
+        )
+
+    def encode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Codes (B, n_codebooks, T) of a latent (B, latent_dim, T)."""
+        residual = latent
+        codes = []
+        for stage in self.stages:
+            stage_codes = stage.nearest(stage.project(residual))
+            residual = residual - stage.out_proj(stage.lookup(stage_codes))
+            codes.append(stage_codes)
+        return torch.stack(codes, dim=1)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Latent (B, latent_dim, T) of codes (B, n_codebooks, T)."""
+        if codes.shape[1] != len(self.stages):
+            raise ValueError(f"expected {len(self.stages)} codebooks, got {codes.shape[1]}")
+        return sum(
+            stage.out_proj(stage.lookup(codes[:, i])) for i, stage in enumerate(self.stages)
+        )

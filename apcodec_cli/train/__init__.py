@@ -1,0 +1,1 @@
+"""Training-side tools of APCodec: corpus building and data packs."""

@@ -1,0 +1,160 @@
+"""Weights files: save, safe load, fingerprint, and where the default weights live.
+
+A weights file is a `torch.save` of a plain dict (loaded with `weights_only=True`):
+
+    {"format": "apcodec-weights", "version": 1,
+     "config": {...CodecConfig fields...},
+     "state_dict": {name: tensor, ...},          # stored in half precision or float32
+     "info": {"trained": bool, "description": str, ...free-form str/int/float...}}
+
+The fingerprint is the first 8 bytes of a SHA-256 over the stored tensors (names, dtypes,
+shapes and bytes, in sorted name order). It is written into every `.apc` file so a decoder
+can refuse codes made by other weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from .config import CodecConfig
+from .model import APCodec
+
+FORMAT = "apcodec-weights"
+VERSION = 1
+ENV_VAR = "APCODEC_WEIGHTS"
+DEFAULT_NAME = "apcodec-48k.pt"
+
+
+class WeightsError(Exception):
+    """A weights file is missing, unreadable or not an apcodec weights file."""
+
+
+def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
+    """8-byte identity of a state dict, independent of the device it lives on."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.digest()[:8]
+
+
+def save(path: str | os.PathLike, model: APCodec, *, trained: bool, half: bool = True,
+         **info: Any) -> bytes:
+    """Write `model` as a weights file; returns its fingerprint.
+
+    Args:
+        path: Destination file.
+        model: The codec to save (weight norm must already be removed).
+        trained: Whether these weights come from training; untrained weights are
+            flagged as such by every command that loads them.
+        half: Store floating-point tensors in float16 (half the size).
+        **info: Extra metadata (str, int, float or bool values), e.g. steps or data.
+    """
+    dtype = torch.float16 if half else torch.float32
+    state = {
+        name: (t.detach().to("cpu", dtype) if t.is_floating_point() else t.detach().cpu())
+        for name, t in model.state_dict().items()
+    }
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": state,
+        "info": {"trained": bool(trained), **info},
+    }
+    tmp = Path(f"{path}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return fingerprint(state)
+
+
+class LoadedWeights:
+    """A model loaded from a weights file, with its provenance.
+
+    Attributes:
+        model: The codec in eval mode, float32, on the requested device.
+        fingerprint: 8-byte identity of the stored weights.
+        info: The file's metadata; `info["trained"]` says whether they were trained.
+        path: Where they were loaded from.
+    """
+
+    def __init__(self, model: APCodec, fingerprint: bytes, info: dict[str, Any], path: Path):
+        self.model = model
+        self.fingerprint = fingerprint
+        self.info = info
+        self.path = path
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.info.get("trained", False))
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedWeights:
+    """Load a weights file safely (no pickle code execution) onto `device`."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"weights file not found: {path}") from None
+    except Exception as exc:  # torch raises many types for a damaged or foreign file
+        raise WeightsError(f"cannot read weights file {path}: {exc}".splitlines()[0]) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WeightsError(f"{path} is not an apcodec weights file")
+    if payload.get("version") != VERSION:
+        raise WeightsError(f"{path}: weights format version {payload.get('version')!r} "
+                           f"is not supported (this apcodec reads version {VERSION})")
+    try:
+        config = CodecConfig.from_dict(payload["config"])
+        model = APCodec(config)
+        state = payload["state_dict"]
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in state.items()})
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise WeightsError(f"{path}: invalid weights: {exc}".splitlines()[0]) from None
+    model.eval().requires_grad_(False).to(device)
+    return LoadedWeights(model, fingerprint(state), dict(payload.get("info", {})), path)
+
+
+def search_paths() -> list[Path]:
+    """Where default weights are looked for, in order.
+
+    The environment variable first, then `weights/` next to the package (a checkout or an
+    editable install), then the data directory a regular `pip install` copies them to.
+    """
+    paths = []
+    if os.environ.get(ENV_VAR):
+        paths.append(Path(os.environ[ENV_VAR]))
+    paths.append(Path(__file__).resolve().parent.parent / "weights" / DEFAULT_NAME)
+    paths.append(Path(sys.prefix) / "share" / "apcodec" / "weights" / DEFAULT_NAME)
+    return paths
+
+
+def default_path() -> Path:
+    """The default weights file; WeightsError saying where it looked when there is none."""
+    if os.environ.get(ENV_VAR):
+        # An explicit setting must not silently fall back to other weights.
+        return Path(os.environ[ENV_VAR])
+    for path in search_paths():
+        if path.is_file():
+            return path
+    looked = ", ".join(str(p) for p in search_paths())
+    raise WeightsError(
+        f"no trained weights are installed (looked in {looked}); "
+        f"pass --weights FILE or set {ENV_VAR}"
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when available; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise WeightsError("--device cuda was asked for but no CUDA device is available")
+    return torch.device(name)
