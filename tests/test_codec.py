@@ -1,0 +1,98 @@
+"""File-level encode/decode: lengths, rates, channels, ranges, weights checks, golden file."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from apcodec_cli.bitstream import ApcReader, WeightsMismatchError, read_apc, write_apc
+from apcodec_cli.codec import Codec
+from apcodec_cli.weights import load
+
+from conftest import make_weights, write_audio
+from golden import GOLDEN_PATH, golden_codes, golden_header
+
+
+def test_stereo_44k_round_trips_with_its_length_and_channels(codec: Codec, tmp_path) -> None:
+    write_audio(tmp_path / "in.wav", 2.1234, rate=44100, channels=2)
+    header = codec.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "x.apc"))
+    assert (header.channels, header.source_sample_rate) == (2, 44100)
+    assert header.source_length == sf.info(tmp_path / "in.wav").frames
+    codec.decode_file(str(tmp_path / "x.apc"), str(tmp_path / "48k.wav"))
+    codec.decode_file(str(tmp_path / "x.apc"), str(tmp_path / "orig.wav"), original_rate=True)
+    info48, info_orig = sf.info(tmp_path / "48k.wav"), sf.info(tmp_path / "orig.wav")
+    assert (info48.samplerate, info48.channels, info48.frames) == (48000, 2, header.coded_length)
+    assert (info_orig.samplerate, info_orig.channels) == (44100, 2)
+    assert info_orig.frames == header.source_length
+
+
+def test_mono_downmix(codec: Codec, tmp_path) -> None:
+    write_audio(tmp_path / "in.flac", 1.0, channels=3)
+    assert codec.encode_file(str(tmp_path / "in.flac"), str(tmp_path / "x.apc"), mono=True).channels == 1
+
+
+def test_file_codes_equal_array_codes(codec: Codec, tmp_path) -> None:
+    audio = write_audio(tmp_path / "in.wav", 3.3, rate=22050, subtype="FLOAT")
+    codec.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "x.apc"))
+    assert np.array_equal(read_apc(str(tmp_path / "x.apc"))[1], codec.encode(audio, 22050))
+
+
+def test_sixty_seconds_cost_at_most_6_1_kbps(codec: Codec, tmp_path) -> None:
+    sf.write(tmp_path / "in.wav", np.zeros(60 * 48000, np.int16), 48000)
+    header = codec.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "x.apc"))
+    size = (tmp_path / "x.apc").stat().st_size
+    # 53-byte header plus the model name, then 60 chunks of 750 code bytes and a 4-byte CRC.
+    assert size == header.file_size == 53 + len("tiny") + 60 * (750 + 4)
+    assert size * 8 / 60 <= 6100
+
+
+@pytest.mark.parametrize("start,duration", [(0.0, 1.0), (1.37, 2.0), (2.9, None), (4.0, 9.0)])
+def test_time_range_equals_the_same_slice_of_a_full_decode(codec: Codec, tmp_path, start, duration) -> None:
+    write_audio(tmp_path / "in.wav", 4.5)
+    codec.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "x.apc"))
+    full, part = io.BytesIO(), io.BytesIO()
+    codec.decode_file(str(tmp_path / "x.apc"), full, subtype="FLOAT")
+    codec.decode_file(str(tmp_path / "x.apc"), part, start=start, duration=duration, subtype="FLOAT")
+    full.seek(0), part.seek(0)
+    whole, piece = sf.read(full)[0], sf.read(part)[0]
+    first = round(start * 48000)
+    expected = whole[first:] if duration is None else whole[first:first + round(duration * 48000)]
+    assert piece.shape == expected.shape
+    np.testing.assert_allclose(piece, expected, atol=1e-4)
+
+
+def test_range_decoding_reads_only_the_chunks_it_needs(codec: Codec, tmp_path, monkeypatch) -> None:
+    write_audio(tmp_path / "in.wav", 6.0)
+    codec.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "x.apc"))
+    read = []
+    original = ApcReader.read_chunk
+    monkeypatch.setattr(ApcReader, "read_chunk", lambda self, i: read.append(i) or original(self, i))
+    codec.decode_file(str(tmp_path / "x.apc"), io.BytesIO(), start=3.2, duration=0.5)
+    assert set(read) <= {2, 3, 4}
+
+
+def test_other_weights_are_refused(codec: Codec, tmp_path) -> None:
+    write_audio(tmp_path / "in.wav", 0.5)
+    codec.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "x.apc"))
+    other = Codec(load(make_weights(tmp_path / "other.pt", seed=1)))
+    with pytest.raises(WeightsMismatchError, match="other weights"):
+        other.decode_file(str(tmp_path / "x.apc"), io.BytesIO())
+
+
+def test_empty_input_gives_an_empty_output(codec: Codec, tmp_path) -> None:
+    sf.write(tmp_path / "in.wav", np.zeros(0, np.int16), 16000)
+    codec.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "x.apc"))
+    codec.decode_file(str(tmp_path / "x.apc"), str(tmp_path / "out.wav"), original_rate=True)
+    assert sf.info(tmp_path / "out.wav").frames == 0
+
+
+def test_golden_file_keeps_decoding_to_the_same_codes() -> None:
+    header, codes = read_apc(str(GOLDEN_PATH))
+    assert header == golden_header()
+    assert np.array_equal(codes, golden_codes())
+    out = io.BytesIO()
+    write_apc(out, golden_header(), golden_codes())
+    assert out.getvalue() == GOLDEN_PATH.read_bytes()
