@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -100,7 +101,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedW
     """Load a weights file safely (no pickle code execution) onto `device`."""
     path = Path(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickles; we refuse them
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise WeightsError(f"weights file not found: {path}") from None
     except Exception as exc:  # torch raises many types for a damaged or foreign file
@@ -123,21 +126,22 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedW
 
 
 def search_paths() -> list[Path]:
-    """Where default weights are looked for, in order.
+    """Where the installed default weights are looked for, in order.
 
-    The environment variable first, then `weights/` next to the package (a checkout or an
-    editable install), then the data directory a regular `pip install` copies them to.
+    `weights/` next to the package (a checkout or an editable install), then the data
+    directory that a regular `pip install` copies them to.
     """
-    paths = []
-    if os.environ.get(ENV_VAR):
-        paths.append(Path(os.environ[ENV_VAR]))
-    paths.append(Path(__file__).resolve().parent.parent / "weights" / DEFAULT_NAME)
-    paths.append(Path(sys.prefix) / "share" / "apcodec" / "weights" / DEFAULT_NAME)
-    return paths
+    return [
+        Path(__file__).resolve().parent.parent / "weights" / DEFAULT_NAME,
+        Path(sys.prefix) / "share" / "apcodec" / "weights" / DEFAULT_NAME,
+    ]
 
 
 def default_path() -> Path:
-    """The default weights file; WeightsError saying where it looked when there is none."""
+    """The default weights: $APCODEC_WEIGHTS if set, else the first installed file.
+
+    Raises WeightsError, saying where it looked, when no weights are installed.
+    """
     if os.environ.get(ENV_VAR):
         # An explicit setting must not silently fall back to other weights.
         return Path(os.environ[ENV_VAR])

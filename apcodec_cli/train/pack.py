@@ -149,7 +149,7 @@ def write_pack(corpus_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, A
         hours[e["category"]] += e["frames"] / SAMPLE_RATE / 3600
     index = {"format": PACK_FORMAT, "sample_rate": SAMPLE_RATE, "codec": "opus", "kbps": kbps,
              "gap_frames": GAP_FRAMES, "files": {n: (pack_dir / n).stat().st_size for n, _ in shards},
-             "hours": {k: round(v, 4) for k, v in sorted(hours.items())}, "segments": segments}
+             "hours": {k: round(v, 6) for k, v in sorted(hours.items())}, "segments": segments}
     (pack_dir / INDEX_NAME).write_text(json.dumps(index, indent=1))
     return index
 

@@ -1,0 +1,189 @@
+"""Training hyper-parameters: one frozen dataclass, its loss weights and named presets.
+
+A run records `TrainConfig.to_dict()` in full (codec included) next to its log, and a
+resumed run keeps the configuration it started with.
+
+Two choices differ from the published recipe on purpose:
+
+* Segments are 8000 samples, not 7960: our framing (see `spectral.py`) needs a multiple of
+  320 samples; 8000 samples give the same 200 STFT frames and 25 latent frames that 7960
+  samples give with the reference's framing.
+* The data is a stream of random crops, so an "epoch" (the unit of the learning-rate decay)
+  is defined as `steps_per_epoch` steps: 2500 by default, about one pass over the ~40 000
+  VCTK training utterances at batch 16, as in the reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Mapping
+
+from ..config import CodecConfig, get_preset
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """Weights of the generator and discriminator loss terms (published values).
+
+    Generator total = amplitude*L_A + phase*L_P + spectral*(L_C + real_imag*(L_R + L_I))
+    + GAN + FM + mel*(L1 + MSE of log-mel) + codebook*L_cb + commitment*L_commit, where every
+    adversarial term (generator, discriminator, feature matching) is MPD + mrd*MRD.
+    """
+
+    amplitude: float = 45.0
+    phase: float = 100.0
+    spectral: float = 20.0
+    real_imag: float = 2.25
+    mel: float = 45.0
+    codebook: float = 10.0
+    commitment: float = 2.5
+    mrd: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a training run computes.
+
+    Attributes:
+        name: Preset name, recorded in the exported weights.
+        codec: The codec being trained.
+        loss: Loss weights.
+        segment: Samples per training crop (a multiple of codec.samples_per_frame).
+        batch_size: Crops per step, over all processes together.
+        steps: Total optimiser steps of the run.
+        lr: Initial learning rate of both AdamW optimisers.
+        betas: AdamW betas.
+        weight_decay: AdamW weight decay (torch's default; the paper gives none).
+        lr_decay: Learning-rate factor applied once per epoch.
+        steps_per_epoch: Steps that count as one epoch for `lr_decay`.
+        gan_start: Step at which the discriminators join (0: from the start, as published).
+        mpd_channels: Channels of the five 2-D convolutions of each period discriminator.
+        mrd_channels: Channels of the resolution discriminators.
+        gain_db: Range of the random gain applied to each crop, in dB.
+        silence_db: Crops quieter than this RMS (dBFS) are redrawn where possible.
+        bf16: Use bfloat16 autocast for the networks on CUDA (spectra and losses stay fp32).
+        seed: Seed of the initial weights and of the data order.
+        log_every: Steps between log records.
+        val_every: Steps between validations (0: never).
+        save_every: Steps between saved states.
+        val_clips: Validation clips scored at each validation.
+        val_seconds: Length of each validation clip (rounded down to whole latent frames).
+    """
+
+    name: str = "reference"
+    codec: CodecConfig = get_preset("apcodec-48k")
+    loss: LossWeights = LossWeights()
+    segment: int = 8000
+    batch_size: int = 16
+    steps: int = 1_000_000
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    weight_decay: float = 0.01
+    lr_decay: float = 0.999
+    steps_per_epoch: int = 2500
+    gan_start: int = 0
+    mpd_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)
+    mrd_channels: int = 64
+    gain_db: tuple[float, float] = (-20.0, 0.0)
+    silence_db: float = -60.0
+    bf16: bool = True
+    seed: int = 0
+    log_every: int = 100
+    val_every: int = 5000
+    save_every: int = 2000
+    val_clips: int = 16
+    val_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.segment % self.codec.samples_per_frame:
+            raise ValueError(f"segment {self.segment} is not a multiple of "
+                             f"{self.codec.samples_per_frame} samples")
+        if len(self.mpd_channels) != 5:
+            raise ValueError("mpd_channels must list five channel counts")
+        if self.gain_db[0] > self.gain_db[1]:
+            raise ValueError("gain_db must be (low, high)")
+        for field in ("batch_size", "steps", "steps_per_epoch", "log_every", "save_every"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready dict of every field, nested configs included."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """Build from a (possibly partial) dict; unknown keys are an error."""
+        return _build(cls, values)
+
+    def override(self, assignments: Mapping[str, str]) -> "TrainConfig":
+        """Copy with `KEY=VALUE` style changes; dotted keys reach nested configs.
+
+        Values are parsed as JSON where possible (numbers, booleans, lists), else as strings,
+        e.g. {"batch_size": "8", "codec.dim": "128", "mpd_channels": "[8,16,32,64,64]"}.
+        """
+        values = self.to_dict()
+        for key, text in assignments.items():
+            *parents, leaf = key.split(".")
+            target = values
+            for part in parents:
+                if not isinstance(target.get(part), dict):
+                    raise ValueError(f"unknown configuration key: {key}")
+                target = target[part]
+            if leaf not in target:
+                raise ValueError(f"unknown configuration key: {key}")
+            target[leaf] = _parse(text)
+        return TrainConfig.from_dict(values)
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _build(cls: type, values: Mapping[str, Any]) -> Any:
+    """Instantiate dataclass `cls` from a dict, recursing into nested dataclass fields."""
+    if cls is CodecConfig:
+        return CodecConfig.from_dict(values)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name) if name in ("codec", "loss") else None
+        if dataclasses.is_dataclass(default):
+            value = _build(type(default), value)
+        elif isinstance(value, list):
+            value = tuple(value)  # JSON has no tuples; the dataclass stays hashable
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+#: A lighter codec for CPU training, chosen by measurement (see the training notes).
+SMALL_CODEC = get_preset("apcodec-48k").replace(
+    name="apcodec-48k-small", dim=128, hidden_dim=256, n_blocks=4, encoder_out_dim=64)
+
+#: Named presets. "reference" is the published recipe.
+PRESETS: dict[str, TrainConfig] = {
+    "reference": TrainConfig(),
+    "cpu": TrainConfig(
+        name="cpu", codec=SMALL_CODEC, batch_size=8, gan_start=20_000,
+        mpd_channels=(16, 64, 128, 256, 256), mrd_channels=32, log_every=20,
+        val_every=1000, save_every=500, val_clips=8),
+    "tiny": TrainConfig(
+        name="tiny", codec=get_preset("tiny"), segment=1600, batch_size=2, steps=20,
+        mpd_channels=(4, 8, 8, 8, 8), mrd_channels=4, log_every=1, val_every=0,
+        save_every=10, val_clips=2, val_seconds=0.1),
+}
+
+
+def get_train_preset(name: str) -> TrainConfig:
+    """The training preset called `name`, with a helpful error listing the others."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown training preset {name!r}; "
+                         f"known: {', '.join(sorted(PRESETS))}") from None

@@ -1,0 +1,73 @@
+"""Weights files: safe loading, fingerprints, discovery, devices."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from apcodec_cli import weights
+from apcodec_cli.config import get_preset
+from apcodec_cli.model import APCodec
+
+from conftest import make_weights
+
+
+def test_save_load_round_trip_in_half_precision(tmp_path) -> None:
+    model = APCodec(get_preset("tiny"))
+    fp = weights.save(tmp_path / "w.pt", model, trained=True, steps=123)
+    loaded = weights.load(tmp_path / "w.pt")
+    assert loaded.fingerprint == fp and loaded.trained and loaded.info["steps"] == 123
+    assert loaded.model.config == model.config and not loaded.model.training
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[name], tensor.half().float())
+
+
+def test_fingerprint_changes_with_any_weight(tmp_path) -> None:
+    a = weights.load(make_weights(tmp_path / "a.pt", seed=0)).fingerprint
+    assert a == weights.load(make_weights(tmp_path / "b.pt", seed=0)).fingerprint
+    assert a != weights.load(make_weights(tmp_path / "c.pt", seed=1)).fingerprint
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_foreign_and_damaged_files_are_refused_without_running_code(tmp_path, capsys) -> None:
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(_Evil()))
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"\0" * 100)
+    for name, message in [("evil.pt", "cannot read"), ("other.pt", "not an apcodec"),
+                          ("junk.pt", "cannot read"), ("missing.pt", "not found")]:
+        with pytest.raises(weights.WeightsError, match=message):
+            weights.load(tmp_path / name)
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_config_that_does_not_match_the_state_is_refused(tmp_path) -> None:
+    weights.save(tmp_path / "w.pt", APCodec(get_preset("tiny")), trained=False)
+    payload = torch.load(tmp_path / "w.pt", weights_only=True)
+    payload["config"]["dim"] = 24
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(weights.WeightsError, match="invalid weights"):
+        weights.load(tmp_path / "bad.pt")
+
+
+def test_default_path_prefers_the_environment_and_says_where_it_looked(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(weights.ENV_VAR, str(tmp_path / "mine.pt"))
+    assert weights.default_path() == tmp_path / "mine.pt"
+    monkeypatch.delenv(weights.ENV_VAR)
+    monkeypatch.setattr(weights, "search_paths", lambda: [tmp_path / "none.pt"])
+    with pytest.raises(weights.WeightsError, match="no trained weights are installed"):
+        weights.default_path()
+
+
+def test_device_resolution() -> None:
+    assert weights.resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert weights.resolve_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(weights.WeightsError, match="no CUDA device"):
+            weights.resolve_device("cuda")
