@@ -44,8 +44,8 @@ def _open(source: str | BinaryIO) -> sf.SoundFile:
     try:
         return sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        name = source if isinstance(source, str) else "input"
-        raise AudioError(f"cannot read {name} as audio: {exc}".splitlines()[0]) from None
+        detail = getattr(exc, "error_string", None) or str(exc).splitlines()[0]
+        raise AudioError(f"cannot read as audio: {detail.rstrip('.')}") from None
 
 
 def probe(source: str | BinaryIO) -> AudioInfo:

@@ -78,6 +78,9 @@ def plan_jobs(sources: Sequence[str], output: str, extensions: frozenset[str], n
     mirrored recursively (`a/b.wav` becomes `output/a/b.apc`) over files with `extensions`.
     """
     out = Path(output)
+    missing = [s for s in sources if s != "-" and not Path(s).exists()]
+    if missing:
+        raise PlanError(f"no such file or folder: {missing[0]}")
     if len(sources) == 1 and not Path(sources[0]).is_dir() and not out.is_dir():
         return [Job(sources[0], output)]
     if output == "-" or "-" in sources:
@@ -90,10 +93,8 @@ def plan_jobs(sources: Sequence[str], output: str, extensions: frozenset[str], n
             for path in _tree(source, extensions):
                 rel = path.relative_to(source)
                 pairs.append((rel.as_posix(), path, out / rel.with_suffix(new_suffix)))
-        elif source.exists():
-            pairs.append((source.name, source, out / source.with_suffix(new_suffix).name))
         else:
-            raise PlanError(f"no such file or folder: {source}")
+            pairs.append((source.name, source, out / source.with_suffix(new_suffix).name))
     if shard is not None:
         pairs = [p for p in pairs if in_shard(p[0], shard)]
     return [Job(str(src), str(dst)) for _, src, dst in pairs]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from typing import Any, Mapping
 
 from ..config import CodecConfig, get_preset
@@ -147,19 +148,25 @@ def _build(cls: type, values: Mapping[str, Any]) -> Any:
     """Instantiate dataclass `cls` from a dict, recursing into nested dataclass fields."""
     if cls is CodecConfig:
         return CodecConfig.from_dict(values)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
     if unknown:
         raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
-    kwargs = {}
-    for name, value in values.items():
-        default = getattr(cls(), name) if name in ("codec", "loss") else None
-        if dataclasses.is_dataclass(default):
-            value = _build(type(default), value)
-        elif isinstance(value, list):
-            value = tuple(value)  # JSON has no tuples; the dataclass stays hashable
-        kwargs[name] = value
-    return cls(**kwargs)
+    return cls(**{name: _coerce(name, hints[name], value) for name, value in values.items()})
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """Check `value` against the field's type; JSON lists become tuples, ints floats."""
+    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+        return _build(hint, value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, list):
+        value = tuple(value)  # JSON has no tuples; the dataclass stays hashable
+    kind = typing.get_origin(hint) or hint
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"configuration key {name} must be of type {hint}, got {value!r}")
+    return value
 
 
 #: A lighter codec for CPU training, chosen by measurement (see the training notes).

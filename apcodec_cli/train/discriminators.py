@@ -1,0 +1,130 @@
+"""Multi-period (MPD) and multi-resolution STFT (MRD) discriminators, as in the recipe.
+
+Both take waveforms (B, 1, T) and return a `DiscriminatorOutput`: one logit map per
+sub-discriminator and the feature maps of every layer, used by the hinge and
+feature-matching losses. Every convolution trains with weight normalisation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+#: Published sub-discriminators: periods of the MPD, (n_fft, hop, win) of the MRD.
+PERIODS = (2, 3, 5, 7, 11)
+RESOLUTIONS = ((512, 20, 160), (1024, 40, 320), (2048, 80, 640))
+_SLOPE = 0.1  # leaky ReLU slope
+
+
+@dataclasses.dataclass
+class DiscriminatorOutput:
+    """Logits (one tensor per sub-discriminator) and their layers' feature maps."""
+
+    logits: list[torch.Tensor]
+    features: list[list[torch.Tensor]]
+
+    def halves(self) -> tuple["DiscriminatorOutput", "DiscriminatorOutput"]:
+        """Split a pass over cat([a, b]) along the batch into the outputs for a and for b."""
+        first = DiscriminatorOutput([x.chunk(2)[0] for x in self.logits],
+                                    [[x.chunk(2)[0] for x in fs] for fs in self.features])
+        second = DiscriminatorOutput([x.chunk(2)[1] for x in self.logits],
+                                     [[x.chunk(2)[1] for x in fs] for fs in self.features])
+        return first, second
+
+
+class ConvStack2d(nn.Module):
+    """2-D convolutions with leaky ReLU, then a 1-channel output convolution."""
+
+    def __init__(self, layers: list[nn.Conv2d], post: nn.Conv2d) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(weight_norm(layer) for layer in layers)
+        self.post = weight_norm(post)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, 1, H, W) -> (logits (B, H' * W'), feature maps of every layer)."""
+        features = []
+        for layer in self.layers:
+            x = F.leaky_relu(layer(x), _SLOPE)
+            features.append(x)
+        x = self.post(x)
+        features.append(x)
+        return x.flatten(1), features
+
+
+def _period_stack(channels: tuple[int, ...]) -> ConvStack2d:
+    """HiFi-GAN period discriminator body: kernel 5 along time, stride 3 in the first four."""
+    widths = (1,) + tuple(channels)
+    layers = [nn.Conv2d(c_in, c_out, (5, 1), (3 if i < 4 else 1, 1), padding=(2, 0))
+              for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:]))]
+    return ConvStack2d(layers, nn.Conv2d(widths[-1], 1, (3, 1), padding=(1, 0)))
+
+
+def _resolution_stack(channels: int) -> ConvStack2d:
+    """Spectrogram discriminator body: kernel 3 (freq) x 9 (time), time stride 2 in three."""
+    layers = [nn.Conv2d(1, channels, (3, 9), padding=(1, 4))]
+    layers += [nn.Conv2d(channels, channels, (3, 9), (1, 2), padding=(1, 4)) for _ in range(3)]
+    layers.append(nn.Conv2d(channels, channels, (3, 3), padding=(1, 1)))
+    return ConvStack2d(layers, nn.Conv2d(channels, 1, (3, 3), padding=(1, 1)))
+
+
+class MultiPeriodDiscriminator(nn.Module):
+    """Folds the waveform into `period` columns and judges it with 2-D convolutions."""
+
+    def __init__(self, channels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.stacks = nn.ModuleList(_period_stack(channels) for _ in PERIODS)
+
+    def forward(self, wav: torch.Tensor) -> DiscriminatorOutput:
+        logits, features = [], []
+        for period, stack in zip(PERIODS, self.stacks):
+            pad = -wav.shape[-1] % period
+            x = F.pad(wav, (0, pad), mode="reflect")
+            x = x.view(x.shape[0], 1, -1, period)  # (B, 1, T / period, period)
+            logit, maps = stack(x)
+            logits.append(logit)
+            features.append(maps)
+        return DiscriminatorOutput(logits, features)
+
+
+class MultiResolutionDiscriminator(nn.Module):
+    """Judges STFT magnitude spectrograms at three resolutions."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.stacks = nn.ModuleList(_resolution_stack(channels) for _ in RESOLUTIONS)
+        for i, (_, _, win) in enumerate(RESOLUTIONS):
+            self.register_buffer(f"window{i}", torch.hann_window(win), persistent=False)
+
+    def magnitude(self, wav: torch.Tensor, i: int) -> torch.Tensor:
+        """(B, 1, T) -> (B, 1, n_fft // 2 + 1, frames) magnitude, computed in float32."""
+        n_fft, hop, win = RESOLUTIONS[i]
+        with torch.autocast(wav.device.type, enabled=False):
+            spec = torch.stft(wav.float().squeeze(1), n_fft, hop, win,
+                              window=getattr(self, f"window{i}"), center=True,
+                              return_complex=True)
+            return spec.abs().unsqueeze(1)
+
+    def forward(self, wav: torch.Tensor) -> DiscriminatorOutput:
+        logits, features = [], []
+        for i, stack in enumerate(self.stacks):
+            logit, maps = stack(self.magnitude(wav, i))
+            logits.append(logit)
+            features.append(maps)
+        return DiscriminatorOutput(logits, features)
+
+
+class Discriminators(nn.Module):
+    """The MPD and the MRD together: one module, one optimiser."""
+
+    def __init__(self, mpd_channels: tuple[int, ...], mrd_channels: int) -> None:
+        super().__init__()
+        self.mpd = MultiPeriodDiscriminator(mpd_channels)
+        self.mrd = MultiResolutionDiscriminator(mrd_channels)
+
+    def forward(self, wav: torch.Tensor) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
+        """(B, 1, T) -> (MPD output, MRD output)."""
+        return self.mpd(wav), self.mrd(wav)

@@ -1,0 +1,137 @@
+"""Losses of the APCodec recipe: spectra, phase, consistency, mel, adversarial.
+
+Spectra are (B, n_bins, F) float32 tensors, waveforms (B, 1, T). Every function returns a
+scalar tensor; `generator_loss` combines them with the published weights into `GeneratorLosses`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .. import spectral
+from ..config import CodecConfig
+from ..model import CodecOutput
+from .config import LossWeights
+from .discriminators import DiscriminatorOutput
+
+
+def anti_wrap(x: torch.Tensor) -> torch.Tensor:
+    """|x - 2π·round(x / 2π)|: the distance of a phase error from the nearest multiple of 2π."""
+    return torch.abs(x - 2 * math.pi * torch.round(x / (2 * math.pi)))
+
+
+def phase_losses(phase: torch.Tensor, phase_hat: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Anti-wrapped instantaneous-phase, group-delay and phase-time-difference losses.
+
+    Args:
+        phase, phase_hat: (B, n_bins, F) true and decoded phase spectra.
+
+    Returns:
+        (L_IP, L_GD, L_PTD): mean anti-wrapped error of the phase itself, of its difference
+        between adjacent frequency bins, and of its difference between adjacent frames.
+    """
+    error = phase - phase_hat
+    instantaneous = anti_wrap(error).mean()
+    group_delay = anti_wrap(torch.diff(error, dim=1)).mean()
+    time_difference = anti_wrap(torch.diff(error, dim=2)).mean()
+    return instantaneous, group_delay, time_difference
+
+
+def consistency_loss(spec_hat: torch.Tensor, config: CodecConfig) -> torch.Tensor:
+    """Mean squared distance between a decoded spectrum and the STFT of its own iSTFT.
+
+    Zero exactly when `spec_hat` (B, n_bins, F) complex is the STFT of some waveform.
+    """
+    respec = spectral.stft(spectral.istft(spec_hat, config), config)
+    return (respec - spec_hat).abs().square().mean()
+
+
+def mel_losses(mel: torch.Tensor, mel_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L1, MSE) between two log-mel spectrograms."""
+    return F.l1_loss(mel_hat, mel), F.mse_loss(mel_hat, mel)
+
+
+def discriminator_hinge(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Hinge loss of one discriminator family, summed over its sub-discriminators."""
+    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real, fake))
+
+
+def generator_hinge(fake: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Adversarial hinge loss of the generator, summed over sub-discriminators."""
+    return sum(F.relu(1 - f).mean() for f in fake)
+
+
+def feature_matching(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> torch.Tensor:
+    """L1 between the feature maps of real and decoded audio, summed over all layers."""
+    return sum(F.l1_loss(f, r.detach())
+               for r_maps, f_maps in zip(real.features, fake.features)
+               for r, f in zip(r_maps, f_maps))
+
+
+@dataclasses.dataclass
+class GeneratorLosses:
+    """Named terms of the generator loss (scalars); `total` is what is minimised."""
+
+    total: torch.Tensor
+    amplitude: torch.Tensor
+    phase_ip: torch.Tensor
+    phase_gd: torch.Tensor
+    phase_ptd: torch.Tensor
+    consistency: torch.Tensor
+    real: torch.Tensor
+    imag: torch.Tensor
+    mel_l1: torch.Tensor
+    mel_l2: torch.Tensor
+    codebook: torch.Tensor
+    commitment: torch.Tensor
+    adversarial: torch.Tensor
+    feature: torch.Tensor
+
+    def items(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """(name, value) pairs of every term, `total` first."""
+        for field in dataclasses.fields(self):
+            yield field.name, getattr(self, field.name)
+
+
+@dataclasses.dataclass
+class Targets:
+    """Spectra of the true waveform the generator is scored against, float32.
+
+    Attributes:
+        log_amp: (B, n_bins, F) log-amplitude.
+        phase: (B, n_bins, F) wrapped phase.
+        spec: (B, n_bins, F) complex STFT.
+        mel: (B, n_mels, frames) log-mel spectrogram.
+    """
+
+    log_amp: torch.Tensor
+    phase: torch.Tensor
+    spec: torch.Tensor
+    mel: torch.Tensor
+
+
+def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
+                   adversarial: torch.Tensor, feature: torch.Tensor,
+                   config: CodecConfig, weights: LossWeights) -> GeneratorLosses:
+    """Weighted sum of every generator term (adversarial terms already MPD + w·MRD)."""
+    spec_hat = spectral.spectrum(out.log_amp.float(), out.phase.float())
+    ip, gd, ptd = phase_losses(target.phase, out.phase.float())
+    amplitude = F.mse_loss(out.log_amp.float(), target.log_amp)
+    consistency = consistency_loss(spec_hat, config)
+    real = F.l1_loss(spec_hat.real, target.spec.real)
+    imag = F.l1_loss(spec_hat.imag, target.spec.imag)
+    mel_l1, mel_l2 = mel_losses(target.mel, mel_hat)
+    q = out.quantized
+    w = weights
+    total = (w.amplitude * amplitude + w.phase * (ip + gd + ptd)
+             + w.spectral * (consistency + w.real_imag * (real + imag))
+             + adversarial + feature + w.mel * (mel_l1 + mel_l2)
+             + w.codebook * q.codebook_loss + w.commitment * q.commitment_loss)
+    return GeneratorLosses(total, amplitude, ip, gd, ptd, consistency, real, imag, mel_l1,
+                           mel_l2, q.codebook_loss, q.commitment_loss, adversarial, feature)
