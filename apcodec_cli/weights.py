@@ -29,7 +29,7 @@ from .model import APCodec
 FORMAT = "apcodec-weights"
 VERSION = 1
 ENV_VAR = "APCODEC_WEIGHTS"
-DEFAULT_NAME = "apcodec-48k.pt"
+DEFAULT_NAME = "apcodec.pt"
 
 
 class WeightsError(Exception):

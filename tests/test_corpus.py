@@ -28,7 +28,8 @@ def audio_folder(tmp_path: Path) -> Path:
     tone = _sine(3.0, 44100)
     sf.write(root / "sine.wav", np.stack([tone, tone], axis=1), 44100)
     rng = np.random.default_rng(0)
-    sf.write(root / "silent.flac", (1e-4 * rng.standard_normal(2 * 44100)).astype(np.float32), 44100)
+    hiss = (1e-4 * rng.standard_normal(2 * 44100)).astype(np.float32)  # -80 dBFS
+    sf.write(root / "silent.flac", hiss, 44100)
     music = np.concatenate([_sine(10, SR, 440), np.zeros(10 * SR, np.float32), _sine(10, SR, 660)])
     music += (0.01 * rng.standard_normal(len(music))).astype(np.float32) * (music != 0)
     sf.write(root / "nested" / "deeper" / "gap.ogg", music, SR, format="OGG", subtype="VORBIS")
@@ -57,7 +58,8 @@ def test_decode_reads_zip_members_and_mixes_stems(tmp_path: Path) -> None:
     member = f"{tmp_path / 'music.pk3'}{corpus.ARCHIVE_SEP}music/a.wav"
     x, rate = corpus.decode_mono(member)
     assert rate == 22050 and len(x) == SR
-    mixed, _ = corpus.decode_source(corpus.Source("p/a", (member, str(tmp_path / "a.wav")), "p", "music"))
+    stems = corpus.Source("p/a", (member, str(tmp_path / "a.wav")), "p", "music")
+    mixed, _ = corpus.decode_source(stems)
     assert np.max(np.abs(mixed)) == pytest.approx(1.0, abs=1e-6)  # 1.6 peak scaled back to 1
     assert corpus.measure_bandwidth(x, rate) <= 11025
 
@@ -96,7 +98,8 @@ def built(audio_folder: Path, tmp_path: Path) -> tuple[Path, list[dict]]:
     return out, corpus.read_manifest(manifest)
 
 
-def test_manifest_fields_and_segment_files(built: tuple[Path, list[dict]], audio_folder: Path) -> None:
+def test_manifest_fields_and_segment_files(built: tuple[Path, list[dict]],
+                                           audio_folder: Path) -> None:
     out, rows = built
     assert len(rows) == 3  # sine (3 s) + two halves of gap.ogg
     fields = {"path", "source", "package", "category", "split", "start", "duration", "rms_db",
@@ -109,28 +112,34 @@ def test_manifest_fields_and_segment_files(built: tuple[Path, list[dict]], audio
         assert info.frames == round(row["duration"] * SR)
     sine = next(r for r in rows if r["source"] == "user_audio/sine.wav")
     assert sine["source_rate"] == 44100 and sine["bandwidth_hz"] <= 22050
-    assert sine["duration"] == pytest.approx(3.0) and sine["rms_db"] == pytest.approx(-15.05, abs=0.1)
+    assert sine["duration"] == pytest.approx(3.0)
+    assert sine["rms_db"] == pytest.approx(-15.05, abs=0.1)
     again = corpus.process_source(corpus.folder_sources(audio_folder, "speech")[-1], out)
     assert again["status"] == "cached"
 
 
 def test_pack_round_trip(built: tuple[Path, list[dict]], tmp_path: Path) -> None:
     out, rows = built
-    rows = [{**r, "split": "train"} for r in rows]
-    chosen = pack.select_segments(rows, {"speech": 1.0})
-    assert len(chosen) == 3
+    rows = [{**r, "split": "validation" if r["duration"] < 5 else "train"} for r in rows]
+    chosen = (pack.select_segments(rows, {"speech": 1.0})
+              + pack.select_segments(rows, {"speech": 1.0}, "validation"))
+    assert sorted(r["duration"] for r in chosen) == [3.0, 10.0, 10.0]
     index = pack.write_pack(out, chosen, tmp_path / "pack", kbps=64)
-    assert index["files"] and all((tmp_path / "pack" / n).exists() for n in index["files"])
-    assert sum(index["hours"].values()) * 3600 == pytest.approx(23.0, abs=0.01)
-    reread = pack.read_pack_index(tmp_path / "pack")
+    assert sorted(index["files"]) == ["speech_train_00.opus", "speech_validation_00.opus"]
+    assert index["hours"]["speech/train"] * 3600 == pytest.approx(20.0, abs=0.01)
+    assert index["hours"]["speech/validation"] * 3600 == pytest.approx(3.0, abs=0.01)
+    seen = 0
     for entry, audio in pack.iter_pack(tmp_path / "pack"):
+        seen += 1
         assert len(audio) == entry["frames"] == round(entry["duration"] * SR)
-        single = pack.read_pack_segment(tmp_path / "pack", entry)
-        np.testing.assert_array_equal(single, audio)
+        assert entry["split"] in entry["file"]
+        np.testing.assert_array_equal(pack.read_pack_segment(tmp_path / "pack", entry), audio)
         reference, _ = sf.read(out / entry["segment"], dtype="float32")
         snr = 10 * np.log10(np.sum(reference**2) / np.sum((reference - audio) ** 2))
         assert snr > 15  # aligned and close: Opus at 64 kbit/s on tones
-    assert len(reread["segments"]) == 3
+    assert seen == 3
     quality = pack.measure_pack_quality(out, tmp_path / "pack")
-    assert quality["segments"] == 3 and 0 <= quality["all"]["lsd_db_0_16k"] < 20
-    assert pack.write_pack(out, chosen, tmp_path / "pack", kbps=64) == reread  # reused, not re-encoded
+    assert quality["segments"] == 3 and 0 <= quality["all"]["lsd_db_floor60"] < 10
+    reread = pack.read_pack_index(tmp_path / "pack")
+    again = pack.write_pack(out, chosen, tmp_path / "pack", kbps=64)
+    assert again == reread  # the existing pack is reused, not encoded again

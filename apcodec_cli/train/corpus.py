@@ -196,7 +196,9 @@ def decode_source(source: Source, quality: str = "HQ") -> tuple[np.ndarray, int]
 
 def rms_db(x: np.ndarray) -> float:
     """RMS level in dBFS (a full-scale square wave is 0 dB)."""
-    return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-12)) if len(x) else -120.0
+    if not len(x):
+        return -120.0
+    return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
 
 
 def frame_db(x: np.ndarray, frame: int = FRAME) -> np.ndarray:
@@ -223,7 +225,8 @@ def measure_bandwidth(x: np.ndarray, source_rate: int, threshold_db: float = -90
     n = len(x) // n_fft
     if n == 0:
         return float(nominal)
-    frames = x[: n * n_fft].reshape(n, n_fft)[np.unique(np.linspace(0, n - 1, min(n, max_frames)).astype(int))]
+    picks = np.unique(np.linspace(0, n - 1, min(n, max_frames)).astype(int))
+    frames = x[: n * n_fft].reshape(n, n_fft)[picks]
     power = np.mean(np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)) ** 2, axis=0)
     bands = power[: n_fft // 2].reshape(-1, band).mean(axis=1)
     if bands.max() <= 0:
@@ -240,7 +243,8 @@ def plan_segments(x: np.ndarray, params: SegmentParams) -> list[tuple[int, int, 
         return []
     margin = int(0.1 * SAMPLE_RATE)
     first, last = max(0, loud[0] * FRAME - margin), min(len(x), (loud[-1] + 1) * FRAME + margin)
-    length, min_length = round(params.segment_seconds * SAMPLE_RATE), round(params.min_seconds * SAMPLE_RATE)
+    length = round(params.segment_seconds * SAMPLE_RATE)
+    min_length = round(params.min_seconds * SAMPLE_RATE)
     kept = []
     for index, start in enumerate(range(first, last, length)):
         end = min(start + length, last)
@@ -252,8 +256,8 @@ def plan_segments(x: np.ndarray, params: SegmentParams) -> list[tuple[int, int, 
 
 
 def _safe(key: str) -> str:
-    parts = [re.sub(r"[^A-Za-z0-9._+-]", "_", p) for p in key.split("/") if p not in ("", ".", "..")]
-    return "/".join(parts)
+    parts = key.split("/")
+    return "/".join(re.sub(r"[^A-Za-z0-9._+-]", "_", p) for p in parts if p not in ("", ".", ".."))
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:
@@ -278,7 +282,8 @@ def process_source(source: Source, out_dir: str | os.PathLike[str],
         old = json.loads(sidecar.read_text())
         if (old.get("params") == settings and old.get("paths") == list(source.paths)
                 and all((out_dir / r["path"]).exists() for r in old["rows"])):
-            return {"key": source.key, "status": "cached", "rows": old["rows"], "seconds": old["seconds"]}
+            return {"key": source.key, "status": "cached", "rows": old["rows"],
+                    "seconds": old["seconds"]}
         for row in old.get("rows", []):
             (out_dir / row["path"]).unlink(missing_ok=True)
     try:
@@ -297,18 +302,22 @@ def process_source(source: Source, out_dir: str | os.PathLike[str],
         os.replace(tmp, path)
         rows.append({"path": path.relative_to(out_dir).as_posix(), "source": source.key,
                      "package": source.package, "category": source.category,
-                     "start": round(start / SAMPLE_RATE, 3), "duration": round((end - start) / SAMPLE_RATE, 3),
+                     "start": round(start / SAMPLE_RATE, 3),
+                     "duration": round((end - start) / SAMPLE_RATE, 3),
                      "rms_db": round(rms_db(x[start:end]), 2), "source_rate": rate,
                      "bandwidth_hz": bandwidth})
     seconds = len(x) / SAMPLE_RATE
-    _write_json_atomic(sidecar, {"key": source.key, "package": source.package, "category": source.category,
-                                 "paths": list(source.paths), "params": settings, "seconds": seconds, "rows": rows})
+    _write_json_atomic(sidecar, {"key": source.key, "package": source.package,
+                                 "category": source.category, "paths": list(source.paths),
+                                 "params": settings, "seconds": seconds, "rows": rows})
     return {"key": source.key, "status": "done", "rows": rows, "seconds": seconds}
 
 
-def load_sidecars(out_dir: str | os.PathLike[str], params: SegmentParams | None = None) -> list[dict[str, Any]]:
+def load_sidecars(out_dir: str | os.PathLike[str],
+                  params: SegmentParams | None = None) -> list[dict[str, Any]]:
     """All source sidecars of a corpus folder (only those built with ``params`` when given)."""
-    sidecars = [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "segments").rglob("*.json"))]
+    paths = sorted((Path(out_dir) / "segments").rglob("*.json"))
+    sidecars = [json.loads(p.read_text()) for p in paths]
     if params is not None:
         sidecars = [s for s in sidecars if s.get("params") == dataclasses.asdict(params)]
     return sidecars
@@ -319,7 +328,8 @@ def dedupe_sources(sources: Iterable[Source]) -> tuple[list[Source], list[Source
     seen: set[str] = set()
     kept, dropped = [], []
     for source in sorted(sources, key=lambda s: s.key):
-        digest = hashlib.sha1(b"".join(hashlib.sha1(read_bytes(p)).digest() for p in source.paths)).hexdigest()
+        digests = b"".join(hashlib.sha1(read_bytes(p)).digest() for p in source.paths)
+        digest = hashlib.sha1(digests).hexdigest()
         (dropped if digest in seen else kept).append(source)
         seen.add(digest)
     return kept, dropped

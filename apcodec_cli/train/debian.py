@@ -25,7 +25,8 @@ def _apt(args: Sequence[str]) -> bool:
 
 def is_installed(name: str) -> bool:
     """Whether a Debian package is installed."""
-    result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True)
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", name],
+                            capture_output=True, text=True)
     return result.returncode == 0 and result.stdout.strip().endswith("installed")
 
 
@@ -57,17 +58,22 @@ def debian_sources(name: str, spec: Package | None = None) -> list[Source]:
     """
     spec = spec or DEBIAN_PACKAGES[name]
     pattern = re.compile(spec.include) if spec.include else None
-    keep = lambda path: is_audio_name(path) and (pattern is None or pattern.search(path))  # noqa: E731
+
+    def keep(path: str) -> bool:
+        return is_audio_name(path) and (pattern is None or bool(pattern.search(path)))
+
     if spec.archive:
         with zipfile.ZipFile(spec.archive) as zf:
             members = sorted(m for m in zf.namelist() if not m.endswith("/") and keep(m))
-        return [Source(f"{name}/{m}", (f"{spec.archive}{ARCHIVE_SEP}{m}",), name, spec.category) for m in members]
+        return [Source(f"{name}/{m}", (f"{spec.archive}{ARCHIVE_SEP}{m}",), name, spec.category)
+                for m in members]
     files = sorted(f for f in package_files(name) if keep(f))
     if not files:
         return []
     root = os.path.commonpath([os.path.dirname(f) for f in files])
     if not spec.stems:
-        return [Source(f"{name}/{os.path.relpath(f, root)}", (f,), name, spec.category) for f in files]
+        return [Source(f"{name}/{os.path.relpath(f, root)}", (f,), name, spec.category)
+                for f in files]
     folders: dict[str, list[str]] = defaultdict(list)
     for f in files:
         if os.path.basename(f) in spec.stems:

@@ -59,17 +59,18 @@ def mel_losses(mel: torch.Tensor, mel_hat: torch.Tensor) -> tuple[torch.Tensor, 
 
 def discriminator_hinge(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> torch.Tensor:
     """Hinge loss of one discriminator family, summed over its sub-discriminators."""
-    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real, fake))
+    return sum(F.relu(1 - r.float()).mean() + F.relu(1 + f.float()).mean()
+               for r, f in zip(real, fake))
 
 
 def generator_hinge(fake: Sequence[torch.Tensor]) -> torch.Tensor:
     """Adversarial hinge loss of the generator, summed over sub-discriminators."""
-    return sum(F.relu(1 - f).mean() for f in fake)
+    return sum(F.relu(1 - f.float()).mean() for f in fake)
 
 
 def feature_matching(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> torch.Tensor:
     """L1 between the feature maps of real and decoded audio, summed over all layers."""
-    return sum(F.l1_loss(f, r.detach())
+    return sum(F.l1_loss(f.float(), r.detach().float())
                for r_maps, f_maps in zip(real.features, fake.features)
                for r, f in zip(r_maps, f_maps))
 

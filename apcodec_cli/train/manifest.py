@@ -60,11 +60,13 @@ def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def summarize(rows: Iterable[Mapping[str, Any]], by: Sequence[str] = ("category", "split")) -> dict[str, dict[str, float]]:
+def summarize(rows: Iterable[Mapping[str, Any]],
+              by: Sequence[str] = ("category", "split")) -> dict[str, dict[str, float]]:
     """Hours and segment counts grouped by the given row fields ("music/train": {...})."""
     table: dict[str, dict[str, float]] = defaultdict(lambda: {"hours": 0.0, "segments": 0})
     for row in rows:
         cell = table["/".join(str(row[k]) for k in by)]
         cell["hours"] += row["duration"] / 3600
         cell["segments"] += 1
-    return {k: {"hours": round(v["hours"], 3), "segments": v["segments"]} for k, v in sorted(table.items())}
+    return {k: {"hours": round(v["hours"], 3), "segments": v["segments"]}
+            for k, v in sorted(table.items())}

@@ -1,10 +1,11 @@
 """Compact training pack: chosen corpus segments re-encoded as Ogg Opus, with a JSON index.
 
-A pack is a folder with a few ``CATEGORY_NN.opus`` files (mono, 48 kHz) and ``index.json``.
-Segments are written one after another with ``gap_frames`` of digital silence between them
-(so codec frames never straddle two segments); each index entry gives its file, ``offset`` and
-``frames`` in samples, plus the manifest fields. soundfile (libsndfile >= 1.1) reads and seeks
-Ogg Opus sample-exactly, so nothing else is needed to read a pack back::
+A pack is a folder with a few ``CATEGORY_SPLIT_NN.opus`` files (mono, 48 kHz) and
+``index.json``. Segments are written one after another with ``gap_frames`` of digital silence
+between them (so codec frames never straddle two segments); each index entry gives its
+``file``, ``offset`` and ``frames`` in samples, plus the manifest fields (``split`` included: a
+pack holds training segments and, optionally, a few validation ones). soundfile (libsndfile
+>= 1.1) reads and seeks Ogg Opus sample-exactly, so nothing else is needed to read it back::
 
     index = read_pack_index("data/pack")
     audio = read_pack_segment("data/pack", index["segments"][0])
@@ -30,7 +31,8 @@ from .corpus import SAMPLE_RATE
 INDEX_NAME = "index.json"
 PACK_FORMAT = "apcodec-pack-1"
 GAP_FRAMES = 960
-_META = ("source", "package", "category", "start", "duration", "rms_db", "source_rate", "bandwidth_hz")
+_META = ("source", "package", "category", "split", "start", "duration", "rms_db",
+         "source_rate", "bandwidth_hz")
 
 
 def opus_compression_level(kbps: float) -> float:
@@ -52,7 +54,7 @@ def _order(path: str) -> str:
 
 def select_segments(rows: Sequence[Mapping[str, Any]], budgets: Mapping[str, float],
                     split: str = "train", min_bandwidth_hz: float = 0.0) -> list[dict[str, Any]]:
-    """Choose segments for a pack: per category up to its budget in hours.
+    """Choose the segments of one split for a pack: per category up to its budget in hours.
 
     Within a category, packages take turns (the one with the fewest seconds so far goes next),
     so every package gets about the same time; each package's segments come in the order of a
@@ -66,7 +68,7 @@ def select_segments(rows: Sequence[Mapping[str, Any]], budgets: Mapping[str, flo
                     and row["bandwidth_hz"] >= min_bandwidth_hz):
                 queues[row["package"]].append(row)
         for queue in queues.values():
-            queue.sort(key=lambda r: _order(r["path"]), reverse=True)  # pop() takes the smallest.
+            queue.sort(key=lambda r: _order(r["path"]), reverse=True)  # pop() takes the smallest
         heap = [(0.0, name) for name in sorted(queues)]
         total = 0.0
         while heap and total < hours * 3600:
@@ -93,12 +95,32 @@ def _write_shard(job: tuple[str, list[dict[str, Any]]], corpus_dir: Path, pack_d
             f.write(gap)
             offset += GAP_FRAMES
             f.write(audio)
-            entries.append({"file": name, "offset": offset, "frames": len(audio), "segment": row["path"],
-                            **{k: row[k] for k in _META if k in row}})
+            entries.append({"file": name, "offset": offset, "frames": len(audio),
+                            "segment": row["path"], **{k: row[k] for k in _META if k in row}})
             offset += len(audio)
         f.write(gap)
     os.replace(tmp, pack_dir / name)
     return entries
+
+
+def _shards(rows: Sequence[Mapping[str, Any]], shard_hours: float
+            ) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Group rows into files "CATEGORY_SPLIT_NN.opus" of at most ``shard_hours``."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["category"], row.get("split", "train"))].append(dict(row))
+    shards = []
+    for (category, split), members in sorted(groups.items()):
+        parts: list[list[dict[str, Any]]] = [[]]
+        seconds = 0.0
+        for row in members:
+            if parts[-1] and seconds >= shard_hours * 3600:
+                parts.append([])
+                seconds = 0.0
+            parts[-1].append(row)
+            seconds += row["duration"]
+        shards += [(f"{category}_{split}_{i:02d}.opus", part) for i, part in enumerate(parts)]
+    return shards
 
 
 def write_pack(corpus_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]],
@@ -111,15 +133,16 @@ def write_pack(corpus_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, A
         rows: Manifest rows to pack (see `select_segments`).
         pack_dir: Output folder (created).
         kbps: Opus target bitrate (VBR).
-        shard_hours: Most audio in one .opus file; shards never mix categories.
-        jobs: Shards encoded in parallel.
+        shard_hours: Most audio in one .opus file; a file holds one category and one split.
+        jobs: Files encoded in parallel.
 
     Returns:
         The index (also written to ``pack_dir/index.json``).
     """
     corpus_dir, pack_dir = Path(corpus_dir), Path(pack_dir)
     pack_dir.mkdir(parents=True, exist_ok=True)
-    wanted = [r["path"] for r in rows]
+    shards = _shards(rows, shard_hours)
+    wanted = [r["path"] for _, part in shards for r in part]
     if (pack_dir / INDEX_NAME).exists():
         old = read_pack_index(pack_dir)
         if (old.get("kbps") == kbps and [e["segment"] for e in old["segments"]] == wanted
@@ -128,15 +151,6 @@ def write_pack(corpus_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, A
             return old
         for name in old.get("files", {}):
             (pack_dir / name).unlink(missing_ok=True)
-    shards: list[tuple[str, list[dict[str, Any]]]] = []
-    for category in sorted({r["category"] for r in rows}):
-        seconds = 0.0
-        for row in (r for r in rows if r["category"] == category):
-            if not shards or not shards[-1][0].startswith(category + "_") or seconds >= shard_hours * 3600:
-                shards.append((f"{category}_{sum(s[0].startswith(category + '_') for s in shards):02d}.opus", []))
-                seconds = 0.0
-            shards[-1][1].append(dict(row))
-            seconds += row["duration"]
     work = partial(_write_shard, corpus_dir=corpus_dir, pack_dir=pack_dir, kbps=kbps)
     if jobs > 1 and len(shards) > 1:
         with Pool(min(jobs, len(shards))) as pool:
@@ -146,9 +160,10 @@ def write_pack(corpus_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, A
     segments = [e for part in results for e in part]
     hours: dict[str, float] = defaultdict(float)
     for e in segments:
-        hours[e["category"]] += e["frames"] / SAMPLE_RATE / 3600
+        hours[f"{e['category']}/{e.get('split', 'train')}"] += e["frames"] / SAMPLE_RATE / 3600
     index = {"format": PACK_FORMAT, "sample_rate": SAMPLE_RATE, "codec": "opus", "kbps": kbps,
-             "gap_frames": GAP_FRAMES, "files": {n: (pack_dir / n).stat().st_size for n, _ in shards},
+             "gap_frames": GAP_FRAMES,
+             "files": {n: (pack_dir / n).stat().st_size for n, _ in shards},
              "hours": {k: round(v, 6) for k, v in sorted(hours.items())}, "segments": segments}
     (pack_dir / INDEX_NAME).write_text(json.dumps(index, indent=1))
     return index
@@ -161,16 +176,15 @@ def read_pack_index(pack_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def read_pack_segment(pack_dir: str | os.PathLike[str], entry: Mapping[str, Any]) -> np.ndarray:
     """Decode one segment of a pack (float32, mono, 48 kHz) with soundfile."""
-    audio, _ = sf.read(Path(pack_dir) / entry["file"], start=entry["offset"], frames=entry["frames"],
-                       dtype="float32")
+    audio, _ = sf.read(Path(pack_dir) / entry["file"], start=entry["offset"],
+                       frames=entry["frames"], dtype="float32")
     return audio
 
 
 def iter_pack(pack_dir: str | os.PathLike[str]) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
     """Yield (index entry, audio) for every segment, decoding each file once."""
-    index = read_pack_index(pack_dir)
     by_file: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for entry in index["segments"]:
+    for entry in read_pack_index(pack_dir)["segments"]:
         by_file[entry["file"]].append(entry)
     for name, entries in by_file.items():
         audio, _ = sf.read(Path(pack_dir) / name, dtype="float32")
@@ -194,13 +208,14 @@ def log_spectral_distance(reference: np.ndarray, test: np.ndarray, max_hz: float
     scale = (window.sum() / 2) ** 2
     bins = n_fft // 2 + 1 if max_hz is None else int(max_hz * n_fft / SAMPLE_RATE) + 1
 
+    def frames(x: np.ndarray) -> np.ndarray:
+        return np.lib.stride_tricks.sliding_window_view(x[:n].astype(np.float64), n_fft)[::hop]
+
     def spectrum(x: np.ndarray) -> np.ndarray:
-        frames = np.lib.stride_tricks.sliding_window_view(x[:n].astype(np.float64), n_fft)[::hop]
-        power = np.abs(np.fft.rfft(frames * window, axis=1)[:, :bins]) ** 2 / scale
+        power = np.abs(np.fft.rfft(frames(x) * window, axis=1)[:, :bins]) ** 2 / scale
         return 10 * np.log10(np.maximum(power, 10 ** (floor_db / 10)))
 
-    frames = np.lib.stride_tricks.sliding_window_view(reference[:n].astype(np.float64), n_fft)[::hop]
-    active = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12) > silence_db
+    active = 10 * np.log10(np.mean(frames(reference) ** 2, axis=1) + 1e-12) > silence_db
     if not active.any():
         return float("nan")
     diff = spectrum(reference)[active] - spectrum(test)[active]
@@ -208,25 +223,34 @@ def log_spectral_distance(reference: np.ndarray, test: np.ndarray, max_hz: float
 
 
 def measure_pack_quality(corpus_dir: str | os.PathLike[str], pack_dir: str | os.PathLike[str],
-                         max_segments: int = 200) -> dict[str, Any]:
-    """Log-spectral distance of pack audio against the FLAC segments, on evenly spread segments.
+                         per_category: int = 100) -> dict[str, Any]:
+    """Log-spectral distance of pack audio against its FLAC segments.
+
+    Measured on up to ``per_category`` segments of each category, evenly spread in the index.
 
     Returns:
-        Mean LSD in dB over the full band, below 16 kHz and below 20 kHz (Opus stops at 20 kHz),
-        overall and per category, and the number of segments measured.
+        Mean LSD in dB, overall ("all") and per category: over the full band and below 16 kHz
+        with spectra floored at -100 dB (every quiet bin counts), and over the full band
+        floored at -60 dB re full scale ("lsd_db_floor60": only the audible part of the
+        spectrum counts); plus the number of segments measured.
     """
-    segments = read_pack_index(pack_dir)["segments"]
-    picks = sorted(set(np.linspace(0, len(segments) - 1, min(max_segments, len(segments))).astype(int)))
-    bands = {"lsd_db": None, "lsd_db_0_16k": 16000.0, "lsd_db_0_20k": 20000.0}
+    by_category: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry in read_pack_index(pack_dir)["segments"]:
+        by_category[entry["category"]].append(entry)
+    picks = [entries[i] for entries in by_category.values()
+             for i in sorted(set(np.linspace(0, len(entries) - 1,
+                                             min(per_category, len(entries))).astype(int)))]
+    bands = {"lsd_db": (None, -100.0), "lsd_db_0_16k": (16000.0, -100.0),
+             "lsd_db_floor60": (None, -60.0)}
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for i in picks:
-        entry = segments[i]
+    for entry in picks:
         reference, _ = sf.read(Path(corpus_dir) / entry["segment"], dtype="float32")
         decoded = read_pack_segment(pack_dir, entry)
-        for name, max_hz in bands.items():
-            lsd = log_spectral_distance(reference, decoded, max_hz=max_hz)
+        for name, (max_hz, floor_db) in bands.items():
+            lsd = log_spectral_distance(reference, decoded, max_hz=max_hz, floor_db=floor_db)
             if np.isfinite(lsd):
                 values["all"][name].append(lsd)
                 values[entry["category"]][name].append(lsd)
-    return {"segments": len(picks),
-            **{group: {k: round(float(np.mean(v)), 3) for k, v in d.items()} for group, d in values.items()}}
+    return {"segments": len(picks), **{group: {k: round(float(np.mean(v)), 3)
+                                               for k, v in d.items()}
+                                       for group, d in sorted(values.items())}}

@@ -1,0 +1,68 @@
+"""Measure training speed: steps per second of a preset, with and without discriminators.
+
+    python -m apcodec_cli.train.benchmark --preset cpu --set batch_size=16 --steps 5
+
+Prints one JSON line per measurement. Batches are random noise of the preset's shape, so
+only the compute is measured (the data pipeline is not).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+
+import click
+import torch
+
+from .cli import parse_assignments
+from .config import get_train_preset
+from .distributed import Process
+from .trainer import Trainer
+
+
+def measure(trainer: Trainer, wav: torch.Tensor, steps: int, warmup: int) -> float:
+    """Steps per second of `trainer` on a fixed batch, after `warmup` untimed steps."""
+    for _ in range(warmup):
+        trainer.step(wav)
+    sync = torch.cuda.synchronize if wav.device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.step(wav)
+    sync()
+    return steps / (time.perf_counter() - start)
+
+
+@click.command()
+@click.option("--preset", default="reference")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--steps", type=click.IntRange(min=1), default=5)
+@click.option("--warmup", type=click.IntRange(min=0), default=2)
+@click.option("--device", default="cpu")
+@click.option("--threads", type=click.IntRange(min=0), default=0)
+def main(preset: str, overrides: tuple[str, ...], steps: int, warmup: int, device: str,
+         threads: int) -> None:
+    """Print steps/s of PRESET with discriminators ("gan") and without ("no_gan")."""
+    if threads:
+        torch.set_num_threads(threads)
+    config = get_train_preset(preset).override(parse_assignments(overrides))
+    wav = 0.1 * torch.randn(config.batch_size, 1, config.segment, device=device)
+    for mode, gan_start in (("no_gan", 10**9), ("gan", 0)):
+        trainer = Trainer(config.override({"gan_start": str(gan_start)}),
+                          Process(0, 1, torch.device(device)))
+        rate = measure(trainer, wav, steps, warmup)
+        codec = sum(p.numel() for p in trainer.codec.parameters())
+        disc = sum(p.numel() for p in trainer.disc.parameters())
+        click.echo(json.dumps({
+            "preset": preset, "overrides": list(overrides), "mode": mode,
+            "device": device, "threads": torch.get_num_threads(),
+            "batch": config.batch_size, "segment": config.segment,
+            "codec_params_m": round(codec / 1e6, 2), "disc_params_m": round(disc / 1e6, 2),
+            "steps_per_s": round(rate, 4),
+            "audio_s_per_s": round(rate * config.batch_size * config.segment / 48_000, 3),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Training state on disk (resumable runs) and export of the trained codec as a weights file.
+
+`state.pt` is a `torch.save` of plain containers and tensors, readable with
+`weights_only=True`:
+
+    {"format": "apcodec-train-state", "version": 1, "step": int,
+     "config": TrainConfig.to_dict(), "generator": state dict (weight-normed),
+     "discriminators": ..., "opt_g": ..., "opt_d": ..., "sched_g": ..., "sched_d": ...,
+     "rng": {"cpu": ByteTensor, "cuda": [ByteTensor, ...]}}
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import weight_norm
+
+from .. import weights
+from ..model import APCodec
+
+FORMAT = "apcodec-train-state"
+VERSION = 1
+STATE_NAME = "state.pt"
+
+
+class StateError(Exception):
+    """A training state file that is missing or not one of ours."""
+
+
+def apply_weight_norm(model: APCodec) -> APCodec:
+    """Reparametrise the codec's weight-normed layers in place, as training wants them."""
+    for layer in model.weight_norm_layers():
+        weight_norm(layer)
+    return model
+
+
+def remove_weight_norm(model: APCodec) -> APCodec:
+    """Fold the weight norm back into plain weights in place (the inference layout)."""
+    for layer in model.weight_norm_layers():
+        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+    return model
+
+
+def save_state(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write a training state atomically (a crash never leaves a half-written file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a training state safely onto the CPU."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise StateError(f"no training state to resume: {path}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise StateError(f"{path} is not an apcodec training state")
+    if payload.get("version") != VERSION:
+        raise StateError(f"{path}: training state version {payload.get('version')!r} "
+                         f"is not supported (expected {VERSION})")
+    return payload
+
+
+def rng_state() -> dict[str, Any]:
+    """The global torch RNG states (CPU and every CUDA device)."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned (CUDA states only where devices exist)."""
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def initialise(codec: APCodec, path: str | os.PathLike) -> bytes:
+    """Load a weights file into a weight-normed training codec (a warm start).
+
+    Returns:
+        The fingerprint of the weights file.
+    """
+    loaded = weights.load(path)
+    if loaded.model.config != codec.config:
+        raise StateError(f"{path} holds a {loaded.model.config.name!r} codec whose "
+                         f"configuration differs from the run's {codec.config.name!r}")
+    codec.load_state_dict(apply_weight_norm(loaded.model).state_dict())
+    return loaded.fingerprint
+
+
+def export(path: str | os.PathLike, generator: APCodec, **info: Any) -> bytes:
+    """Write the generator (weight norm folded, half precision) as a weights file.
+
+    The training generator is left untouched: a fresh copy is built from its state.
+
+    Returns:
+        The fingerprint of the written weights.
+    """
+    model = apply_weight_norm(APCodec(generator.config))
+    model.load_state_dict(generator.state_dict())
+    return weights.save(path, remove_weight_norm(model).eval(), trained=True, **info)

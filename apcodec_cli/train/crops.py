@@ -1,0 +1,141 @@
+"""Random training crops with gain augmentation, drawn the same way from memory or disk.
+
+The crops of a step depend only on (seed, rank, step): a `CropPlan` picks, for every batch
+slot, a few candidate (clip, offset) pairs (clips chosen in proportion to their length) and
+a gain. The first candidate louder than the silence threshold is used (the first one when
+all are silent). Two sources carry a plan out and give identical batches:
+
+* `ResidentCrops` holds the whole training set as one int16 tensor (on the GPU, say) and
+  gathers the crops there: no host work per step beyond drawing the small plan.
+* `StreamCrops` reads the candidates from the files in DataLoader worker processes, for
+  data larger than memory.
+
+Because a batch is a function of the step, a resumed run sees exactly the batches the
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .data import Clip, read_clip, read_window
+
+CANDIDATES = 4  # candidate crops per slot, to skip near-silent ones
+PEAK = 0.99  # gain never pushes a crop's peak above this
+
+
+@dataclasses.dataclass
+class CropPlan:
+    """Candidates (B, CANDIDATES) of clip indices and offsets, and gains (B,) in dB."""
+
+    clips: torch.Tensor
+    offsets: torch.Tensor
+    gain_db: torch.Tensor
+
+
+class CropPlanner:
+    """Draws the crop plan of any step, deterministically."""
+
+    def __init__(self, lengths: Sequence[int], segment: int, batch: int,
+                 gain_db: tuple[float, float], seed: int, rank: int = 0) -> None:
+        self.lengths = torch.tensor(lengths, dtype=torch.int64)
+        self.segment, self.batch, self.gain_db = segment, batch, gain_db
+        self.seed, self.rank = seed, rank
+
+    def plan(self, step: int) -> CropPlan:
+        """The plan of `step` (CPU tensors)."""
+        g = torch.Generator().manual_seed((self.seed << 40) + (self.rank << 32) + step)
+        clips = torch.multinomial(self.lengths.double(), self.batch * CANDIDATES,
+                                  replacement=True, generator=g).view(self.batch, CANDIDATES)
+        room = (self.lengths[clips] - self.segment).clamp(min=0) + 1
+        offsets = (torch.rand(clips.shape, generator=g, dtype=torch.float64) * room).long()
+        low, high = self.gain_db
+        gain = low + (high - low) * torch.rand(self.batch, generator=g)
+        return CropPlan(clips, offsets, gain)
+
+
+def finish(candidates: torch.Tensor, gain_db: torch.Tensor, silence_db: float) -> torch.Tensor:
+    """Pick the first non-silent candidate of each slot and apply its gain.
+
+    Args:
+        candidates: (B, CANDIDATES, S) float32 crops.
+        gain_db: (B,) gains in dB.
+
+    Returns:
+        (B, 1, S) training batch.
+    """
+    rms = candidates.square().mean(-1).clamp(min=1e-12).sqrt()
+    loud = (20 * torch.log10(rms) >= silence_db).float()
+    pick = loud.argmax(dim=1)  # first loud candidate, or 0 when none is
+    x = candidates[torch.arange(candidates.shape[0], device=candidates.device), pick]
+    gain = torch.pow(10.0, gain_db.to(x) / 20)
+    gain = torch.minimum(gain, PEAK / x.abs().amax(-1).clamp(min=1e-9))
+    return (x * gain[:, None]).unsqueeze(1)
+
+
+class ResidentCrops:
+    """The training set as one int16 tensor on `device`; crops gathered there."""
+
+    def __init__(self, clips: Sequence[Clip], planner: CropPlanner, silence_db: float,
+                 device: torch.device, threads: int = 2) -> None:
+        with ThreadPoolExecutor(threads) as pool:  # decoding releases the GIL
+            arrays = list(pool.map(read_clip, clips))
+        audio = np.concatenate([np.round(a * 32768).clip(-32768, 32767) for a in arrays])
+        self.audio = torch.from_numpy(audio.astype(np.int16)).to(device)
+        lengths = torch.tensor([a.size for a in arrays], dtype=torch.int64)
+        self.starts = (torch.cumsum(lengths, 0) - lengths).to(device)
+        self.lengths = lengths.to(device)
+        self.planner, self.silence_db, self.device = planner, silence_db, device
+
+    def batch(self, step: int) -> torch.Tensor:
+        """(B, 1, segment) crops of `step`, on the device."""
+        plan = self.planner.plan(step)
+        clips = plan.clips.to(self.device, non_blocking=True)
+        offsets = plan.offsets.to(self.device, non_blocking=True)
+        time = torch.arange(self.planner.segment, device=self.device)
+        inside = time < (self.lengths[clips] - offsets)[..., None]  # zero past a clip's end
+        index = (self.starts[clips] + offsets)[..., None] + time
+        samples = self.audio[index.clamp(max=self.audio.numel() - 1)]
+        candidates = samples.float().mul_(inside) / 32768
+        return finish(candidates, plan.gain_db, self.silence_db)
+
+    def batches(self, start: int, stop: int) -> Iterator[torch.Tensor]:
+        """Batches of steps start..stop-1."""
+        return (self.batch(step) for step in range(start, stop))
+
+
+def _ignore_interrupts(worker_id: int) -> None:
+    """Workers leave Ctrl-C to the main process, which stops the run cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class StreamCrops(Dataset):
+    """Map-style dataset whose item `step` is the batch of that step, read from disk."""
+
+    def __init__(self, clips: Sequence[Clip], planner: CropPlanner, silence_db: float,
+                 workers: int = 2) -> None:
+        self.clips, self.planner, self.silence_db = list(clips), planner, silence_db
+        self.workers = workers
+
+    def __getitem__(self, step: int) -> torch.Tensor:
+        plan = self.planner.plan(step)
+        segment = self.planner.segment
+        candidates = torch.from_numpy(np.stack([
+            np.stack([read_window(self.clips[c], o, segment) for c, o in zip(cs, os)])
+            for cs, os in zip(plan.clips.tolist(), plan.offsets.tolist())]))
+        return finish(candidates, plan.gain_db, self.silence_db)
+
+    def batches(self, start: int, stop: int, pin_memory: bool = False) -> Iterator[torch.Tensor]:
+        """Batches of steps start..stop-1, prepared ahead by worker processes."""
+        loader = DataLoader(self, batch_size=None, sampler=range(start, stop),
+                            num_workers=self.workers, pin_memory=pin_memory,
+                            prefetch_factor=4 if self.workers else None,
+                            worker_init_fn=_ignore_interrupts)
+        return iter(loader)

@@ -1,0 +1,176 @@
+"""One optimisation step of the APCodec GAN, and everything it updates.
+
+`Trainer` owns the generator (the codec, weight-normed), the discriminators, their AdamW
+optimisers and learning-rate schedules; `step(wav)` runs a discriminator update then a
+generator update; `state_dict()` / `load_state_dict()` make a run resumable exactly.
+
+Precision: with bf16 on CUDA the networks run under bfloat16 autocast, while the STFT,
+the vector quantizer's nearest-neighbour search, the iSTFT and all losses stay float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any, ContextManager
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from .. import spectral
+from ..model import APCodec, CodecOutput
+from .checkpoint import apply_weight_norm
+from .config import TrainConfig
+from .discriminators import Discriminators
+from .distributed import Process
+from .losses import (GeneratorLosses, Targets, discriminator_hinge, feature_matching,
+                     generator_hinge, generator_loss)
+from .mel import LogMel
+
+
+class Generator(nn.Module):
+    """The codec's training pass with explicit precision regions (see module docstring)."""
+
+    def __init__(self, codec: APCodec, bf16: bool) -> None:
+        super().__init__()
+        self.codec = codec
+        self.bf16 = bf16
+
+    def autocast(self, device: torch.device) -> ContextManager:
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def forward(self, log_amp: torch.Tensor, phase: torch.Tensor) -> CodecOutput:
+        """True spectra (B, n_bins, F) -> decoded spectra and waveform (float32)."""
+        with self.autocast(log_amp.device):
+            latent = self.codec.encoder(log_amp, phase)
+        quantized = self.codec.quantizer(latent.float())
+        with self.autocast(log_amp.device):
+            log_amp_hat, phase_hat = self.codec.decoder(quantized.latent)
+        log_amp_hat, phase_hat = log_amp_hat.float(), phase_hat.float()
+        wav = spectral.synthesise(log_amp_hat, phase_hat, self.codec.config)
+        return CodecOutput(log_amp_hat, phase_hat, wav, quantized)
+
+
+@dataclasses.dataclass
+class StepResult:
+    """Losses of one step: the generator's terms and the discriminators' loss (0 before
+    `gan_start`)."""
+
+    generator: GeneratorLosses
+    discriminator: torch.Tensor
+
+
+class Trainer:
+    """Generator, discriminators, optimisers and schedules of one run."""
+
+    def __init__(self, config: TrainConfig, process: Process) -> None:
+        torch.manual_seed(config.seed)  # the same initial weights on every process
+        device = process.device
+        self.config, self.process = config, process
+        self.codec = apply_weight_norm(APCodec(config.codec)).to(device)
+        self.disc = Discriminators(config.mpd_channels, config.mrd_channels).to(device)
+        self.log_mel = LogMel(config.codec.sample_rate).to(device)
+        bf16 = config.bf16 and device.type == "cuda"
+        self.generator = Generator(self.codec, bf16)
+        self.g_net = self._parallel(self.generator)
+        self.d_net = self._parallel(self.disc)
+        self.opt_g, self.sched_g = self._optimiser(self.codec)
+        self.opt_d, self.sched_d = self._optimiser(self.disc)
+        self.step_count = 0
+
+    def _parallel(self, module: nn.Module) -> nn.Module:
+        if not self.process.distributed:
+            return module
+        ids = [self.process.device.index] if self.process.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    def _optimiser(self, module: nn.Module) -> tuple[torch.optim.Optimizer, Any]:
+        c = self.config
+        opt = torch.optim.AdamW(module.parameters(), lr=c.lr, betas=c.betas,
+                                weight_decay=c.weight_decay)
+        return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=c.lr_decay)
+
+    @property
+    def lr(self) -> float:
+        return self.opt_g.param_groups[0]["lr"]
+
+    def targets(self, wav: torch.Tensor) -> Targets:
+        """Float32 spectra of the true waveform (B, 1, T)."""
+        spec = spectral.stft(wav, self.config.codec)
+        return Targets(torch.log(spec.abs() + spectral.LOG_FLOOR), torch.angle(spec), spec,
+                       self.log_mel(wav))
+
+    def step(self, wav: torch.Tensor) -> StepResult:
+        """One discriminator update (once the GAN has started) then one generator update."""
+        target = self.targets(wav)
+        out = self.g_net(target.log_amp, target.phase)
+        gan = self.step_count >= self.config.gan_start
+        loss_d = (self._discriminator_step(wav, out.wav) if gan
+                  else torch.zeros((), device=wav.device))
+        losses = self._generator_step(wav, out, target, gan)
+        self.step_count += 1
+        if self.step_count % self.config.steps_per_epoch == 0:
+            self.sched_g.step()
+            self.sched_d.step()
+        return StepResult(losses, loss_d)
+
+    def _judge(self, net: nn.Module, wav: torch.Tensor, wav_hat: torch.Tensor) -> tuple:
+        """Discriminate real and decoded audio in one pass: ((mpd real, fake), (mrd ...))."""
+        with self.generator.autocast(wav.device):
+            mpd, mrd = net(torch.cat([wav, wav_hat]))
+        return mpd.halves(), mrd.halves()
+
+    def _discriminator_step(self, wav: torch.Tensor, wav_hat: torch.Tensor) -> torch.Tensor:
+        (mpd_r, mpd_f), (mrd_r, mrd_f) = self._judge(self.d_net, wav, wav_hat.detach())
+        loss = (discriminator_hinge(mpd_r.logits, mpd_f.logits)
+                + self.config.loss.mrd * discriminator_hinge(mrd_r.logits, mrd_f.logits))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return loss.detach()
+
+    def _generator_step(self, wav: torch.Tensor, out: CodecOutput, target: Targets,
+                        gan: bool) -> GeneratorLosses:
+        w = self.config.loss
+        adversarial = feature = torch.zeros((), device=wav.device)
+        # The generator's pass uses the bare discriminators with frozen weights: no
+        # discriminator gradients, and no DDP synchronisation of them.
+        frozen = self._frozen(self.disc) if gan else contextlib.nullcontext()
+        with frozen:
+            if gan:
+                (mpd_r, mpd_f), (mrd_r, mrd_f) = self._judge(self.disc, wav, out.wav)
+                adversarial = generator_hinge(mpd_f.logits) + w.mrd * generator_hinge(mrd_f.logits)
+                feature = feature_matching(mpd_r, mpd_f) + w.mrd * feature_matching(mrd_r, mrd_f)
+            losses = generator_loss(out, target, self.log_mel(out.wav), adversarial, feature,
+                                    self.config.codec, w)
+            self.opt_g.zero_grad(set_to_none=True)
+            losses.total.backward()
+        self.opt_g.step()
+        return losses
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _frozen(module: nn.Module):
+        module.requires_grad_(False)
+        try:
+            yield
+        finally:
+            module.requires_grad_(True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights, optimisers, schedules, step."""
+        return {"step": self.step_count, "generator": self.codec.state_dict(),
+                "discriminators": self.disc.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (tensors may be on any device)."""
+        self.codec.load_state_dict(state["generator"])
+        self.disc.load_state_dict(state["discriminators"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.step_count = int(state["step"])

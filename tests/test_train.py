@@ -1,0 +1,153 @@
+"""Training runs on the tiny preset: loss goes down, resume is exact, export loads (CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+from apcodec_cli import weights
+from apcodec_cli.train.checkpoint import STATE_NAME, apply_weight_norm, initialise, \
+    load_state, remove_weight_norm
+from apcodec_cli.train.cli import train
+from apcodec_cli.train.config import get_train_preset
+from apcodec_cli.train.crops import PEAK, CropPlanner, ResidentCrops, StreamCrops
+from apcodec_cli.train.data import find_clips
+from apcodec_cli.train.distributed import Process
+from apcodec_cli.train.loop import RunOptions, run
+from apcodec_cli.train.trainer import Trainer
+from apcodec_cli.model import APCodec
+
+TINY = get_train_preset("tiny")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and threads spin badly on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five loud 48 kHz mono clips of 0.5 s and one silent clip."""
+    root = tmp_path_factory.mktemp("audio")
+    rng = np.random.default_rng(0)
+    t = np.arange(24_000) / 48_000
+    for i in range(5):
+        x = 0.5 * np.sin(2 * np.pi * (200 + 100 * i) * t) + 0.05 * rng.standard_normal(t.size)
+        sf.write(root / f"clip{i}.flac", x.astype(np.float32), 48_000, subtype="PCM_16")
+    sf.write(root / "silence.flac", np.zeros(24_000, np.float32), 48_000, subtype="PCM_16")
+    return root
+
+
+def _sources(data_dir: Path, batch: int = 4, step_seed: int = 0):
+    clips = [c for c in find_clips(data_dir) if c.split == "train"]
+    planner = CropPlanner([c.frames for c in clips], 1600, batch, (-20.0, 0.0), step_seed)
+    return (ResidentCrops(clips, planner, -60.0, torch.device("cpu")),
+            StreamCrops(clips, planner, -60.0, workers=0))
+
+
+def test_crops_are_deterministic_loud_and_the_same_from_memory_or_disk(data_dir: Path) -> None:
+    resident, stream = _sources(data_dir, batch=8)
+    a, b = resident.batch(3), stream[3]
+    assert a.shape == (8, 1, 1600)
+    assert torch.equal(a, b) and torch.equal(a, resident.batch(3))
+    assert not torch.equal(a, resident.batch(4))
+    assert a.abs().amax() <= PEAK + 1e-6
+    rms_db = 20 * torch.log10(a.square().mean(-1).sqrt())
+    assert torch.all(rms_db > -60)  # the silent clip is always skipped here
+
+
+def test_tiny_training_lowers_the_loss_on_a_fixed_batch() -> None:
+    trainer = Trainer(TINY, Process(0, 1, torch.device("cpu")))
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(TINY.segment) / 48_000
+    wav = 0.3 * torch.sin(2 * math.pi * 440 * t) + 0.05 * torch.randn(2, 1, TINY.segment,
+                                                                       generator=g)
+    totals = [trainer.step(wav).generator.total.item() for _ in range(6)]
+    assert totals[-1] < 0.95 * totals[0]
+    assert all(b < a for a, b in zip(totals, totals[1:]))
+
+
+def _options(data_dir: Path, run_dir: Path, **changes) -> RunOptions:
+    return RunOptions(data_dir, run_dir, workers=0, quiet=True, device="cpu", **changes)
+
+
+def _losses(run_dir: Path) -> dict[int, dict]:
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    return {r["step"]: {k: v for k, v in r.items() if k.startswith("loss_")}
+            for r in records if r["event"] == "train"}
+
+
+def test_resume_equals_uninterrupted_run(data_dir: Path, tmp_path: Path) -> None:
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    run(TINY, _options(data_dir, whole, max_steps=4))
+    first = run(TINY, _options(data_dir, parts, max_steps=2))
+    assert first.step == 2 and first.reason == "done"
+    second = run(None, _options(data_dir, parts, max_steps=4, resume=True))
+    assert second.step == 4
+    a, b = load_state(whole / STATE_NAME), load_state(parts / STATE_NAME)
+    assert a["step"] == b["step"] == 4
+    for key in ("generator", "discriminators"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), name
+    assert a["opt_g"]["state"][0]["exp_avg"].equal(b["opt_g"]["state"][0]["exp_avg"])
+    assert _losses(whole) == _losses(parts)
+    assert second.fingerprint == weights.load(whole / "apcodec.pt").fingerprint
+
+
+def test_export_loads_as_trained_weights(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tiny.pt"
+    result = run(TINY, _options(data_dir, tmp_path / "run", max_steps=1, export=out))
+    loaded = weights.load(out)
+    assert loaded.trained and loaded.fingerprint == result.fingerprint
+    assert loaded.info["steps"] == 1 and loaded.info["train_preset"] == "tiny"
+    assert loaded.model.config == TINY.codec
+    codes = loaded.model.encode(torch.zeros(1, 1, 3200))
+    assert codes.shape == (1, 4, 10)
+    warm = Trainer(TINY.override({"seed": "7"}), Process(0, 1, torch.device("cpu")))
+    assert initialise(warm.codec, out) == result.fingerprint
+    plain = remove_weight_norm(warm.codec).state_dict()
+    for name, tensor in loaded.model.state_dict().items():
+        assert torch.allclose(plain[name], tensor, atol=1e-6), name
+
+
+def test_weight_norm_round_trip_keeps_the_function() -> None:
+    torch.manual_seed(0)
+    model = apply_weight_norm(APCodec(TINY.codec))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    wav = 0.1 * torch.randn(1, 1, 1600)
+    with torch.no_grad():
+        before = model(wav).wav
+        after = remove_weight_norm(model)(wav).wav
+    assert torch.allclose(before, after, atol=1e-5)
+    assert not any("parametrizations" in name for name in model.state_dict())
+
+
+def test_cli_trains_stops_on_time_and_refuses_misuse(data_dir: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    run_dir = tmp_path / "cli"
+    args = ["--data", str(data_dir), "--run-dir", str(run_dir), "--quiet", "--stream",
+            "--workers", "0", "--device", "cpu"]
+    result = runner.invoke(train, args + ["--preset", "tiny", "--max-minutes", "1e-9"])
+    assert result.exit_code == 0, result.output
+    assert load_state(run_dir / STATE_NAME)["step"] == 1  # stopped after one step
+    stop = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
+    assert stop["event"] == "stop" and stop["reason"] == "time"
+    assert runner.invoke(train, args + ["--preset", "tiny"]).exit_code == 1  # run exists
+    assert runner.invoke(train, args + ["--resume", "--preset", "tiny"]).exit_code == 2
+    assert runner.invoke(train, args + ["--set", "nope=1"]).exit_code == 2
+    result = runner.invoke(train, args + ["--resume", "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert load_state(run_dir / STATE_NAME)["step"] == 2
