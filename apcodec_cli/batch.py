@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
+import traceback
 import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -155,6 +156,8 @@ def _attempt(convert: Callable[[Job], None], job: Job) -> str | None:
     try:
         convert(job)
     except Exception as exc:  # one bad file must not stop the batch
+        if os.environ.get("APCODEC_DEBUG"):
+            traceback.print_exc()
         return describe(exc)
     return None
 

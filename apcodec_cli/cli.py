@@ -123,8 +123,9 @@ def _duration(source: str) -> float | None:
             from .bitstream import ApcReader
             with open(source, "rb") as f:
                 return ApcReader(f).header.duration
-        from .audio import probe
-        return probe(source).duration
+        from .audio import probe, resampled_length
+        info, rate = probe(source), _CODEC.config.sample_rate
+        return resampled_length(info.frames, info.sample_rate, rate) / rate
     except Exception:  # the conversion itself reports unreadable inputs
         return None
 
