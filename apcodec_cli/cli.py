@@ -234,3 +234,13 @@ def info(files: tuple[str, ...], as_json: bool) -> None:
         ok &= intact
     if not ok:
         sys.exit(EXIT_FAILED)
+
+
+def _register_training() -> None:
+    # The training command's module imports only click; torch and the trainer load on use.
+    from .train.cli import train
+
+    main.add_command(train)
+
+
+_register_training()

@@ -107,6 +107,11 @@ class CodecConfig:
 #: Named presets. The reference one matches the published configuration.
 PRESETS: dict[str, CodecConfig] = {
     "apcodec-48k": CodecConfig(),
+    # Half the width and half the depth (4.5 M parameters), same bitrate and bitstream: the
+    # model that trains at a useful pace on a CPU (see apcodec_cli/train/config.py).
+    "apcodec-48k-small": CodecConfig(
+        name="apcodec-48k-small", dim=128, hidden_dim=256, n_blocks=4, encoder_out_dim=64
+    ),
     # A very small model of the same structure, bitrate and bitstream: for tests and smoke runs.
     "tiny": CodecConfig(
         name="tiny", dim=16, hidden_dim=32, n_blocks=1, encoder_out_dim=8, codebook_dim=8

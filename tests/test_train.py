@@ -78,6 +78,15 @@ def test_tiny_training_lowers_the_loss_on_a_fixed_batch() -> None:
     assert all(b < a for a, b in zip(totals, totals[1:]))
 
 
+def test_bf16_autocast_path_gives_float32_losses() -> None:
+    """CPU autocast stands in for CUDA here: the precision boundaries must hold."""
+    trainer = Trainer(TINY, Process(0, 1, torch.device("cpu")))
+    trainer.generator.bf16 = True
+    result = trainer.step(0.1 * torch.randn(2, 1, TINY.segment))
+    assert all(v.dtype == torch.float32 and v.isfinite() for _, v in result.generator.items())
+    assert result.discriminator.dtype == torch.float32
+
+
 def _options(data_dir: Path, run_dir: Path, **changes) -> RunOptions:
     return RunOptions(data_dir, run_dir, workers=0, quiet=True, device="cpu", **changes)
 

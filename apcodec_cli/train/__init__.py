@@ -1,1 +1,4 @@
-"""Training-side tools of APCodec: corpus building and data packs."""
+"""Training of APCodec: corpus and data packs, losses, discriminators, the training loop.
+
+Never imported by encode/decode; `apcodec train` loads it on demand.
+"""

@@ -7,8 +7,12 @@ commands nothing; torch and the training modules load when the command runs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # the real import is deferred, see the module docstring
+    from .loop import RunResult
 
 EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C or SIGTERM
 
@@ -90,6 +94,11 @@ def train(data: str, run_dir: str, preset: str | None, overrides: tuple[str, ...
         result = run(config, options)
     except (RunError, StateError, DataError, AudioError, WeightsError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
+    _report(result, run_dir, quiet=quiet or not result.main)
+
+
+def _report(result: RunResult, run_dir: str, quiet: bool) -> None:
+    """Say how the run ended (on stderr); exit 130 when a signal stopped it."""
     if not quiet:
         click.echo(f"apcodec: step {result.step} ({result.reason}); weights {result.weights} "
                    f"(fingerprint {result.fingerprint.hex()})", err=True)

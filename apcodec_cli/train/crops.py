@@ -85,13 +85,18 @@ class ResidentCrops:
 
     def __init__(self, clips: Sequence[Clip], planner: CropPlanner, silence_db: float,
                  device: torch.device, threads: int = 2) -> None:
+        lengths = torch.tensor([c.frames for c in clips], dtype=torch.int64)
+        starts = torch.cumsum(lengths, 0) - lengths
+        audio = np.empty(int(lengths.sum()), np.int16)  # filled in place: no float copy
+
+        def load(i: int) -> None:
+            x = np.round(read_clip(clips[i]) * 32768).clip(-32768, 32767)
+            audio[int(starts[i]):int(starts[i]) + x.size] = x
+
         with ThreadPoolExecutor(threads) as pool:  # decoding releases the GIL
-            arrays = list(pool.map(read_clip, clips))
-        audio = np.concatenate([np.round(a * 32768).clip(-32768, 32767) for a in arrays])
-        self.audio = torch.from_numpy(audio.astype(np.int16)).to(device)
-        lengths = torch.tensor([a.size for a in arrays], dtype=torch.int64)
-        self.starts = (torch.cumsum(lengths, 0) - lengths).to(device)
-        self.lengths = lengths.to(device)
+            list(pool.map(load, range(len(clips))))
+        self.audio = torch.from_numpy(audio).to(device)
+        self.starts, self.lengths = starts.to(device), lengths.to(device)
         self.planner, self.silence_db, self.device = planner, silence_db, device
 
     def batch(self, step: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import probe, read_blocks, resampled_length
+from ..audio import AudioError, probe, read_blocks, resampled_length
 from .corpus import list_audio_files
 from .manifest import read_manifest, split_score
 from .pack import INDEX_NAME, read_pack_index
@@ -81,8 +81,8 @@ def _folder_split(relative: str) -> str:
 def _file_clip(path: Path, split: str) -> Clip:
     try:
         info = probe(str(path))
-    except Exception as exc:  # soundfile raises several types for unreadable files
-        raise DataError(f"cannot read {path}: {exc}".splitlines()[0]) from None
+    except AudioError as exc:
+        raise DataError(str(exc)) from None
     native = info.sample_rate == SAMPLE_RATE and info.channels == 1
     frames = resampled_length(info.frames, info.sample_rate, SAMPLE_RATE)
     return Clip(str(path), 0, frames, split, native)

@@ -68,11 +68,20 @@ def _period_stack(channels: tuple[int, ...]) -> ConvStack:
     return ConvStack(layers, nn.Conv1d(widths[-1], 1, 3, padding=1))
 
 
+#: (kernel, stride) of the resolution discriminators' layers, over (frequency, time).
+_RESOLUTION_LAYERS = (((7, 5), (2, 2)), ((5, 3), (2, 1)), ((5, 3), (2, 2)),
+                      ((3, 3), (2, 1)), ((3, 3), (2, 2)))
+
+
 def _resolution_stack(channels: int) -> ConvStack:
-    """Spectrogram discriminator body: kernel 3 (freq) x 9 (time), time stride 2 in three."""
-    layers = [nn.Conv2d(1, channels, (3, 9), padding=(1, 4))]
-    layers += [nn.Conv2d(channels, channels, (3, 9), (1, 2), padding=(1, 4)) for _ in range(3)]
-    layers.append(nn.Conv2d(channels, channels, (3, 3), padding=(1, 1)))
+    """Spectrogram discriminator body: five strided 2-D convolutions, then the output conv.
+
+    Every layer halves the frequency axis and every other one the time axis, so the cost
+    stays moderate at the recipe's small hops (20 to 80 samples give many frames).
+    """
+    layers = [nn.Conv2d(1 if i == 0 else channels, channels, kernel, stride,
+                        padding=(kernel[0] // 2, kernel[1] // 2))
+              for i, (kernel, stride) in enumerate(_RESOLUTION_LAYERS)]
     return ConvStack(layers, nn.Conv2d(channels, 1, (3, 3), padding=(1, 1)))
 
 
@@ -117,7 +126,8 @@ class MultiResolutionDiscriminator(nn.Module):
             spec = torch.stft(wav.float().squeeze(1), n_fft, hop, win,
                               window=getattr(self, f"window{i}"), center=True,
                               return_complex=True)
-            return spec.abs().unsqueeze(1)
+            # channels-last makes these strided 2-D convolutions faster on CPUs and GPUs.
+            return spec.abs().unsqueeze(1).contiguous(memory_format=torch.channels_last)
 
     def forward(self, wav: torch.Tensor) -> DiscriminatorOutput:
         logits, features = [], []

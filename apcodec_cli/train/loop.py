@@ -26,7 +26,7 @@ from .checkpoint import STATE_NAME, export, initialise, load_state, rng_state, s
     set_rng_state
 from .config import TrainConfig
 from .crops import CropPlanner, ResidentCrops, StreamCrops
-from .data import find_clips
+from .data import Clip, find_clips
 from .runlog import LossMeter, RunLog
 from .trainer import Trainer
 from .validation import load_validation, validate
@@ -73,12 +73,21 @@ class RunOptions:
 
 @dataclasses.dataclass
 class RunResult:
-    """How a run invocation ended: last step, reason ("done", "time", "signal") and weights."""
+    """How a run invocation ended.
+
+    Attributes:
+        step: The last step taken.
+        reason: "done", "time", "signal" or "peer" (another process stopped).
+        weights: The exported weights file.
+        fingerprint: Its fingerprint (empty on processes other than rank 0).
+        main: Whether this process is rank 0, the one that reports.
+    """
 
     step: int
     reason: str
     weights: Path
     fingerprint: bytes
+    main: bool
 
 
 class _StopFlag:
@@ -134,6 +143,7 @@ class _Run:
             self.init_fingerprint = initialise(self.trainer.codec, options.init).hex()
         self.log = RunLog(options.run_dir)
         self.stop_flag = _StopFlag()
+        self.val_wavs: list[torch.Tensor] = []  # rank 0 only
 
     def _prepare(self, config: TrainConfig | None) -> dict | None:
         """Check the run folder; the saved state when resuming."""
@@ -149,35 +159,36 @@ class _Run:
         distributed.barrier(self.process)
         return None
 
-    def _batches(self, stop: int) -> Iterator[torch.Tensor]:
-        """Training batches of steps trainer.step_count .. stop - 1, for this process."""
+    def _batches(self, train: list[Clip], stop: int) -> tuple[Iterator[torch.Tensor], bool]:
+        """Batches of steps trainer.step_count .. stop - 1 for this process, and whether
+        they are drawn from resident audio."""
         c, o, p = self.config, self.options, self.process
-        clips = find_clips(o.data)
-        train = [clip for clip in clips if clip.split == "train"]
-        if not train:
-            raise RunError(f"{o.data} holds no training audio")
         planner = CropPlanner([clip.frames for clip in train], c.segment,
                               c.batch_size // p.world, c.gain_db, c.seed, p.rank)
-        resident = o.resident
-        if resident is None:
-            resident = p.device.type == "cuda" or not all(clip.native for clip in train)
+        native = all(clip.native for clip in train)
+        resident = (p.device.type == "cuda" or not native) if o.resident is None else o.resident
+        if not (resident or native):
+            raise RunError(f"{o.data} has files that are not 48 kHz mono: they can only be "
+                           "loaded resident (--resident), or build a corpus from them")
         if resident:
             source = ResidentCrops(train, planner, c.silence_db, p.device)
-            batches = source.batches(self.trainer.step_count, stop)
-        else:
-            source = StreamCrops(train, planner, c.silence_db, o.workers)
-            batches = source.batches(self.trainer.step_count, stop,
-                                     pin_memory=p.device.type == "cuda")
-        self.val_wavs = load_validation(clips, c.val_clips, c.val_seconds,
-                                        c.codec.samples_per_frame) if p.main else []
-        self.resident = resident
-        return batches
+            return source.batches(self.trainer.step_count, stop), True
+        source = StreamCrops(train, planner, c.silence_db, o.workers)
+        return source.batches(self.trainer.step_count, stop,
+                              pin_memory=p.device.type == "cuda"), False
 
     def execute(self) -> RunResult:
-        stop = self.options.max_steps or self.config.steps
-        batches = self._batches(stop)
+        """Train until the stop step, the time limit or a signal; then save and export."""
+        c, stop = self.config, self.options.max_steps or self.config.steps
+        clips = find_clips(self.options.data)
+        train = [clip for clip in clips if clip.split == "train"]
+        if not train:
+            raise RunError(f"{self.options.data} holds no training audio")
+        batches, resident = self._batches(train, stop)
         if self.process.main:
-            self._record_start(stop)
+            self.val_wavs = load_validation(clips, c.val_clips, c.val_seconds,
+                                            c.codec.samples_per_frame)
+            self._record_start(stop, resident)
         bar = tqdm(total=stop, initial=self.trainer.step_count, unit="step", file=sys.stderr,
                    dynamic_ncols=True, disable=self.options.quiet or not self.process.main)
         reason, meter = "", LossMeter()
@@ -224,7 +235,7 @@ class _Run:
                         "rng": rng_state()})
         distributed.barrier(self.process)
 
-    def _record_start(self, stop: int) -> None:
+    def _record_start(self, stop: int, resident: bool) -> None:
         run_dir, step = self.options.run_dir, self.trainer.step_count
         config = self.config.to_dict()
         if self.options.resume:
@@ -233,7 +244,7 @@ class _Run:
             (run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n")
         env = {"torch": torch.__version__, "device": str(self.process.device),
                "world_size": self.process.world, "bf16": self.trainer.generator.bf16,
-               "resident": self.resident, "workers": self.options.workers,
+               "resident": resident, "workers": self.options.workers,
                "data": str(self.options.data), "stop_step": stop,
                "init": str(self.options.init or ""), "init_fingerprint": self.init_fingerprint,
                "max_minutes": self.options.max_minutes}
@@ -253,4 +264,4 @@ class _Run:
                                  train_preset=self.config.name, data=str(self.options.data))
             self.log.write("stop", step, reason=reason, weights=str(path),
                            fingerprint=fingerprint.hex())
-        return RunResult(step, reason, path, fingerprint)
+        return RunResult(step, reason, path, fingerprint, self.process.main)

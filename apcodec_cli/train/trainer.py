@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any, ContextManager
+from typing import Any, ContextManager, Iterator
 
 import torch
 from torch import nn
@@ -132,26 +132,32 @@ class Trainer:
 
     def _generator_step(self, wav: torch.Tensor, out: CodecOutput, target: Targets,
                         gan: bool) -> GeneratorLosses:
-        w = self.config.loss
-        adversarial = feature = torch.zeros((), device=wav.device)
-        # The generator's pass uses the bare discriminators with frozen weights: no
-        # discriminator gradients, and no DDP synchronisation of them.
-        frozen = self._frozen(self.disc) if gan else contextlib.nullcontext()
-        with frozen:
-            if gan:
-                (mpd_r, mpd_f), (mrd_r, mrd_f) = self._judge(self.disc, wav, out.wav)
-                adversarial = generator_hinge(mpd_f.logits) + w.mrd * generator_hinge(mrd_f.logits)
-                feature = feature_matching(mpd_r, mpd_f) + w.mrd * feature_matching(mrd_r, mrd_f)
+        zero = torch.zeros((), device=wav.device)
+        # The discriminators stay frozen here: no gradients reach their weights.
+        with self._frozen(self.disc):
+            adversarial, feature = self._adversarial(wav, out.wav) if gan else (zero, zero)
             losses = generator_loss(out, target, self.log_mel(out.wav), adversarial, feature,
-                                    self.config.codec, w)
+                                    self.config.codec, self.config.loss)
             self.opt_g.zero_grad(set_to_none=True)
             losses.total.backward()
         self.opt_g.step()
         return losses
 
+    def _adversarial(self, wav: torch.Tensor, wav_hat: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The generator's hinge and feature-matching losses, each MPD + w·MRD.
+
+        The bare discriminators are used (not their DDP wrapper): nothing of theirs is
+        updated in this pass, so there is nothing to synchronise.
+        """
+        w = self.config.loss.mrd
+        (mpd_r, mpd_f), (mrd_r, mrd_f) = self._judge(self.disc, wav, wav_hat)
+        return (generator_hinge(mpd_f.logits) + w * generator_hinge(mrd_f.logits),
+                feature_matching(mpd_r, mpd_f) + w * feature_matching(mrd_r, mrd_f))
+
     @staticmethod
     @contextlib.contextmanager
-    def _frozen(module: nn.Module):
+    def _frozen(module: nn.Module) -> Iterator[None]:
         module.requires_grad_(False)
         try:
             yield
