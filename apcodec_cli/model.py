@@ -95,8 +95,9 @@ class Decoder(nn.Module):
         log_amp = self.amplitude_head(self.amplitude(x))
         p = self.phase(x)
         # The phase is the angle of a predicted point, so it is always wrapped and never
-        # has to be regressed across the -pi/pi discontinuity.
-        phase = torch.atan2(self.imag_head(p), self.real_head(p))
+        # has to be regressed across the -pi/pi discontinuity. float32 even under bf16
+        # autocast, where the angle would otherwise be rounded to about 0.01 rad.
+        phase = torch.atan2(self.imag_head(p).float(), self.real_head(p).float())
         return log_amp, phase
 
 
