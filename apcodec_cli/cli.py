@@ -73,9 +73,13 @@ def _encode_one(opts: Options, job: Job, progress: Callable[[float], None] | Non
 
 def _decode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None) -> None:
     source = _open_input(job.source)
+    flac = job.target.lower().endswith(".flac")
+    if flac and opts.float:
+        raise ValueError("FLAC cannot hold float samples: drop --float or write .wav")
     result = _write_output(job.target, lambda f: _CODEC.decode_file(
         source, f, original_rate=opts.original_rate, start=opts.start, duration=opts.duration,
-        subtype="FLOAT" if opts.float else "PCM_16", progress=progress))
+        subtype="FLOAT" if opts.float else "PCM_16", format="FLAC" if flac else "WAV",
+        progress=progress))
     if result.clipped:
         _warn(f"{job.target}: {result.clipped} samples clipped to full scale "
               f"(try --float to keep them)", opts.quiet)
@@ -211,7 +215,8 @@ def decode(sources: tuple[str, ...], output: str, **options: Any) -> None:
     """Decode .apc files into WAV files of exactly the source's length.
 
     INPUT may be files, folders (every *.apc inside, recursively) or '-' for stdin;
-    OUTPUT as for encode. The weights must be those that encoded the file.
+    OUTPUT as for encode. An output named *.flac is written as FLAC, anything else as
+    WAV. The weights must be those that encoded the file.
     """
     _run(_decode_one, Options(**options), sources, output, frozenset({APC_EXTENSION}), ".wav")
 

@@ -141,9 +141,10 @@ class Codec:
 
     def decode_file(self, source: str | BinaryIO, target: Target, original_rate: bool = False,
                     start: float = 0.0, duration: float | None = None, subtype: str = "PCM_16",
-                    progress: Progress | None = None) -> DecodeResult:
-        """Decode a `.apc` file (or the time range [start, start + duration) s) to WAV.
+                    format: str = "WAV", progress: Progress | None = None) -> DecodeResult:
+        """Decode a `.apc` file (or the time range [start, start + duration) s) to audio.
 
+        `format` and `subtype` are soundfile's (WAV/FLAC; PCM_16, PCM_24, FLOAT).
         Only the chunks that the range needs (plus one each side for context) are read.
         The output is exactly as long as the source (or the range), at 48 kHz or, with
         `original_rate`, at the source's rate.
@@ -166,7 +167,8 @@ class Codec:
                                           self.batch_size)
             skip = first - chunks.start * header.chunk_frames * spf if len(chunks) else 0
             with _binary(target, "wb") as out, AudioWriter(
-                    out, header.sample_rate, rate, header.channels, frames, subtype) as writer:
+                    out, header.sample_rate, rate, header.channels, frames, subtype,
+                    format) as writer:
                 for block in _trim(audio, skip, count):
                     writer.write(block)
                     if progress:

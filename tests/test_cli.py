@@ -172,3 +172,12 @@ def test_encoding_loads_no_training_code(tmp_path, tiny_weights) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     # Only the click definition of `apcodec train` is loaded, never the trainer itself.
     assert out.stdout.strip() == "['apcodec_cli.train.cli']"
+
+
+def test_flac_output_by_extension(run, tmp_path) -> None:
+    write_audio(tmp_path / "in.wav", 0.5)
+    run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc")
+    assert run("decode", "-q", tmp_path / "x.apc", tmp_path / "out.flac").exit_code == 0
+    assert sf.info(tmp_path / "out.flac").format == "FLAC"
+    result = run("decode", "-q", "--float", tmp_path / "x.apc", tmp_path / "f.flac")
+    assert result.exit_code == 1 and "FLAC cannot hold float" in result.stderr
