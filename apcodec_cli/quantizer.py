@@ -21,12 +21,15 @@ class QuantizerOutput:
     Attributes:
         latent: (B, latent_dim, T) quantized latent (straight-through gradient).
         codes: (B, n_codebooks, T) integer indices.
+        projected: (n_codebooks, B, codebook_dim, T) what each stage looked up, detached
+            (training uses it to re-seed unused codebook entries).
         codebook_loss: Pulls codebook entries towards the encoder outputs.
         commitment_loss: Pulls encoder outputs towards their codebook entries.
     """
 
     latent: torch.Tensor
     codes: torch.Tensor
+    projected: torch.Tensor
     codebook_loss: torch.Tensor
     commitment_loss: torch.Tensor
 
@@ -54,20 +57,6 @@ class VectorQuantizer(nn.Module):
         """Codebook entries (B, codebook_dim, T) of indices (B, T)."""
         return self.codebook(codes).transpose(1, 2)
 
-    def forward(self, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Quantize one stage for training.
-
-        Returns:
-            (output (B, latent_dim, T), codes (B, T), codebook loss, commitment loss).
-        """
-        z = self.project(residual)
-        codes = self.nearest(z)
-        z_q = self.lookup(codes)
-        codebook_loss = F.mse_loss(z_q, z.detach())
-        commitment_loss = F.mse_loss(z, z_q.detach())
-        z_q = z + (z_q - z).detach()  # straight-through estimator
-        return self.out_proj(z_q), codes, codebook_loss, commitment_loss
-
 
 class ResidualVQ(nn.Module):
     """`n_codebooks` VQ stages, each coding what the previous ones left."""
@@ -82,17 +71,22 @@ class ResidualVQ(nn.Module):
         """Quantize (B, latent_dim, T) with losses, for training."""
         residual = latent
         total = torch.zeros_like(latent)
-        codes, cb_losses, commit_losses = [], [], []
+        codes, projected, cb_losses, commit_losses = [], [], [], []
         for stage in self.stages:
-            out, stage_codes, cb_loss, commit_loss = stage(residual)
+            z = stage.project(residual)
+            stage_codes = stage.nearest(z)
+            z_q = stage.lookup(stage_codes)
+            cb_losses.append(F.mse_loss(z_q, z.detach()))
+            commit_losses.append(F.mse_loss(z, z_q.detach()))
+            out = stage.out_proj(z + (z_q - z).detach())  # straight-through estimator
             residual = residual - out
             total = total + out
             codes.append(stage_codes)
-            cb_losses.append(cb_loss)
-            commit_losses.append(commit_loss)
+            projected.append(z.detach())
         return QuantizerOutput(
             latent=total,
             codes=torch.stack(codes, dim=1),
+            projected=torch.stack(projected),
             codebook_loss=torch.stack(cb_losses).sum(),
             commitment_loss=torch.stack(commit_losses).sum(),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 from pathlib import Path
@@ -68,7 +70,8 @@ def test_crops_are_deterministic_loud_and_the_same_from_memory_or_disk(data_dir:
 
 
 def test_tiny_training_lowers_the_loss_on_a_fixed_batch() -> None:
-    trainer = Trainer(TINY, Process(0, 1, torch.device("cpu")))
+    # Without codebook re-seeding, whose step-0 initialisation moves the codebooks.
+    trainer = Trainer(dataclasses.replace(TINY, revive_every=0), Process(0, 1, torch.device("cpu")))
     g = torch.Generator().manual_seed(0)
     t = torch.arange(TINY.segment) / 48_000
     wav = 0.3 * torch.sin(2 * math.pi * 440 * t) + 0.05 * torch.randn(2, 1, TINY.segment,
@@ -160,3 +163,26 @@ def test_cli_trains_stops_on_time_and_refuses_misuse(data_dir: Path, tmp_path: P
     result = runner.invoke(train, args + ["--resume", "--max-steps", "2"])
     assert result.exit_code == 0, result.output
     assert load_state(run_dir / STATE_NAME)["step"] == 2
+
+
+def test_codebooks_are_seeded_from_data_then_dead_entries_reseeded() -> None:
+    from apcodec_cli.quantizer import ResidualVQ
+    from apcodec_cli.train.codebook import CodebookReviver
+
+    torch.manual_seed(0)
+    rvq = ResidualVQ(latent_dim=8, n_codebooks=2, codebook_size=16, codebook_dim=4)
+    reviver = CodebookReviver(rvq, every=3, process=Process(0, 1, torch.device("cpu")))
+    out = rvq(torch.randn(2, 8, 10))
+    assert reviver.update(out, step=0) == 32  # every entry of both stages, from the batch
+    pool = out.projected[0].transpose(1, 2).reshape(-1, 4)
+    assert all((pool == row).all(dim=1).any() for row in rvq.stages[0].codebook.weight)
+    before = rvq.stages[1].codebook.weight.clone()
+    out = rvq(torch.randn(2, 8, 10))
+    assert reviver.update(out, step=1) == 0 and reviver.update(out, step=2) == 0
+    used = torch.zeros(2, 16, dtype=torch.bool)
+    for stage in range(2):
+        used[stage, out.codes[:, stage].flatten()] = True
+    assert reviver.update(out, step=3) == int((~used).sum())
+    after = rvq.stages[1].codebook.weight
+    assert torch.equal(after[used[1]], before[used[1]])
+    assert not torch.equal(after[~used[1]], before[~used[1]])

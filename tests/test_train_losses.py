@@ -69,7 +69,7 @@ def test_perfect_reconstruction_scores_zero_spectral_losses() -> None:
     spec = spectral.stft(wav, CONFIG)
     log_mel = LogMel(48_000)
     zero = torch.zeros(())
-    out = CodecOutput(log_amp, phase, wav, QuantizerOutput(None, None, zero, zero))
+    out = CodecOutput(log_amp, phase, wav, QuantizerOutput(None, None, None, zero, zero))
     target = losses.Targets(log_amp, phase, spec, log_mel(wav))
     terms = dict(losses.generator_loss(out, target, log_mel(wav), zero, zero, CONFIG,
                                        LossWeights()).items())

@@ -59,6 +59,8 @@ class TrainConfig:
         lr_decay: Learning-rate factor applied once per epoch.
         steps_per_epoch: Steps that count as one epoch for `lr_decay`.
         gan_start: Step at which the discriminators join (0: from the start, as published).
+        revive_every: Steps between re-seedings of unused codebook entries (0: never); not
+            in the published recipe, which collapses without it (see train/codebook.py).
         mpd_channels: Channels of the five 2-D convolutions of each period discriminator.
         mrd_channels: Channels of the resolution discriminators.
         gain_db: Range of the random gain applied to each crop, in dB.
@@ -84,6 +86,7 @@ class TrainConfig:
     lr_decay: float = 0.999
     steps_per_epoch: int = 2500
     gan_start: int = 0
+    revive_every: int = 100
     mpd_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)
     mrd_channels: int = 64
     gain_db: tuple[float, float] = (-20.0, 0.0)

@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .. import spectral
 from ..model import APCodec, CodecOutput
 from .checkpoint import apply_weight_norm
+from .codebook import CodebookReviver
 from .config import TrainConfig
 from .discriminators import Discriminators
 from .distributed import Process
@@ -77,6 +78,7 @@ class Trainer:
         self.d_net = self._parallel(self.disc)
         self.opt_g, self.sched_g = self._optimiser(self.codec)
         self.opt_d, self.sched_d = self._optimiser(self.disc)
+        self.reviver = CodebookReviver(self.codec.quantizer, config.revive_every, process)
         self.step_count = 0
 
     def _parallel(self, module: nn.Module) -> nn.Module:
@@ -109,6 +111,7 @@ class Trainer:
         loss_d = (self._discriminator_step(wav, out.wav) if gan
                   else torch.zeros((), device=wav.device))
         losses = self._generator_step(wav, out, target, gan)
+        self.reviver.update(out.quantized, self.step_count)
         self.step_count += 1
         if self.step_count % self.config.steps_per_epoch == 0:
             self.sched_g.step()
@@ -169,7 +172,8 @@ class Trainer:
         return {"step": self.step_count, "generator": self.codec.state_dict(),
                 "discriminators": self.disc.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict()}
+                "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+                "reviver": self.reviver.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned (tensors may be on any device)."""
@@ -179,4 +183,5 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.sched_g.load_state_dict(state["sched_g"])
         self.sched_d.load_state_dict(state["sched_d"])
+        self.reviver.load_state_dict(state["reviver"])
         self.step_count = int(state["step"])

@@ -1,0 +1,202 @@
+"""Objective quality of a degraded signal against its reference.
+
+Every metric takes two aligned mono float arrays (reference, degraded) of shape (T,) at
+`rate` Hz and returns a float; NaN means "not measurable on this clip" (too short, silent).
+
+    metric      direction  rate        implementation
+    visqol      higher     48 kHz      ViSQOL v3 audio mode (the `visqol-python` wheel, its SVR)
+    pesq        higher     16 kHz      PESQ wide-band (ITU-T P.862.2, the `pesq` package)
+    estoi       higher     10 kHz      extended STOI (the `pystoi` package)
+    lsd         lower      as given    log-spectral distance in dB, here in numpy
+    mel         lower      as given    L1 distance of natural-log mel magnitudes, here in numpy
+
+LSD and the mel distance use the definitions of training's validation (`train.pack`,
+`train.mel`), so `apcodec eval` and the training log report comparable numbers. PESQ and
+ESTOI are meaningful for speech only. The optional packages are imported on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+import warnings
+from types import ModuleType
+from typing import Any, Callable
+
+import numpy as np
+import soxr
+
+Metric = Callable[[np.ndarray, np.ndarray, int], float]
+
+#: Pip packages of the optional metrics, by module name.
+PACKAGES = {"visqol": "visqol-python", "pesq": "pesq", "pystoi": "pystoi"}
+VISQOL_RATE = 48_000
+PESQ_RATE = 16_000
+STOI_RATE = 10_000
+
+# LSD (as train.pack.log_spectral_distance): Hann STFT, dB power floored, silent frames skipped.
+LSD_FFT, LSD_HOP, LSD_FLOOR_DB, LSD_SILENCE_DB = 2048, 512, -100.0, -60.0
+# Mel distance (as train.mel.LogMel): 80 Slaney bands, 1024-point FFT, window 320, hop 40.
+MEL_BANDS, MEL_FFT, MEL_WIN, MEL_HOP, MEL_FLOOR = 80, 1024, 320, 40, 1e-5
+
+
+class MissingDependencyError(ImportError):
+    """An optional package of the `eval` extra is not installed."""
+
+
+def require(module: str) -> ModuleType:
+    """Import an optional metric package, or raise with the command that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(
+            f"the {module!r} module is missing: pip install 'apcodec[eval]' "
+            f"(or pip install {PACKAGES.get(module, module)})") from None
+
+
+def _aligned(reference: np.ndarray, degraded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both signals as float64, cut to the shorter length."""
+    n = min(len(reference), len(degraded))
+    return (np.asarray(reference, np.float64)[:n], np.asarray(degraded, np.float64)[:n])
+
+
+def _resampled(x: np.ndarray, rate: int, target: int) -> np.ndarray:
+    return x if rate == target else soxr.resample(x, rate, target, quality="VHQ")
+
+
+def log_spectral_distance(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """Mean over non-silent frames of the RMS difference of the dB power spectra.
+
+    Power spectra (Hann window of 2048, hop 512, scaled so a full-scale sine peaks at
+    0 dB) are floored at -100 dB; frames whose reference level is below -60 dBFS are
+    skipped. `rate` only names the band; the STFT size is fixed in samples.
+    """
+    del rate  # same STFT at every rate, as in training's validation (always 48 kHz there)
+    ref, deg = _aligned(reference, degraded)
+    if len(ref) < LSD_FFT:
+        return math.nan
+    window = np.hanning(LSD_FFT)
+    scale = (window.sum() / 2) ** 2
+
+    def frames(x: np.ndarray) -> np.ndarray:
+        return np.lib.stride_tricks.sliding_window_view(x, LSD_FFT)[::LSD_HOP]
+
+    def spectrum_db(x: np.ndarray) -> np.ndarray:
+        power = np.abs(np.fft.rfft(frames(x) * window, axis=1)) ** 2 / scale
+        return 10 * np.log10(np.maximum(power, 10 ** (LSD_FLOOR_DB / 10)))
+
+    active = 10 * np.log10(np.mean(frames(ref) ** 2, axis=1) + 1e-12) > LSD_SILENCE_DB
+    if not active.any():
+        return math.nan
+    diff = spectrum_db(ref)[active] - spectrum_db(deg)[active]
+    return float(np.mean(np.sqrt(np.mean(diff**2, axis=1))))
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney mel: linear (200/3 Hz per mel) below 1 kHz, logarithmic above."""
+    log_part = 15.0 + np.log(np.maximum(hz, 1000.0) / 1000.0) / (math.log(6.4) / 27.0)
+    return np.where(hz < 1000.0, hz / (200.0 / 3.0), log_part)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    log_part = 1000.0 * np.exp(math.log(6.4) / 27.0 * (np.maximum(mel, 15.0) - 15.0))
+    return np.where(mel < 15.0, mel * (200.0 / 3.0), log_part)
+
+
+@functools.lru_cache(maxsize=4)
+def mel_filterbank(rate: int) -> np.ndarray:
+    """(MEL_BANDS, MEL_FFT // 2 + 1) unit-area triangular Slaney filters from 0 to rate/2."""
+    bins = np.linspace(0.0, rate / 2, MEL_FFT // 2 + 1)
+    edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(np.array(rate / 2)), MEL_BANDS + 2))
+    low, centre, high = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    weights = np.maximum(np.minimum((bins - low) / (centre - low),
+                                    (high - bins) / (high - centre)), 0.0)
+    return weights * (2.0 / (high - low))
+
+
+def log_mel(x: np.ndarray, rate: int) -> np.ndarray:
+    """(MEL_BANDS, T // MEL_HOP + 1) natural-log mel magnitudes floored at 1e-5.
+
+    Same framing as torch.stft(center=True, pad_mode="constant"): zero padding of half
+    the FFT each side, the periodic Hann window of 320 centred in the 1024-point frame.
+    """
+    window = np.zeros(MEL_FFT)
+    start = (MEL_FFT - MEL_WIN) // 2
+    window[start:start + MEL_WIN] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(MEL_WIN) / MEL_WIN)
+    padded = np.pad(np.asarray(x, np.float64), MEL_FFT // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, MEL_FFT)[::MEL_HOP]
+    filters = mel_filterbank(rate)
+    out = []
+    for i in range(0, len(frames), 2048):  # blocks of frames keep memory flat in the length
+        spectrum = np.abs(np.fft.rfft(frames[i:i + 2048] * window, axis=1))
+        out.append(filters @ spectrum.T)
+    return np.log(np.maximum(np.concatenate(out, axis=1), MEL_FLOOR))
+
+
+def log_mel_distance(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """Mean absolute difference of the log-mel spectrograms (training's `mel_l1`)."""
+    ref, deg = _aligned(reference, degraded)
+    return float(np.mean(np.abs(log_mel(ref, rate) - log_mel(deg, rate)))) if len(ref) else math.nan
+
+
+@functools.lru_cache(maxsize=1)
+def _visqol_api() -> Any:
+    """One ViSQOL instance in audio mode with the wheel's SVR model (built on first use)."""
+    api = require("visqol").VisqolApi()
+    api.create(mode="audio")
+    return api
+
+
+def visqol(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """ViSQOL v3 MOS-LQO (1 to about 4.75) in audio mode, at 48 kHz; NaN below about 1 s."""
+    ref, deg = _aligned(_resampled(reference, rate, VISQOL_RATE),
+                        _resampled(degraded, rate, VISQOL_RATE))
+    try:
+        return float(_visqol_api().measure_from_arrays(ref, deg, VISQOL_RATE).moslqo)
+    except ValueError:  # "spectrum size smaller than minimum patch size": clip too short
+        return math.nan
+
+
+def pesq_wb(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """Wide-band PESQ MOS-LQO (1.04 to 4.64) at 16 kHz; NaN when no speech is detected."""
+    pesq = require("pesq")
+    ref, deg = _aligned(_resampled(reference, rate, PESQ_RATE),
+                        _resampled(degraded, rate, PESQ_RATE))
+    score = pesq.pesq(PESQ_RATE, ref, deg, "wb", on_error=pesq.PesqError.RETURN_VALUES)
+    return float(score) if score >= 0 else math.nan  # negative values are error codes
+
+
+def estoi(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """Extended STOI (0 to 1) at pystoi's native 10 kHz; NaN when under 30 speech frames."""
+    pystoi = require("pystoi")
+    ref, deg = _aligned(_resampled(reference, rate, STOI_RATE),
+                        _resampled(degraded, rate, STOI_RATE))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        score = pystoi.stoi(ref, deg, STOI_RATE, extended=True)
+    too_short = any("Not enough STFT frames" in str(w.message) for w in caught)
+    return math.nan if too_short else float(score)
+
+
+#: Every metric by name; the speech ones are computed for speech clips only.
+METRICS: dict[str, Metric] = {"visqol": visqol, "pesq": pesq_wb, "estoi": estoi,
+                              "lsd": log_spectral_distance, "mel": log_mel_distance}
+SPEECH_ONLY = frozenset({"pesq", "estoi"})
+
+
+def metric_names(speech: bool) -> list[str]:
+    """Names of the metrics computed for a speech (or other) clip, in table order."""
+    return [name for name in METRICS if speech or name not in SPEECH_ONLY]
+
+
+def check_dependencies(speech: bool = True) -> None:
+    """Raise MissingDependencyError now rather than after the first clip has been coded."""
+    for module in ("visqol",) + (("pesq", "pystoi") if speech else ()):
+        require(module)
+
+
+def score(reference: np.ndarray, degraded: np.ndarray, rate: int,
+          speech: bool) -> dict[str, float]:
+    """All metrics of one degraded signal: {name: value}, speech metrics only for speech."""
+    return {name: METRICS[name](reference, degraded, rate) for name in metric_names(speech)}

@@ -1,0 +1,218 @@
+"""The evaluation run: pick clips, code each with APCodec and Opus, score every result.
+
+Clips come from a corpus folder (its `manifest.jsonl`, validation split only) or from any
+folder of audio files labelled with one category. The choice is deterministic: within each
+package (or sub-folder) clips are ordered by a hash of their path, and packages take turns,
+so `--max-clips 3` gives three different packages and the same three clips on every run.
+
+Each clip is read as 48 kHz mono and cropped to its first `seconds`. APCodec codes it
+through real files (`encode_file` to a `.apc`, whose size gives the bitrate, then
+`decode_file`), Opus through opusenc/opusdec. Every system yields one row (a dict): the
+clip, its category, the system, the measured kbit/s, the coding time and each metric.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import itertools
+import os
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+import numpy as np
+import soundfile as sf
+
+from ..audio import probe, read_blocks
+from ..batch import AUDIO_EXTENSIONS
+from ..train.manifest import read_manifest, split_score
+from . import metrics, opus
+
+if TYPE_CHECKING:  # torch loads with the codec, only when a run starts
+    from ..codec import Codec
+
+RATE = 48_000
+CATEGORIES = ("speech", "music")
+Row = dict[str, Any]
+_CODEC: "Codec | None" = None  # the codec of a worker process, loaded by `_init_worker`
+
+
+class ClipError(ValueError):
+    """No usable clips, or a folder that is neither a corpus nor holds audio."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One audio file to evaluate: a display name, its path, its category."""
+
+    name: str
+    path: str
+    category: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What to run on every clip.
+
+    Attributes:
+        seconds: Longest stretch of a clip used, from its start.
+        opus_kbps: Opus bitrates to compare with (empty: no Opus).
+        opus_vbr: Opus in VBR (opusenc's default); False: hard CBR.
+    """
+
+    seconds: float = 10.0
+    opus_kbps: tuple[float, ...] = (6.0, 12.0)
+    opus_vbr: bool = True
+
+
+def _interleave(groups: dict[str, list[Clip]]) -> list[Clip]:
+    """Hash-ordered clips of each group, the groups taking turns in name order."""
+    ordered = [sorted(groups[g], key=lambda c: split_score(c.path)) for g in sorted(groups)]
+    return [c for batch in itertools.zip_longest(*ordered) for c in batch if c is not None]
+
+
+def corpus_clips(data: Path, category: str | None, min_seconds: float) -> list[Clip]:
+    """Validation clips of a corpus folder, by category, in the deterministic order."""
+    groups: dict[str, list[Clip]] = defaultdict(list)
+    for row in read_manifest(data / "manifest.jsonl"):
+        if row["split"] == "validation" and row["duration"] >= min_seconds and \
+                row["category"] == (category or row["category"]):
+            name = Path(row["path"]).name
+            groups[f"{row['category']}/{row['package']}"].append(
+                Clip(name, str(data / row["path"]), row["category"]))
+    return _interleave(groups)
+
+
+def folder_clips(data: Path, category: str, min_seconds: float) -> list[Clip]:
+    """Every audio file under a folder (sub-folders taking turns), labelled `category`."""
+    groups: dict[str, list[Clip]] = defaultdict(list)
+    for path in sorted(data.rglob("*")):
+        if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file() and \
+                probe(str(path)).duration >= min_seconds:
+            relative = path.relative_to(data)
+            groups[str(relative.parent)].append(Clip(str(relative), str(path), category))
+    return _interleave(groups)
+
+
+def collect_clips(data: str | os.PathLike, category: str | None, max_clips: int | None,
+                  min_seconds: float = 1.0) -> list[Clip]:
+    """Clips to evaluate: at most `max_clips` per category, in the deterministic order.
+
+    Raises:
+        ClipError: A plain folder without `category`, or nothing usable found.
+    """
+    data = Path(data)
+    if (data / "manifest.jsonl").is_file():
+        clips = corpus_clips(data, category, min_seconds)
+    elif category is None:
+        raise ClipError(f"{data} has no manifest.jsonl: name the category of its audio "
+                        f"(--category {'/'.join(CATEGORIES)})")
+    else:
+        clips = folder_clips(data, category, min_seconds)
+    by_category: dict[str, list[Clip]] = defaultdict(list)
+    for clip in clips:
+        by_category[clip.category].append(clip)
+    chosen = [c for cat in sorted(by_category) for c in by_category[cat][:max_clips]]
+    if not chosen:
+        raise ClipError(f"no audio clips of at least {min_seconds:g} s found in {data}")
+    return chosen
+
+
+def load_clip(path: str, seconds: float) -> np.ndarray:
+    """The first `seconds` of an audio file as (T,) float32 mono at 48 kHz."""
+    _, total, blocks = read_blocks(path, RATE, mono=True)
+    wanted, parts = min(total, round(seconds * RATE)), []
+    for block in blocks:
+        parts.append(block[0])
+        if sum(len(p) for p in parts) >= wanted:
+            break
+    return np.concatenate(parts)[:wanted] if parts else np.zeros(0, np.float32)
+
+
+def _apcodec(codec: "Codec", wav: np.ndarray, tmp: Path) -> tuple[np.ndarray, int]:
+    """APCodec round trip through real files: (decoded (T,) audio, `.apc` size in bytes)."""
+    source, coded, decoded = tmp / "in.wav", tmp / "clip.apc", tmp / "out.wav"
+    sf.write(source, wav, RATE, subtype="FLOAT")
+    codec.encode_file(str(source), str(coded))
+    codec.decode_file(str(coded), str(decoded), subtype="FLOAT")
+    audio, _ = sf.read(decoded, dtype="float32", always_2d=True)
+    return audio[:, 0], coded.stat().st_size
+
+
+def _systems(codec: "Codec", wav: np.ndarray, settings: Settings,
+             tmp: Path) -> Iterator[tuple[str, np.ndarray, int, float]]:
+    """(system name, decoded audio, coded bytes, coding seconds) of every system."""
+    start = time.perf_counter()
+    audio, size = _apcodec(codec, wav, tmp)
+    yield "apcodec", audio, size, time.perf_counter() - start
+    for kbps in settings.opus_kbps:
+        start = time.perf_counter()
+        result = opus.round_trip(wav, kbps, settings.opus_vbr, tmp)
+        mode = "vbr" if settings.opus_vbr else "cbr"
+        yield f"opus-{kbps:g}k-{mode}", result.audio, result.size_bytes, \
+            time.perf_counter() - start
+
+
+def evaluate_clip(codec: "Codec", clip: Clip, settings: Settings) -> list[Row]:
+    """Code one clip with every system and score each result: one row per system."""
+    wav = load_clip(clip.path, settings.seconds)
+    seconds = len(wav) / RATE
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="apcodec-eval-") as tmp:
+        for system, audio, size, coding_s in _systems(codec, wav, settings, Path(tmp)):
+            start = time.perf_counter()
+            scores = metrics.score(wav, audio, RATE, speech=clip.category == "speech")
+            rows.append({"clip": clip.name, "path": clip.path, "category": clip.category,
+                         "system": system, "seconds": round(seconds, 4), "bytes": size,
+                         "kbps": size * 8 / seconds / 1000, **scores,
+                         "coding_s": round(coding_s, 3),
+                         "scoring_s": round(time.perf_counter() - start, 3)})
+    return rows
+
+
+def _init_worker(weights: str, device: str, threads: int) -> None:
+    """Load the codec into a worker process of the pool."""
+    global _CODEC
+    import torch
+
+    from ..codec import Codec
+
+    torch.set_num_threads(threads)
+    _CODEC = Codec.load(weights, device=device)
+
+
+def _evaluate_in_worker(clip: Clip, settings: Settings) -> list[Row]:
+    assert _CODEC is not None, "the pool's initializer loads the codec"
+    return evaluate_clip(_CODEC, clip, settings)
+
+
+def evaluate_all(clips: Sequence[Clip], settings: Settings, codec: "Codec", jobs: int = 1,
+                 threads: int = 0, on_clip: Callable[[Clip], None] | None = None) -> list[Row]:
+    """Rows of every clip, in clip order.
+
+    With `jobs` > 1 the clips are spread over worker processes, each loading the codec's
+    weights file onto the codec's device and using `threads` torch threads (0: its share
+    of the CPU cores).
+    """
+    results: list[list[Row]] = [[] for _ in clips]
+    if jobs <= 1:
+        for i, clip in enumerate(clips):
+            results[i] = evaluate_clip(codec, clip, settings)
+            if on_clip:
+                on_clip(clip)
+        return [row for rows in results for row in rows]
+    device = str(next(codec.model.parameters()).device)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    with concurrent.futures.ProcessPoolExecutor(
+            jobs, initializer=_init_worker,
+            initargs=(str(codec.weights.path), device, threads)) as pool:
+        futures = {pool.submit(_evaluate_in_worker, clip, settings): i
+                   for i, clip in enumerate(clips)}
+        for future in concurrent.futures.as_completed(futures):
+            results[futures[future]] = future.result()
+            if on_clip:
+                on_clip(clips[futures[future]])
+    return [row for rows in results for row in rows]
