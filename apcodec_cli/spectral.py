@@ -15,6 +15,10 @@ from .config import CodecConfig
 
 #: Floor added to magnitudes before the logarithm, as in the published recipe.
 LOG_FLOOR = 1e-5
+#: Ceiling on decoded log-amplitudes. A full-scale sine peaks near log(80) = 4.4 with this
+#: window, so real audio never reaches it; it stops a diverging decoder from producing
+#: overflowing spectra (and the exploding losses they cause in training).
+LOG_AMP_MAX = 10.0
 
 
 def _window(config: CodecConfig, device: torch.device) -> torch.Tensor:
@@ -63,7 +67,7 @@ def analyse(wav: torch.Tensor, config: CodecConfig) -> tuple[torch.Tensor, torch
 
 def spectrum(log_amp: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     """Complex spectrum exp(log_amp) * e^{j phase}; shapes (B, n_bins, F)."""
-    return torch.polar(torch.exp(log_amp), phase)
+    return torch.polar(torch.exp(log_amp.clamp(max=LOG_AMP_MAX)), phase)
 
 
 def istft(spec: torch.Tensor, config: CodecConfig) -> torch.Tensor:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import itertools
+import math
 import os
 import tempfile
 import time
@@ -167,7 +168,7 @@ def evaluate_clip(codec: "Codec", clip: Clip, settings: Settings) -> list[Row]:
             scores = metrics.score(wav, audio, RATE, speech=clip.category == "speech")
             rows.append({"clip": clip.name, "path": clip.path, "category": clip.category,
                          "system": system, "seconds": round(seconds, 4), "bytes": size,
-                         "kbps": size * 8 / seconds / 1000, **scores,
+                         "kbps": size * 8 / seconds / 1000 if seconds else math.nan, **scores,
                          "coding_s": round(coding_s, 3),
                          "scoring_s": round(time.perf_counter() - start, 3)})
     return rows

@@ -59,6 +59,8 @@ class TrainConfig:
         lr_decay: Learning-rate factor applied once per epoch.
         steps_per_epoch: Steps that count as one epoch for `lr_decay`.
         gan_start: Step at which the discriminators join (0: from the start, as published).
+        grad_clip: Largest gradient norm of the generator and of the discriminators (0: no
+            clipping, as published); a guard against the rare huge step.
         revive_every: Steps between re-seedings of unused codebook entries (0: never); not
             in the published recipe, which collapses without it (see train/codebook.py).
         mpd_channels: Channels of the five 2-D convolutions of each period discriminator.
@@ -87,6 +89,7 @@ class TrainConfig:
     steps_per_epoch: int = 2500
     gan_start: int = 0
     revive_every: int = 100
+    grad_clip: float = 0.0
     mpd_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)
     mrd_channels: int = 64
     gain_db: tuple[float, float] = (-20.0, 0.0)
@@ -185,6 +188,7 @@ PRESETS: dict[str, TrainConfig] = {
     "reference": TrainConfig(),
     "cpu": TrainConfig(
         name="cpu", codec=SMALL_CODEC, batch_size=8, steps=200_000, gan_start=20_000,
+        grad_clip=1000.0,
         mpd_channels=(16, 64, 128, 256, 256), mrd_channels=16, log_every=50,
         val_every=2000, save_every=1000, val_clips=8),
     "tiny": TrainConfig(

@@ -130,6 +130,7 @@ class Trainer:
                 + self.config.loss.mrd * discriminator_hinge(mrd_r.logits, mrd_f.logits))
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
+        self._clip(self.disc)
         self.opt_d.step()
         return loss.detach()
 
@@ -143,6 +144,7 @@ class Trainer:
                                     self.config.codec, self.config.loss)
             self.opt_g.zero_grad(set_to_none=True)
             losses.total.backward()
+        self._clip(self.codec)
         self.opt_g.step()
         return losses
 
@@ -157,6 +159,10 @@ class Trainer:
         (mpd_r, mpd_f), (mrd_r, mrd_f) = self._judge(self.disc, wav, wav_hat)
         return (generator_hinge(mpd_f.logits) + w * generator_hinge(mrd_f.logits),
                 feature_matching(mpd_r, mpd_f) + w * feature_matching(mrd_r, mrd_f))
+
+    def _clip(self, module: nn.Module) -> None:
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), self.config.grad_clip)
 
     @staticmethod
     @contextlib.contextmanager
