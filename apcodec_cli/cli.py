@@ -241,11 +241,13 @@ def info(files: tuple[str, ...], as_json: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _register_training() -> None:
-    # The training command's module imports only click; torch and the trainer load on use.
+def _register_commands() -> None:
+    # These modules import only click; torch, the trainer and the metrics load on use.
+    from .evaluate.cli import evaluate
     from .train.cli import train
 
     main.add_command(train)
+    main.add_command(evaluate)
 
 
-_register_training()
+_register_commands()
