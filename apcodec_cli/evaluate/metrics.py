@@ -35,8 +35,6 @@ VISQOL_RATE = 48_000
 PESQ_RATE = 16_000
 STOI_RATE = 10_000
 
-# LSD (as train.pack.log_spectral_distance): Hann STFT, dB power floored, silent frames skipped.
-LSD_FFT, LSD_HOP, LSD_FLOOR_DB, LSD_SILENCE_DB = 2048, 512, -100.0, -60.0
 # Mel distance (as train.mel.LogMel): 80 Slaney bands, 1024-point FFT, window 320, hop 40.
 MEL_BANDS, MEL_FFT, MEL_WIN, MEL_HOP, MEL_FLOOR = 80, 1024, 320, 40, 1e-5
 
@@ -68,29 +66,14 @@ def _resampled(x: np.ndarray, rate: int, target: int) -> np.ndarray:
 def log_spectral_distance(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
     """Mean over non-silent frames of the RMS difference of the dB power spectra.
 
-    Power spectra (Hann window of 2048, hop 512, scaled so a full-scale sine peaks at
-    0 dB) are floored at -100 dB; frames whose reference level is below -60 dBFS are
-    skipped. `rate` only names the band; the STFT size is fixed in samples.
+    The definition of training's validation (`train.pack.log_spectral_distance`: Hann
+    window of 2048, hop 512, -100 dB floor, frames below -60 dBFS skipped), so the two
+    report comparable numbers. `rate` only names the band; the STFT size is in samples.
     """
+    from ..train.pack import log_spectral_distance as lsd
+
     del rate  # same STFT at every rate, as in training's validation (always 48 kHz there)
-    ref, deg = _aligned(reference, degraded)
-    if len(ref) < LSD_FFT:
-        return math.nan
-    window = np.hanning(LSD_FFT)
-    scale = (window.sum() / 2) ** 2
-
-    def frames(x: np.ndarray) -> np.ndarray:
-        return np.lib.stride_tricks.sliding_window_view(x, LSD_FFT)[::LSD_HOP]
-
-    def spectrum_db(x: np.ndarray) -> np.ndarray:
-        power = np.abs(np.fft.rfft(frames(x) * window, axis=1)) ** 2 / scale
-        return 10 * np.log10(np.maximum(power, 10 ** (LSD_FLOOR_DB / 10)))
-
-    active = 10 * np.log10(np.mean(frames(ref) ** 2, axis=1) + 1e-12) > LSD_SILENCE_DB
-    if not active.any():
-        return math.nan
-    diff = spectrum_db(ref)[active] - spectrum_db(deg)[active]
-    return float(np.mean(np.sqrt(np.mean(diff**2, axis=1))))
+    return lsd(*_aligned(reference, degraded))
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
