@@ -19,13 +19,7 @@ from apcodec_cli.train.mel import LogMel, filterbank
 CONFIG = get_preset("tiny")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and threads spin badly on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _wav(batch: int = 2, samples: int = 1600, seed: int = 0) -> torch.Tensor:
