@@ -103,9 +103,11 @@ def _run(convert: Callable[..., None], opts: Options, sources: tuple[str, ...], 
     except Exception as exc:
         _fail(describe(exc))
     if single:
-        with tqdm(desc=Path(jobs[0].source).name, unit="s", disable=opts.quiet,
-                  bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]",
-                  total=_duration(jobs[0].source)) as bar:
+        ranged = getattr(opts, "start", 0) or getattr(opts, "duration", None) is not None
+        total = None if ranged or jobs[0].source == "-" else _duration(jobs[0].source)
+        with tqdm(desc=Path(jobs[0].source).name, unit="s", disable=opts.quiet, total=total,
+                  bar_format="{desc}: {n:.1f} s [{elapsed}]" if total is None else
+                  "{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]") as bar:
             summary = run_jobs(jobs, functools.partial(convert, opts, progress=bar.update),
                                force=True, n_jobs=1)
     else:
@@ -119,9 +121,7 @@ def _run(convert: Callable[..., None], opts: Options, sources: tuple[str, ...], 
 
 
 def _duration(source: str) -> float | None:
-    """Seconds of audio in a source, for the progress bar; None when unknown."""
-    if source == "-":
-        return None
+    """Seconds of audio in a source file, for the progress bar; None when unknown."""
     try:
         if source.endswith(APC_EXTENSION):
             from .bitstream import ApcReader
