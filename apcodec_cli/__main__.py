@@ -1,5 +1,5 @@
 """`python -m apcodec_cli` is the `apcodec` command."""
 
-from .cli import main
+from .cli import entry
 
-main()
+entry()

@@ -241,6 +241,16 @@ def info(files: tuple[str, ...], as_json: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
+def entry() -> None:
+    """The console script: `main`, with any unexpected error reported in one line too."""
+    try:
+        main(standalone_mode=True)
+    except Exception as exc:  # a bug: still no traceback unless asked for
+        if os.environ.get("APCODEC_DEBUG"):
+            raise
+        _fail(f"{describe(exc)} (internal error; APCODEC_DEBUG=1 shows the traceback)")
+
+
 def _register_commands() -> None:
     # These modules import only click; torch, the trainer and the metrics load on use.
     from .evaluate.cli import evaluate
