@@ -44,6 +44,10 @@ class ChunkPlan:
         """Frames [start, stop) that chunk i owns."""
         return i * self.chunk_frames, min((i + 1) * self.chunk_frames, self.n_frames)
 
+    def covering(self, start: int, stop: int) -> range:
+        """The chunks that hold frames [start, stop)."""
+        return range(start // self.chunk_frames, -(-stop // self.chunk_frames))
+
     def window(self, i: int) -> tuple[int, int]:
         """Frames [start, stop) that chunk i is processed with (chunk plus context)."""
         start, stop = self.chunk(i)

@@ -161,8 +161,7 @@ class Codec:
                 frames = resampled_length(count, header.sample_rate, rate)
             spf = header.samples_per_frame
             plan = self._plan(header.n_frames, header.chunk_frames)
-            chunks = range(first // spf // header.chunk_frames,
-                           _ceil_div(_ceil_div(first + count, spf), header.chunk_frames))
+            chunks = plan.covering(first // spf, _ceil_div(first + count, spf))
             audio = chunked.decode_chunks(self.model, reader.read_frames, plan, chunks,
                                           self.batch_size)
             skip = first - chunks.start * header.chunk_frames * spf if len(chunks) else 0
