@@ -27,7 +27,9 @@ Header, 53 + n bytes where n is the length of the model name::
     49     n    model name, printable ASCII (0x20..0x7E)
     49+n   4    CRC-32 (as zlib.crc32) of header bytes [0, 49+n)
 
-Payload. The file holds N = ceil(L / S) code frames, split into ceil(N / F) chunks;
+Payload. The file holds N = ceil(L / S) code frames, or ceil(L / S) + 1 when flag bit 0
+is set and L > 0 (a streamable model's output lags its input by less than a frame, so one
+more frame of codes finishes the last samples). They are split into ceil(N / F) chunks;
 chunk i holds frames [i*F, min((i+1)*F, N)). A chunk lists its codes frame by frame,
 within a frame channel by channel, within a channel codebook by codebook. Every code
 is a B-bit unsigned integer written most significant bit first; the bits are
@@ -176,8 +178,10 @@ class Header:
 
     @property
     def n_frames(self) -> int:
-        """Code frames in the file: ceil(coded_length / samples_per_frame)."""
-        return -(-self.coded_length // self.samples_per_frame)
+        """Code frames in the file: ceil(coded_length / samples_per_frame), plus one for a
+        streamable model's codes (see the module docstring)."""
+        frames = -(-self.coded_length // self.samples_per_frame)
+        return frames + 1 if self.streamable and frames else frames
 
     @property
     def n_chunks(self) -> int:

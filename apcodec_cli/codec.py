@@ -7,6 +7,8 @@
     >>> codec.decode_file("out.apc", "out.wav")
 
 Files are processed chunk by chunk (see `chunked.py`), so memory stays flat in the length.
+A streamable (causal) model codes them as one stream instead (see `stream.py`): its files
+say so in their header and carry one more code frame.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import numpy as np
 import soxr
 
-from . import bitstream, chunked, weights
+from . import bitstream, chunked, stream, weights
 from .audio import AudioWriter, read_blocks, resampled_length
 from .bitstream import ApcReader, ApcWriter, Header
 
@@ -85,16 +87,26 @@ class Codec:
         rate = self.config.sample_rate
         if sample_rate not in (None, rate):
             wav = soxr.resample(wav.T, sample_rate, rate, quality="VHQ").T
-        plan = self._plan(self._n_frames(wav.shape[1]))
-        chunks = chunked.encode_blocks(self.model, [wav], plan, wav.shape[0], self.batch_size)
-        return _concat(chunks, (wav.shape[0], self.config.n_codebooks, 0), np.int64)
+        return _concat(self._encode_blocks([wav], wav.shape[1], wav.shape[0]),
+                       (wav.shape[0], self.config.n_codebooks, 0), np.int64)
+
+    def _encode_blocks(self, blocks: Iterable[np.ndarray], samples: int, channels: int
+                       ) -> Iterator[np.ndarray]:
+        if self.config.causal:
+            return stream.encode_blocks(self.model, blocks, channels)
+        plan = self._plan(self._n_frames(samples))
+        return chunked.encode_blocks(self.model, blocks, plan, channels, self.batch_size)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """(C, n_codebooks, N) codes -> (C, N * samples_per_frame) float32 audio."""
         codes = np.asarray(codes, dtype=np.int64)
-        plan = self._plan(codes.shape[-1])
-        chunks = chunked.decode_chunks(self.model, lambda a, b: codes[..., a:b], plan,
-                                       range(plan.n_chunks), self.batch_size)
+        if self.config.causal:
+            chunks = stream.decode_frames(self.model, lambda a, b: codes[..., a:b], 0,
+                                          codes.shape[-1], self.chunk_frames)
+        else:
+            plan = self._plan(codes.shape[-1])
+            chunks = chunked.decode_chunks(self.model, lambda a, b: codes[..., a:b], plan,
+                                           range(plan.n_chunks), self.batch_size)
         return _concat(chunks, (codes.shape[0], 0), np.float32)
 
     # ---- files ----------------------------------------------------------------------------
@@ -115,13 +127,12 @@ class Codec:
             coded_length=total,
             fingerprint=self.weights.fingerprint,
             model_name=self.config.name,
+            streamable=self.config.causal,
         )
-        plan = self._plan(header.n_frames)
         with _binary(target, "wb") as f:
             writer = ApcWriter(f, header)
             done = 0  # samples coded so far, for progress (the last frame is padded)
-            for codes in chunked.encode_blocks(self.model, blocks, plan, header.channels,
-                                               self.batch_size):
+            for codes in self._encode_blocks(blocks, total, header.channels):
                 writer.write(codes)
                 if progress:
                     step = min(total - done, codes.shape[-1] * header.samples_per_frame)
@@ -160,11 +171,18 @@ class Codec:
             else:
                 frames = resampled_length(count, header.sample_rate, rate)
             spf = header.samples_per_frame
-            plan = self._plan(header.n_frames, header.chunk_frames)
-            chunks = plan.covering(first // spf, _ceil_div(first + count, spf))
-            audio = chunked.decode_chunks(self.model, reader.read_frames, plan, chunks,
-                                          self.batch_size)
-            skip = first - chunks.start * header.chunk_frames * spf if len(chunks) else 0
+            if header.streamable:
+                # Start early enough that the decoder's state is the one it would have had.
+                begin = max(0, first // spf - stream.decoder_history(self.config))
+                audio = stream.decode_frames(self.model, reader.read_frames, begin,
+                                             header.n_frames, header.chunk_frames)
+                skip = first - begin * spf
+            else:
+                plan = self._plan(header.n_frames, header.chunk_frames)
+                chunks = plan.covering(first // spf, _ceil_div(first + count, spf))
+                audio = chunked.decode_chunks(self.model, reader.read_frames, plan, chunks,
+                                              self.batch_size)
+                skip = first - chunks.start * header.chunk_frames * spf if len(chunks) else 0
             with _binary(target, "wb") as out, AudioWriter(
                     out, header.sample_rate, rate, header.channels, frames, subtype,
                     format) as writer:

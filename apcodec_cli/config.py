@@ -31,6 +31,9 @@ class CodecConfig:
         n_codebooks: Residual VQ stages.
         codebook_size: Entries per codebook (a power of two).
         codebook_dim: Dimension of the factorised code space of each stage.
+        causal: Streamable model (APCodec-S): causal layers only, no look-ahead, coded
+            frame by frame by `stream.py` (see `causal.py`).
+        grn_window: Frames the causal GRN pools its statistics over (causal models only).
     """
 
     name: str = "apcodec-48k"
@@ -48,6 +51,8 @@ class CodecConfig:
     n_codebooks: int = 4
     codebook_size: int = 1024
     codebook_dim: int = 32
+    causal: bool = False
+    grn_window: int = 200
 
     def __post_init__(self) -> None:
         if self.codebook_size < 2 or self.codebook_size & (self.codebook_size - 1):
@@ -60,6 +65,8 @@ class CodecConfig:
             value = getattr(self, field.name)
             if field.type == "int" and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"{field.name} must be a positive integer, got {value!r}")
+        if not isinstance(self.causal, bool):
+            raise ValueError(f"causal must be true or false, got {self.causal!r}")
 
     @property
     def n_bins(self) -> int:
@@ -112,9 +119,20 @@ PRESETS: dict[str, CodecConfig] = {
     "apcodec-48k-small": CodecConfig(
         name="apcodec-48k-small", dim=128, hidden_dim=256, n_blocks=4, encoder_out_dim=64
     ),
+    # The streamable variants (APCodec-S): the same shapes made causal, so a non-causal
+    # model's weights initialise them (see apcodec_cli/train/distill.py).
+    "apcodec-s-48k": CodecConfig(name="apcodec-s-48k", causal=True),
+    "apcodec-s-48k-small": CodecConfig(
+        name="apcodec-s-48k-small", dim=128, hidden_dim=256, n_blocks=4, encoder_out_dim=64,
+        causal=True,
+    ),
     # A very small model of the same structure, bitrate and bitstream: for tests and smoke runs.
     "tiny": CodecConfig(
         name="tiny", dim=16, hidden_dim=32, n_blocks=1, encoder_out_dim=8, codebook_dim=8
+    ),
+    "tiny-s": CodecConfig(
+        name="tiny-s", dim=16, hidden_dim=32, n_blocks=1, encoder_out_dim=8, codebook_dim=8,
+        causal=True, grn_window=24,
     ),
 }
 

@@ -3,6 +3,9 @@
 Shapes: waveforms (B, 1, T) with T a multiple of `config.samples_per_frame`; spectra
 (B, n_bins, F) with F = T / hop_length; latents (B, latent_dim, N) with N = F / downsample;
 codes (B, n_codebooks, N) int64.
+
+With `config.causal` every layer is its causal twin from `causal.py` and the networks also
+run frame by frame: their `forward` then takes a `StreamState` (see `stream.py`).
 """
 
 from __future__ import annotations
@@ -15,13 +18,41 @@ from torch import nn
 
 from . import spectral
 from .blocks import ConvNeXtStack
+from .causal import (CausalConv1d, CausalConvNeXtStack, CausalDownsample, CausalUpsample,
+                     StreamState)
 from .config import CodecConfig
 from .quantizer import QuantizerOutput, ResidualVQ
 
 
-def _conv(c_in: int, c_out: int, kernel_size: int, stride: int = 1) -> nn.Conv1d:
-    """Convolution that keeps the frame grid: 'same' padding, or an exact 1/stride length."""
-    return nn.Conv1d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2)
+def _conv(config: CodecConfig, c_in: int, c_out: int, stride: int = 1) -> nn.Conv1d:
+    """Convolution that keeps the frame grid: 'same' padding, or an exact 1/stride length
+    (causal: left padding only)."""
+    k = config.kernel_size
+    if config.causal:
+        return CausalDownsample(c_in, c_out, k, stride) if stride > 1 else \
+            CausalConv1d(c_in, c_out, k)
+    return nn.Conv1d(c_in, c_out, k, stride=stride, padding=k // 2)
+
+
+def _upsample(config: CodecConfig) -> nn.ConvTranspose1d:
+    """Transposed convolution giving exactly `downsample` frames per input frame."""
+    c, s = config.dim, config.downsample
+    if config.causal:
+        return CausalUpsample(c, c, s)
+    # kernel 2*stride with padding stride/2 gives exactly `stride` frames per input frame.
+    return nn.ConvTranspose1d(c, c, 2 * s, stride=s, padding=s // 2)
+
+
+def _stack(config: CodecConfig) -> ConvNeXtStack:
+    c = config
+    if c.causal:
+        return CausalConvNeXtStack(c.dim, c.hidden_dim, c.n_blocks, c.kernel_size, c.grn_window)
+    return ConvNeXtStack(c.dim, c.hidden_dim, c.n_blocks, c.kernel_size)
+
+
+def _run(layer: nn.Module, x: torch.Tensor, state: StreamState | None) -> torch.Tensor:
+    """`layer(x)`, or `layer(x, state)` when streaming (causal layers only)."""
+    return layer(x) if state is None else layer(x, state)
 
 
 class EncoderBranch(nn.Module):
@@ -30,16 +61,16 @@ class EncoderBranch(nn.Module):
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
         c = config
-        self.conv_in = _conv(c.n_bins, c.dim, c.kernel_size)
-        self.stack = ConvNeXtStack(c.dim, c.hidden_dim, c.n_blocks, c.kernel_size)
+        self.conv_in = _conv(c, c.n_bins, c.dim)
+        self.stack = _stack(c)
         self.linear = nn.Linear(c.dim, c.dim)
-        self.down = _conv(c.dim, c.encoder_out_dim, c.kernel_size, stride=c.downsample)
+        self.down = _conv(c, c.dim, c.encoder_out_dim, stride=c.downsample)
 
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+    def forward(self, spec: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
         """(B, n_bins, F) -> (B, encoder_out_dim, F / downsample)."""
-        x = self.stack(self.conv_in(spec))
+        x = _run(self.stack, _run(self.conv_in, spec, state), state)
         x = self.linear(x.transpose(1, 2)).transpose(1, 2)  # Linear acts on the channel axis
-        return self.down(x)
+        return _run(self.down, x, state)
 
 
 class Encoder(nn.Module):
@@ -49,11 +80,13 @@ class Encoder(nn.Module):
         super().__init__()
         self.amplitude = EncoderBranch(config)
         self.phase = EncoderBranch(config)
-        self.fuse = _conv(2 * config.encoder_out_dim, config.latent_dim, config.kernel_size)
+        self.fuse = _conv(config, 2 * config.encoder_out_dim, config.latent_dim)
 
-    def forward(self, log_amp: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    def forward(self, log_amp: torch.Tensor, phase: torch.Tensor,
+                state: StreamState | None = None) -> torch.Tensor:
         """(B, n_bins, F) twice -> latent (B, latent_dim, F / downsample)."""
-        return self.fuse(torch.cat([self.amplitude(log_amp), self.phase(phase)], dim=1))
+        x = torch.cat([self.amplitude(log_amp, state), self.phase(phase, state)], dim=1)
+        return _run(self.fuse, x, state)
 
 
 class DecoderBranch(nn.Module):
@@ -62,17 +95,14 @@ class DecoderBranch(nn.Module):
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
         c = config
-        # kernel 2*stride with padding stride/2 gives exactly `stride` frames per input frame.
-        self.up = nn.ConvTranspose1d(
-            c.dim, c.dim, 2 * c.downsample, stride=c.downsample, padding=c.downsample // 2
-        )
-        self.conv = _conv(c.dim, c.dim, c.kernel_size)
-        self.stack = ConvNeXtStack(c.dim, c.hidden_dim, c.n_blocks, c.kernel_size)
+        self.up = _upsample(c)
+        self.conv = _conv(c, c.dim, c.dim)
+        self.stack = _stack(c)
         self.linear = nn.Linear(c.dim, c.dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
         """(B, dim, N) -> (B, dim, N * downsample)."""
-        x = self.stack(self.conv(self.up(x)))
+        x = _run(self.stack, _run(self.conv, _run(self.up, x, state), state), state)
         return self.linear(x.transpose(1, 2)).transpose(1, 2)  # Linear acts on channels
 
 
@@ -82,22 +112,24 @@ class Decoder(nn.Module):
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
         c = config
-        self.conv_in = _conv(c.latent_dim, c.dim, c.kernel_size)
+        self.conv_in = _conv(c, c.latent_dim, c.dim)
         self.amplitude = DecoderBranch(c)
         self.phase = DecoderBranch(c)
-        self.amplitude_head = _conv(c.dim, c.n_bins, c.kernel_size)
-        self.real_head = _conv(c.dim, c.n_bins, c.kernel_size)
-        self.imag_head = _conv(c.dim, c.n_bins, c.kernel_size)
+        self.amplitude_head = _conv(c, c.dim, c.n_bins)
+        self.real_head = _conv(c, c.dim, c.n_bins)
+        self.imag_head = _conv(c, c.dim, c.n_bins)
 
-    def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, latent: torch.Tensor, state: StreamState | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, latent_dim, N) -> log_amp, phase, each (B, n_bins, N * downsample)."""
-        x = self.conv_in(latent)
-        log_amp = self.amplitude_head(self.amplitude(x))
-        p = self.phase(x)
+        x = _run(self.conv_in, latent, state)
+        log_amp = _run(self.amplitude_head, self.amplitude(x, state), state)
+        p = self.phase(x, state)
         # The phase is the angle of a predicted point, so it is always wrapped and never
         # has to be regressed across the -pi/pi discontinuity. float32 even under bf16
         # autocast, where the angle would otherwise be rounded to about 0.01 rad.
-        phase = torch.atan2(self.imag_head(p).float(), self.real_head(p).float())
+        real, imag = _run(self.real_head, p, state), _run(self.imag_head, p, state)
+        phase = torch.atan2(imag.float(), real.float())
         return log_amp, phase
 
 
@@ -110,12 +142,14 @@ class CodecOutput:
         phase: (B, n_bins, F) decoded wrapped phase spectrum.
         wav: (B, 1, T) re-synthesised waveform.
         quantized: The quantizer's output (codes and losses).
+        encoded: (B, latent_dim, N) the encoder's output before quantization.
     """
 
     log_amp: torch.Tensor
     phase: torch.Tensor
     wav: torch.Tensor
     quantized: QuantizerOutput
+    encoded: torch.Tensor | None = None
 
 
 class APCodec(nn.Module):
@@ -141,10 +175,11 @@ class APCodec(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> CodecOutput:
         """Training pass: encode, quantize with losses, decode, re-synthesise."""
-        quantized = self.quantizer(self.encoder(*spectral.analyse(wav, self.config)))
+        encoded = self.encoder(*spectral.analyse(wav, self.config))
+        quantized = self.quantizer(encoded)
         log_amp, phase = self.decoder(quantized.latent)
         wav_hat = spectral.synthesise(log_amp, phase, self.config)
-        return CodecOutput(log_amp=log_amp, phase=phase, wav=wav_hat, quantized=quantized)
+        return CodecOutput(log_amp, phase, wav_hat, quantized, encoded)
 
     def weight_norm_layers(self) -> Iterator[nn.Module]:
         """The stride, fusion and head convolutions that train with weight normalisation."""

@@ -5,11 +5,20 @@ Framing convention: a waveform of `n * samples_per_frame` samples gives exactly
 `f * hop_length`, zero padding at the edges); the one extra frame a centred STFT yields,
 centred on the first sample *after* the signal, is dropped, and the inverse STFT still
 reconstructs every sample because the hop (40) is far below the window (320).
+
+Causal models (`config.causal`) frame differently: frame f *ends* at sample (f + 1) * hop
+(it covers [(f + 1) * hop - win_length, (f + 1) * hop)), so a frame is known as soon as its
+last hop of samples has arrived. Their inverse STFT is a plain overlap-add; its last
+`win_length - hop_length` samples (280) still wait for frames that have not been decoded,
+which is why a stream's output lags its input and why files made by a causal model carry
+one extra code frame. `StreamAnalysis` and `StreamSynthesis` run the causal transforms
+incrementally on a stream, with the same arithmetic.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .config import CodecConfig
 
@@ -38,6 +47,9 @@ def stft(wav: torch.Tensor, config: CodecConfig) -> torch.Tensor:
         raise ValueError(
             f"length {wav.shape[-1]} is not a multiple of {config.samples_per_frame} samples"
         )
+    if config.causal:
+        history = config.win_length - config.hop_length
+        return _causal_stft(F.pad(wav.reshape(-1, wav.shape[-1]), (history, 0)), config)
     spec = torch.stft(
         wav.reshape(-1, wav.shape[-1]),
         n_fft=config.n_fft,
@@ -79,6 +91,9 @@ def istft(spec: torch.Tensor, config: CodecConfig) -> torch.Tensor:
     Returns:
         (B, 1, F * hop_length) waveform.
     """
+    if config.causal:
+        history = config.win_length - config.hop_length
+        return _overlap_add(spec, config)[..., history:].unsqueeze(1)
     length = spec.shape[-1] * config.hop_length
     wav = torch.istft(
         spec,
@@ -95,3 +110,88 @@ def istft(spec: torch.Tensor, config: CodecConfig) -> torch.Tensor:
 def synthesise(log_amp: torch.Tensor, phase: torch.Tensor, config: CodecConfig) -> torch.Tensor:
     """Waveform from log-amplitude and phase spectra (B, n_bins, F) -> (B, 1, F * hop)."""
     return istft(spectrum(log_amp, phase), config)
+
+
+# ---- causal framing --------------------------------------------------------------------
+
+
+def _causal_stft(wav: torch.Tensor, config: CodecConfig) -> torch.Tensor:
+    """Frames of (B, win - hop + n * hop) samples whose first win - hop are history: the
+    n frames ending at each of the last n hops, as (B, n_bins, n) complex."""
+    offset = (config.n_fft - config.win_length) // 2  # where torch puts the window
+    padded = F.pad(wav, (offset, config.n_fft - config.win_length - offset))
+    return torch.stft(padded, n_fft=config.n_fft, hop_length=config.hop_length,
+                      win_length=config.win_length, window=_window(config, wav.device),
+                      center=False, return_complex=True)
+
+
+def _overlap_add(spec: torch.Tensor, config: CodecConfig) -> torch.Tensor:
+    """Windowed overlap-add of F frames: (B, (F - 1) * hop + win_length) samples, starting
+    where the first frame starts. Divided by the window's steady-state overlap (3 for a
+    Hann window of 8 hops), so a sample covered by every frame it should be is exact."""
+    offset = (config.n_fft - config.win_length) // 2
+    window = _window(config, spec.device)
+    frames = torch.fft.irfft(spec, n=config.n_fft, dim=1)[:, offset:offset + config.win_length]
+    frames = frames * (window / (window.square().sum() / config.hop_length)).unsqueeze(-1)
+    n = spec.shape[-1]
+    length = (n - 1) * config.hop_length + config.win_length
+    return F.fold(frames, output_size=(1, length), kernel_size=(1, config.win_length),
+                  stride=(1, config.hop_length)).reshape(spec.shape[0], length)
+
+
+class StreamAnalysis:
+    """Causal STFT of a stream: samples in, log-amplitude and phase frames out.
+
+    `push(samples)` takes (B, n) samples, any n, and returns the frames they complete.
+    """
+
+    def __init__(self, config: CodecConfig) -> None:
+        self.config = config
+        self._buffer: torch.Tensor | None = None  # history + samples not yet framed
+
+    def push(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        if self._buffer is None:
+            self._buffer = samples.new_zeros(samples.shape[0], c.win_length - c.hop_length)
+        data = torch.cat([self._buffer, samples], dim=-1)
+        n = (data.shape[-1] - (c.win_length - c.hop_length)) // c.hop_length
+        used = (c.win_length - c.hop_length) + n * c.hop_length
+        self._buffer = data[:, n * c.hop_length:]
+        spec = _causal_stft(data[:, :used], c) if n else \
+            samples.new_zeros(samples.shape[0], c.n_bins, 0, dtype=torch.complex64)
+        return torch.log(spec.abs() + LOG_FLOOR), torch.angle(spec)
+
+
+class StreamSynthesis:
+    """Causal inverse STFT of a stream: spectral frames in, finished samples out.
+
+    `push(log_amp, phase)` takes (B, n_bins, n) frames and returns the samples no later
+    frame can change: after F frames in all, samples [0, F * hop - (win - hop)).
+    `flush()` returns the remaining win - hop samples as they stand (the end of a batch
+    `istft`), for when no frame will follow.
+    """
+
+    def __init__(self, config: CodecConfig) -> None:
+        self.config = config
+        self._tail: torch.Tensor | None = None  # overlap-add of samples still open
+        self._skip = config.win_length - config.hop_length  # samples before time 0
+
+    def push(self, log_amp: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        overlap = c.win_length - c.hop_length
+        if self._tail is None:
+            self._tail = log_amp.new_zeros(log_amp.shape[0], overlap)
+        n = log_amp.shape[-1]
+        if not n:
+            return self._tail.new_zeros(self._tail.shape[0], 0)
+        added = _overlap_add(spectrum(log_amp, phase), c)
+        added[:, :overlap] += self._tail
+        done, self._tail = added[:, :n * c.hop_length], added[:, n * c.hop_length:]
+        skip = min(self._skip, done.shape[-1])
+        self._skip -= skip
+        return done[:, skip:]
+
+    def flush(self) -> torch.Tensor:
+        tail = self._tail if self._tail is not None else torch.zeros(1, 0)
+        tail, self._tail = tail[:, self._skip:], None
+        return tail

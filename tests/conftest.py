@@ -15,11 +15,11 @@ from apcodec_cli.config import get_preset
 from apcodec_cli.model import APCodec
 
 
-def make_weights(path: Path, seed: int = 0, grn: bool = True) -> Path:
+def make_weights(path: Path, seed: int = 0, grn: bool = True, preset: str = "tiny") -> Path:
     """Write untrained tiny weights; with `grn`, give GRN non-zero weights as training does
     (at initialisation GRN is the identity, which would hide its whole-signal statistics)."""
     torch.manual_seed(seed)
-    model = APCodec(get_preset("tiny"))
+    model = APCodec(get_preset(preset))
     if grn:
         for name, param in model.named_parameters():
             if ".grn." in name:
@@ -40,6 +40,12 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_stream_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Untrained weights of the tiny streamable (causal) model."""
+    return make_weights(tmp_path_factory.mktemp("weights") / "tiny-s.pt", preset="tiny-s")
 
 
 @pytest.fixture(scope="session")

@@ -180,3 +180,26 @@ def test_codebooks_are_seeded_from_data_then_dead_entries_reseeded() -> None:
     after = rvq.stages[1].codebook.weight
     assert torch.equal(after[used[1]], before[used[1]])
     assert not torch.equal(after[~used[1]], before[~used[1]])
+
+
+def test_distillation_aligns_the_teacher_and_lowers_the_students_loss(
+        tmp_path: Path, tiny_weights: Path) -> None:
+    from apcodec_cli.train.distill import Teacher
+
+    config = TINY.override({"codec": json.dumps(
+        {**TINY.codec.to_dict(), "name": "tiny-s", "causal": True, "grn_window": 24}),
+        "teacher": str(tiny_weights), "revive_every": "0"})
+    trainer = Trainer(config, Process(0, 1, torch.device("cpu")))
+    initialise(trainer.codec, tiny_weights)  # a warm start from the non-causal twin
+    teacher = trainer.teacher
+    assert teacher is not None and teacher.delay == 120
+    g = torch.Generator().manual_seed(0)
+    wav = 0.3 * torch.randn(2, 1, config.segment, generator=g)
+    out = teacher(wav)
+    assert out.latent.shape == (2, 32, config.segment // 320)
+    assert out.log_amp.shape == (2, 513, config.segment // 40)
+    results = [trainer.step(wav).generator for _ in range(6)]
+    assert all(r.distill > 0 for r in results)
+    assert results[-1].total < results[0].total
+    with pytest.raises(ValueError, match="cannot teach"):
+        Teacher(tiny_weights, TINY.codec, torch.device("cpu"))  # the student must be causal

@@ -20,6 +20,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from .. import weights
+from ..config import CodecConfig
 from ..model import APCodec
 
 FORMAT = "apcodec-train-state"
@@ -80,6 +81,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def same_shapes(a: CodecConfig, b: CodecConfig) -> bool:
+    """Whether weights of codec `a` fit codec `b`: equal but for the name and causality
+    (a streamable model starts from its non-causal twin, see train/distill.py)."""
+    return a.replace(name=b.name, causal=b.causal, grn_window=b.grn_window) == b
+
+
 def initialise(codec: APCodec, path: str | os.PathLike) -> bytes:
     """Load a weights file into a weight-normed training codec (a warm start).
 
@@ -87,7 +94,7 @@ def initialise(codec: APCodec, path: str | os.PathLike) -> bytes:
         The fingerprint of the weights file.
     """
     loaded = weights.load(path)
-    if loaded.model.config != codec.config:
+    if not same_shapes(loaded.model.config, codec.config):
         raise StateError(f"{path} holds a {loaded.model.config.name!r} codec whose "
                          f"configuration differs from the run's {codec.config.name!r}")
     codec.load_state_dict(apply_weight_norm(loaded.model).state_dict())

@@ -34,6 +34,7 @@ class CodebookReviver:
         self.quantizer, self.every, self.process = quantizer, every, process
         n_stages, size = len(quantizer.stages), quantizer.stages[0].codebook.num_embeddings
         self.counts = torch.zeros(n_stages, size, device=process.device)
+        self.seed_at_start = True  # False for a warm start: keep the loaded codebooks
 
     @torch.no_grad()
     def update(self, quantized: QuantizerOutput, step: int) -> int:
@@ -47,7 +48,9 @@ class CodebookReviver:
         if self.process.distributed:
             dist.all_reduce(self.counts)
         # At step 0 every entry is re-seeded: a data-dependent initialisation.
-        dead = torch.ones_like(self.counts, dtype=torch.bool) if step == 0 else self.counts == 0
+        dead = self.counts == 0
+        if step == 0 and self.seed_at_start:
+            dead = torch.ones_like(dead)
         revived = 0
         for i, stage in enumerate(self.quantizer.stages):
             revived += self._reseed(stage.codebook.weight, quantized.projected[i], dead[i])

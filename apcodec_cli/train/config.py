@@ -30,6 +30,8 @@ class LossWeights:
     Generator total = amplitude*L_A + phase*L_P + spectral*(L_C + real_imag*(L_R + L_I))
     + GAN + FM + mel*(L1 + MSE of log-mel) + codebook*L_cb + commitment*L_commit, where every
     adversarial term (generator, discriminator, feature matching) is MPD + mrd*MRD.
+    With a teacher (see train/distill.py) the total also has distill_latent*MSE(latent) +
+    distill_amplitude*MSE(log-amplitude) + distill_phase*L_P against the teacher's outputs.
     """
 
     amplitude: float = 45.0
@@ -40,6 +42,9 @@ class LossWeights:
     codebook: float = 10.0
     commitment: float = 2.5
     mrd: float = 0.1
+    distill_latent: float = 10.0
+    distill_amplitude: float = 45.0
+    distill_phase: float = 100.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +79,8 @@ class TrainConfig:
         save_every: Steps between saved states.
         val_clips: Validation clips scored at each validation.
         val_seconds: Length of each validation clip (rounded down to whole latent frames).
+        teacher: Weights file of a non-causal model to distil into this causal one (''
+            for none; see train/distill.py).
     """
 
     name: str = "reference"
@@ -101,6 +108,7 @@ class TrainConfig:
     save_every: int = 2000
     val_clips: int = 16
     val_seconds: float = 2.0
+    teacher: str = ""
 
     def __post_init__(self) -> None:
         if self.segment % self.codec.samples_per_frame:
@@ -191,6 +199,13 @@ PRESETS: dict[str, TrainConfig] = {
         grad_clip=1000.0,
         mpd_channels=(16, 64, 128, 256, 256), mrd_channels=16, log_every=50,
         val_every=2000, save_every=1000, val_clips=8),
+    # The streamable model, distilled from the shipped full model and started from its
+    # weights (pass --init weights/apcodec.pt); `--set teacher=` trains it without.
+    "stream-cpu": TrainConfig(
+        name="stream-cpu", codec=get_preset("apcodec-s-48k-small"), batch_size=8,
+        steps=200_000, gan_start=20_000, grad_clip=1000.0,
+        mpd_channels=(16, 64, 128, 256, 256), mrd_channels=16, log_every=50,
+        val_every=2000, save_every=1000, val_clips=8, teacher="weights/apcodec.pt"),
     "tiny": TrainConfig(
         name="tiny", codec=get_preset("tiny"), segment=1600, batch_size=2, steps=20,
         mpd_channels=(4, 8, 8, 8, 8), mrd_channels=4, log_every=1, val_every=0,

@@ -141,6 +141,7 @@ class _Run:
             set_rng_state(state["rng"])
         elif options.init:
             self.init_fingerprint = initialise(self.trainer.codec, options.init).hex()
+            self.trainer.reviver.seed_at_start = False
         self.log = RunLog(options.run_dir)
         self.stop_flag = _StopFlag()
         self.val_wavs: list[torch.Tensor] = []  # rank 0 only

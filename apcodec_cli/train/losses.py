@@ -46,10 +46,12 @@ def phase_losses(phase: torch.Tensor, phase_hat: torch.Tensor
 def consistency_loss(spec_hat: torch.Tensor, config: CodecConfig) -> torch.Tensor:
     """Mean squared distance between a decoded spectrum and the STFT of its own iSTFT.
 
-    Zero exactly when `spec_hat` (B, n_bins, F) complex is the STFT of some waveform.
+    Zero exactly when `spec_hat` (B, n_bins, F) complex is the STFT of some waveform. A
+    causal model's last code frame is left out: its samples wait for frames after the crop.
     """
     respec = spectral.stft(spectral.istft(spec_hat, config), config)
-    return (respec - spec_hat).abs().square().mean()
+    keep = spec_hat.shape[-1] - (config.downsample if config.causal else 0)
+    return (respec - spec_hat)[..., :keep].abs().square().mean()
 
 
 def mel_losses(mel: torch.Tensor, mel_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,6 +95,7 @@ class GeneratorLosses:
     commitment: torch.Tensor
     adversarial: torch.Tensor
     feature: torch.Tensor
+    distill: torch.Tensor
 
     def items(self) -> Iterator[tuple[str, torch.Tensor]]:
         """(name, value) pairs of every term, `total` first."""
@@ -119,8 +122,11 @@ class Targets:
 
 def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
                    adversarial: torch.Tensor, feature: torch.Tensor,
-                   config: CodecConfig, weights: LossWeights) -> GeneratorLosses:
-    """Weighted sum of every generator term (adversarial terms already MPD + w·MRD)."""
+                   config: CodecConfig, weights: LossWeights,
+                   distill: torch.Tensor | None = None) -> GeneratorLosses:
+    """Weighted sum of every generator term (adversarial terms already MPD + w·MRD;
+    `distill` already weighted, see train/distill.py)."""
+    distill = torch.zeros_like(adversarial) if distill is None else distill
     spec_hat = spectral.spectrum(out.log_amp.float(), out.phase.float())
     ip, gd, ptd = phase_losses(target.phase, out.phase.float())
     amplitude = F.mse_loss(out.log_amp.float(), target.log_amp)
@@ -133,6 +139,7 @@ def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
     total = (w.amplitude * amplitude + w.phase * (ip + gd + ptd)
              + w.spectral * (consistency + w.real_imag * (real + imag))
              + adversarial + feature + w.mel * (mel_l1 + mel_l2)
-             + w.codebook * q.codebook_loss + w.commitment * q.commitment_loss)
+             + w.codebook * q.codebook_loss + w.commitment * q.commitment_loss + distill)
     return GeneratorLosses(total, amplitude, ip, gd, ptd, consistency, real, imag, mel_l1,
-                           mel_l2, q.codebook_loss, q.commitment_loss, adversarial, feature)
+                           mel_l2, q.codebook_loss, q.commitment_loss, adversarial, feature,
+                           distill)

@@ -24,6 +24,7 @@ from .checkpoint import apply_weight_norm
 from .codebook import CodebookReviver
 from .config import TrainConfig
 from .discriminators import Discriminators
+from .distill import Teacher, distillation_loss
 from .distributed import Process
 from .losses import (GeneratorLosses, Targets, discriminator_hinge, feature_matching,
                      generator_hinge, generator_loss)
@@ -50,7 +51,7 @@ class Generator(nn.Module):
             log_amp_hat, phase_hat = self.codec.decoder(quantized.latent)
         log_amp_hat, phase_hat = log_amp_hat.float(), phase_hat.float()
         wav = spectral.synthesise(log_amp_hat, phase_hat, self.codec.config)
-        return CodecOutput(log_amp_hat, phase_hat, wav, quantized)
+        return CodecOutput(log_amp_hat, phase_hat, wav, quantized, latent)
 
 
 @dataclasses.dataclass
@@ -79,6 +80,7 @@ class Trainer:
         self.opt_g, self.sched_g = self._optimiser(self.codec)
         self.opt_d, self.sched_d = self._optimiser(self.disc)
         self.reviver = CodebookReviver(self.codec.quantizer, config.revive_every, process)
+        self.teacher = Teacher(config.teacher, config.codec, device) if config.teacher else None
         self.step_count = 0
 
     def _parallel(self, module: nn.Module) -> nn.Module:
@@ -101,16 +103,25 @@ class Trainer:
         """Float32 spectra of the true waveform (B, 1, T)."""
         spec = spectral.stft(wav, self.config.codec)
         return Targets(torch.log(spec.abs() + spectral.LOG_FLOOR), torch.angle(spec), spec,
-                       self.log_mel(wav))
+                       self.log_mel(self.complete(wav)))
+
+    def complete(self, wav: torch.Tensor) -> torch.Tensor:
+        """The part of a (B, 1, T) crop that the decoder finishes: all of it, except for a
+        causal model the last code frame, whose samples wait for frames after the crop."""
+        codec = self.config.codec
+        return wav[..., :wav.shape[-1] - codec.samples_per_frame] if codec.causal else wav
 
     def step(self, wav: torch.Tensor) -> StepResult:
         """One discriminator update (once the GAN has started) then one generator update."""
         target = self.targets(wav)
         out = self.g_net(target.log_amp, target.phase)
+        distill = (distillation_loss(out, self.teacher(wav), self.config.loss)
+                   if self.teacher else None)
+        wav, out = self.complete(wav), dataclasses.replace(out, wav=self.complete(out.wav))
         gan = self.step_count >= self.config.gan_start
         loss_d = (self._discriminator_step(wav, out.wav) if gan
                   else torch.zeros((), device=wav.device))
-        losses = self._generator_step(wav, out, target, gan)
+        losses = self._generator_step(wav, out, target, gan, distill)
         self.reviver.update(out.quantized, self.step_count)
         self.step_count += 1
         if self.step_count % self.config.steps_per_epoch == 0:
@@ -135,13 +146,13 @@ class Trainer:
         return loss.detach()
 
     def _generator_step(self, wav: torch.Tensor, out: CodecOutput, target: Targets,
-                        gan: bool) -> GeneratorLosses:
+                        gan: bool, distill: torch.Tensor | None) -> GeneratorLosses:
         zero = torch.zeros((), device=wav.device)
         # The discriminators stay frozen here: no gradients reach their weights.
         with self._frozen(self.disc):
             adversarial, feature = self._adversarial(wav, out.wav) if gan else (zero, zero)
             losses = generator_loss(out, target, self.log_mel(out.wav), adversarial, feature,
-                                    self.config.codec, self.config.loss)
+                                    self.config.codec, self.config.loss, distill)
             self.opt_g.zero_grad(set_to_none=True)
             losses.total.backward()
         self._clip(self.codec)

@@ -1,0 +1,145 @@
+"""Incremental coding with the streamable (causal) model: audio in as it arrives, codes
+out frame by frame, and back.
+
+    >>> enc, dec = StreamEncoder(model), StreamDecoder(model)
+    >>> codes = enc.push(samples)      # (B, n) float -> (B, n_codebooks, frames) int64
+    >>> audio = dec.push(codes)        # -> (B, samples) float, as soon as they are final
+    >>> codes = enc.finish()           # end of input: pads the last frame, plus one
+    >>> audio = dec.push(codes)
+
+The whole state of a stream lives in the engine objects (the layers' `StreamState`, the
+STFT's sample buffer and the overlap-add tail), so one model serves many streams. Pushing a
+signal in pieces of any sizes gives the codes and samples of coding it at once, to float
+rounding (tests/test_stream.py).
+
+Latency, with zero compute time: a code frame is emitted once its 320 samples have
+arrived, and the decoder's output for a frame is final once the next frame has overlapped
+it (win_length - hop_length = 280 samples): 320 + 280 = 600 samples, 12.5 ms at 48 kHz,
+at worst (see `algorithmic_latency`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from . import spectral
+from .causal import StreamState
+from .config import CodecConfig
+from .model import APCodec
+
+
+def algorithmic_latency(config: CodecConfig) -> int:
+    """Worst-case delay in samples from an input sample to its decoded output sample."""
+    return config.samples_per_frame + config.win_length - config.hop_length
+
+
+def decoder_history(config: CodecConfig) -> int:
+    """Code frames of past that fully determine the decoder's next output.
+
+    The causal decoder's receptive field is finite (the causal GRN only looks `grn_window`
+    frames back), so decoding may start this many frames before the wanted range, from a
+    fresh state, and give the same samples as decoding from the start.
+    """
+    c = config
+    stft_frames = ((c.kernel_size - 1) * 2  # branch conv and output heads
+                   + c.n_blocks * (c.kernel_size - 1 + c.grn_window - 1)
+                   + -(-(c.win_length - c.hop_length) // c.hop_length))  # overlap-add
+    return (c.kernel_size - 1) + 1 + -(-stft_frames // c.downsample)
+
+
+def _require_causal(model: APCodec) -> None:
+    if not model.config.causal:
+        raise ValueError(f"model {model.config.name!r} is not streamable (not causal)")
+
+
+class StreamEncoder:
+    """Samples in, code frames out: one frame per `samples_per_frame` samples."""
+
+    def __init__(self, model: APCodec) -> None:
+        _require_causal(model)
+        self.model = model
+        self.config = model.config
+        self._state = StreamState()
+        self._analysis = spectral.StreamAnalysis(model.config)
+        self._device = next(model.parameters()).device
+        self.samples = 0  # samples pushed so far, per channel
+
+    @torch.inference_mode()
+    def push(self, samples: torch.Tensor) -> torch.Tensor:
+        """(B, n) samples at the codec's rate -> (B, n_codebooks, frames) int64 codes of the
+        frames they complete (on the CPU)."""
+        samples = samples.to(self._device, torch.float32)
+        self.samples += samples.shape[-1]
+        log_amp, phase = self._analysis.push(samples)
+        latent = self.model.encoder(log_amp, phase, self._state)
+        if not latent.shape[-1]:
+            return torch.zeros(samples.shape[0], self.config.n_codebooks, 0, dtype=torch.long)
+        return self.model.quantizer.encode(latent).cpu()
+
+    def finish(self, channels: int = 1) -> torch.Tensor:
+        """End of input: zeros complete the last frame, then one more frame, whose codes let
+        the decoder finish the last real samples. Returns those final codes."""
+        spf = self.config.samples_per_frame
+        pad = (-self.samples) % spf + spf
+        return self.push(torch.zeros(channels, pad))
+
+
+class StreamDecoder:
+    """Code frames in, samples out as soon as no later frame can change them."""
+
+    def __init__(self, model: APCodec) -> None:
+        _require_causal(model)
+        self.model = model
+        self.config = model.config
+        self._state = StreamState()
+        self._synthesis = spectral.StreamSynthesis(model.config)
+        self._device = next(model.parameters()).device
+
+    @torch.inference_mode()
+    def push(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, n_codebooks, frames) codes -> (B, samples) float32 audio (on the CPU)."""
+        codes = torch.as_tensor(codes, dtype=torch.long).to(self._device)
+        if not codes.shape[-1]:
+            latent = torch.zeros(codes.shape[0], self.config.latent_dim, 0, device=self._device)
+        else:
+            latent = self.model.quantizer.decode(codes)
+        log_amp, phase = self.model.decoder(latent, self._state)
+        return self._synthesis.push(log_amp.float(), phase.float()).cpu()
+
+    def flush(self) -> torch.Tensor:
+        """The last win_length - hop_length samples as they stand (no frame follows)."""
+        return self._synthesis.flush().cpu()
+
+
+# ---- whole signals and files --------------------------------------------------------------
+
+
+def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], channels: int
+                  ) -> Iterator[np.ndarray]:
+    """Codes of audio arriving in (C, n) float32 blocks at the codec's rate: one
+    (C, n_codebooks, frames) array per block, then the final frames (`StreamEncoder.finish`).
+    A signal of L > 0 samples gives ceil(L / samples_per_frame) + 1 frames in all."""
+    encoder = StreamEncoder(model)
+    for block in blocks:
+        yield encoder.push(torch.from_numpy(np.ascontiguousarray(block))).numpy()
+    if encoder.samples:
+        yield encoder.finish(channels).numpy()
+
+
+def decode_frames(model: APCodec, read_frames: Callable[[int, int], np.ndarray], start: int,
+                  stop: int, step: int) -> Iterator[np.ndarray]:
+    """Audio of frames [start, stop) of a code sequence, decoded from a fresh state.
+
+    `read_frames(a, b)` returns (C, n_codebooks, b - a) codes; they are read `step` frames
+    at a time. Yields (C, n) float32 blocks whose concatenation is the audio of samples
+    [start * samples_per_frame, stop * samples_per_frame) as a decoder started at frame
+    `start` hears it: identical to decoding from frame 0 once `decoder_history` frames
+    have passed. The last block is the decoder's flush.
+    """
+    decoder = StreamDecoder(model)
+    for a in range(start, stop, step):
+        yield decoder.push(torch.from_numpy(read_frames(a, min(a + step, stop)))).numpy()
+    yield decoder.flush().numpy()
