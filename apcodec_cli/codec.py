@@ -45,17 +45,17 @@ class Codec:
         loaded: Weights from `weights.load`.
         chunk_frames: Code frames per chunk (written into each file's header).
         context_frames: Frames of context each side of a chunk.
-        batch_size: Chunks per forward pass.
+        batch_size: Chunks per forward pass (default: `chunked.default_batch_size`).
     """
 
     def __init__(self, loaded: weights.LoadedWeights, chunk_frames: int = 150,
-                 context_frames: int = 16, batch_size: int = 8) -> None:
+                 context_frames: int = 16, batch_size: int | None = None) -> None:
         self.weights = loaded
         self.model = loaded.model
         self.config = loaded.model.config
         self.chunk_frames = chunk_frames
         self.context_frames = context_frames
-        self.batch_size = batch_size
+        self.batch_size = batch_size or chunked.default_batch_size(loaded.model)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str = "auto",
