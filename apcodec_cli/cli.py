@@ -253,11 +253,13 @@ def entry() -> None:
 
 def _register_commands() -> None:
     # These modules import only click; torch, the trainer and the metrics load on use.
+    from .bench.cli import bench
     from .evaluate.cli import evaluate
     from .train.cli import train
 
     main.add_command(train)
     main.add_command(evaluate)
+    main.add_command(bench)
 
 
 _register_commands()
