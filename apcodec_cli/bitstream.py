@@ -10,7 +10,8 @@ Header, 53 + n bytes where n is the length of the model name::
                 first byte exposes text-mode transfers, as in PNG
     4      1    format version, u8 = 1
     5      1    flags, u8: bit 0 set when the streamable (causal) model made the
-                codes; bits 1..7 are reserved and must be 0
+                codes; bit 1 set for a live stream (below); bits 2..7 are reserved
+                and must be 0
     6      2    header length in bytes including the final CRC, u16 (= 53 + n)
     8      4    codec sample rate in Hz, u32
     12     2    samples per code frame S, u16
@@ -40,6 +41,11 @@ A chunk of f frames thus takes ceil(f*C*K*B / 8) + 4 bytes; all chunks but the l
 are the same size, so chunk i starts at header_length + i * size(chunk 0). The file
 ends right after the last chunk. A file with L = 0 has no chunks.
 
+A live stream (flag bit 1), written by a real-time encoder that cannot know the length
+in advance, has source and coded lengths 0 in its header; its payload is a sequence of
+records of at most F frames, each prefixed with its frame count, and it ends with a record
+that gives the two lengths. `live.py` defines and reads those records.
+
 Readers must reject a wrong magic, an unknown version, set reserved flag bits, a
 header length field that disagrees with n, any CRC mismatch, non-zero padding bits,
 missing bytes and bytes after the last chunk.
@@ -60,6 +66,7 @@ import numpy as np
 MAGIC = b"\x89APC"
 VERSION = 1
 FLAG_STREAMABLE = 0x01
+FLAG_LIVE = 0x02
 MAX_LENGTH = 2**48
 MAX_MODEL_NAME = 64
 _FIXED = struct.Struct("<4sBBHIHBBHHIQQ8sB")  # everything before the model name: 49 bytes
@@ -108,6 +115,10 @@ class WeightsMismatchError(ApcError):
     """The codes were made by other weights than the loaded ones (raised by the codec)."""
 
 
+class LiveStreamError(ApcError):
+    """A live stream was given where a file with random access is needed."""
+
+
 class ChecksumError(ApcError):
     """A CRC mismatch or non-zero padding: the header or one chunk is damaged.
 
@@ -137,6 +148,7 @@ class Header:
         fingerprint: 8 bytes identifying the weights that made the codes.
         model_name: Preset name, 1..64 printable ASCII characters.
         streamable: Whether the causal (streamable) model made the codes.
+        live: A live stream: lengths are 0 here and follow the payload (see `live.py`).
 
     Raises:
         HeaderError: A field is out of range.
@@ -154,6 +166,7 @@ class Header:
     fingerprint: bytes
     model_name: str
     streamable: bool = False
+    live: bool = False
 
     def __post_init__(self) -> None:
         for name, (low, high) in _INT_LIMITS.items():
@@ -175,6 +188,9 @@ class Header:
             raise HeaderError(
                 f"model name must be 1..64 printable ASCII characters, got {name!r:.80}")
         object.__setattr__(self, "streamable", bool(self.streamable))
+        object.__setattr__(self, "live", bool(self.live))
+        if self.live and (self.source_length or self.coded_length):
+            raise HeaderError("a live stream's header must give lengths 0")
 
     @property
     def n_frames(self) -> int:
@@ -246,7 +262,9 @@ class Header:
         """Serialise the header, CRC included."""
         name = self.model_name.encode("ascii")
         body = _FIXED.pack(
-            MAGIC, VERSION, FLAG_STREAMABLE if self.streamable else 0, self.header_size,
+            MAGIC, VERSION,
+            (FLAG_STREAMABLE if self.streamable else 0) | (FLAG_LIVE if self.live else 0),
+            self.header_size,
             self.sample_rate, self.samples_per_frame, self.n_codebooks, self.bits_per_code,
             self.chunk_frames, self.channels, self.source_sample_rate, self.source_length,
             self.coded_length, self.fingerprint, len(name),
@@ -275,7 +293,7 @@ class Header:
         if zlib.crc32(data[:end]) != _U32.unpack_from(data, end)[0]:
             raise ChecksumError("header is damaged: checksum mismatch", None)
         flags, length = fields[2], fields[3]
-        if flags & ~FLAG_STREAMABLE:
+        if flags & ~(FLAG_STREAMABLE | FLAG_LIVE):
             raise HeaderError(f"reserved header flag bits are set (flags=0x{flags:02x})")
         if length != end + _U32.size:
             raise HeaderError(f"header length field says {length} bytes, the header has {end + 4}")
@@ -283,7 +301,8 @@ class Header:
             name = data[_FIXED.size : end].decode("ascii")
         except UnicodeDecodeError:
             raise HeaderError("model name is not ASCII") from None
-        return cls(*fields[4:14], model_name=name, streamable=bool(flags & FLAG_STREAMABLE))
+        return cls(*fields[4:14], model_name=name, streamable=bool(flags & FLAG_STREAMABLE),
+                   live=bool(flags & FLAG_LIVE))
 
 
 def read_header(fileobj: BinaryIO) -> Header:
@@ -508,6 +527,9 @@ class ApcReader:
         self._file = fileobj
         self._base = fileobj.tell()
         self.header = read_header(fileobj)
+        if self.header.live:
+            raise LiveStreamError("a live stream has no random access: read it with "
+                                  "live.LiveReader")
         self._check_size()
 
     def _check_size(self) -> None:

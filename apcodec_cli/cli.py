@@ -16,7 +16,8 @@ from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, des
     parse_shard, plan_jobs, run_jobs
 
 EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
-_CODEC: Any = None  # the codec of this process, loaded once (also in each worker)
+_CODECS: dict[bool, Any] = {}  # this process's codecs by streamable, loaded once each
+_LOAD: dict[str, Any] = {}  # how to load them: weights, device, quiet, threads
 
 
 class Options:
@@ -31,19 +32,50 @@ def _warn(message: str, quiet: bool) -> None:
         click.echo(f"apcodec: warning: {message}", err=True)
 
 
-def _load_codec(weights: str | None, device: str, quiet: bool, threads: int = 0) -> None:
-    """Load the codec into this process (the CLI's process or a pool worker)."""
-    global _CODEC
+def _setup(weights: str | None, device: str, quiet: bool, threads: int = 0,
+           preload: bool | None = None) -> None:
+    """Say how this process (the CLI's or a pool worker) loads codecs; load one now."""
+    _LOAD.update(weights=weights, device=device, quiet=quiet, threads=threads)
+    _CODECS.clear()
+    if preload is not None:
+        _codec(preload)
+
+
+def _codec(streamable: bool) -> Any:
+    """The codec for the full (False) or the streamable (True) model, loaded on first use:
+    --weights if given (it must be of that kind), else the installed default of that kind."""
+    if streamable in _CODECS:
+        return _CODECS[streamable]
     import torch  # deferred: `apcodec --help` and `info` stay fast
 
     from .codec import Codec
 
-    if threads:
-        torch.set_num_threads(threads)
-    _CODEC = Codec.load(weights, device=device)
-    if not _CODEC.weights.trained:
-        _warn(f"{_CODEC.weights.path} holds UNTRAINED weights (random initialisation): "
-              "the decoded audio will not resemble the input", quiet)
+    if _LOAD["threads"]:
+        torch.set_num_threads(_LOAD["threads"])
+    codec = Codec.load(_LOAD["weights"], device=_LOAD["device"], streamable=streamable)
+    if codec.config.causal != streamable:
+        kinds = ("full (non-streamable)", "streamable")
+        raise ValueError(f"{codec.weights.path} holds the {kinds[codec.config.causal]} model, "
+                         f"the {kinds[streamable]} one is needed here (--streaming, or a "
+                         "file it made): pass matching --weights")
+    if not codec.weights.trained:
+        _warn(f"{codec.weights.path} holds UNTRAINED weights (random initialisation): "
+              "the decoded audio will not resemble the input", _LOAD["quiet"])
+    _CODECS[streamable] = codec
+    return codec
+
+
+def _codec_for_file(source: Any) -> Any:
+    """The codec that can decode `source` (a path or seekable file): by its header."""
+    from .bitstream import read_header
+
+    if isinstance(source, str):
+        with open(source, "rb") as f:
+            return _codec(read_header(f).streamable)
+    base = source.tell()
+    header = read_header(source)
+    source.seek(base)
+    return _codec(header.streamable)
 
 
 def _open_input(path: str) -> Any:
@@ -65,18 +97,34 @@ def _write_output(path: str, write: Callable[[Any], Any]) -> Any:
         return write(f)
 
 
+def _live(opts: Options, job: Job) -> bool:
+    """Whether a job runs as a real-time pipe: --streaming with stdin or stdout."""
+    return opts.streaming and "-" in (job.source, job.target)
+
+
 def _encode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None) -> None:
+    codec = _codec(opts.streaming)
+    if _live(opts, job):
+        from .live import encode_pipe
+        return encode_pipe(codec, job.source, job.target, opts.mono, opts.packet, progress)
     source = _open_input(job.source)
-    _write_output(job.target, lambda f: _CODEC.encode_file(source, f, mono=opts.mono,
-                                                            progress=progress))
+    _write_output(job.target, lambda f: codec.encode_file(source, f, mono=opts.mono,
+                                                           progress=progress))
 
 
 def _decode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None) -> None:
-    source = _open_input(job.source)
     flac = job.target.lower().endswith(".flac")
     if flac and opts.float:
         raise ValueError("FLAC cannot hold float samples: drop --float or write .wav")
-    result = _write_output(job.target, lambda f: _CODEC.decode_file(
+    if _live(opts, job):
+        if opts.original_rate or opts.start or opts.duration is not None or flac:
+            raise ValueError("a real-time pipe writes 48 kHz WAV from the start: drop "
+                             "--original-rate/--start/--duration, or decode without --streaming")
+        from .live import decode_pipe
+        return decode_pipe(_codec, job.source, job.target, opts.float, progress)
+    source = _open_input(job.source)
+    codec = _codec_for_file(source)
+    result = _write_output(job.target, lambda f: codec.decode_file(
         source, f, original_rate=opts.original_rate, start=opts.start, duration=opts.duration,
         subtype="FLOAT" if opts.float else "PCM_16", format="FLAC" if flac else "WAV",
         progress=progress))
@@ -99,7 +147,7 @@ def _run(convert: Callable[..., None], opts: Options, sources: tuple[str, ...], 
     if single and output != "-" and os.path.exists(output) and not opts.force:
         _fail(f"{output} already exists (use --force to overwrite)")
     try:
-        _load_codec(opts.weights, opts.device, opts.quiet)
+        _setup(opts.weights, opts.device, opts.quiet, preload=_first_kind(opts, jobs))
     except Exception as exc:
         _fail(describe(exc))
     if single:
@@ -114,10 +162,25 @@ def _run(convert: Callable[..., None], opts: Options, sources: tuple[str, ...], 
         with tqdm(total=len(jobs), unit="file", disable=opts.quiet or not jobs) as bar:
             summary = run_jobs(
                 jobs, functools.partial(convert, opts), force=opts.force, n_jobs=opts.jobs,
-                initializer=_load_codec if opts.jobs > 1 else None,
+                initializer=_setup if opts.jobs > 1 else None,
                 initargs=(opts.weights, opts.device, True, max(1, (os.cpu_count() or 1) // opts.jobs)),
                 on_done=lambda job: bar.update())
     _report(summary, opts.quiet, single)
+
+
+def _first_kind(opts: Options, jobs: list[Job]) -> bool | None:
+    """Which codec to load before converting (so a missing model fails once, up front):
+    encode's by --streaming; decode's by the first file's header, when it can be read."""
+    if hasattr(opts, "mono"):
+        return opts.streaming
+    if not jobs or jobs[0].source == "-":
+        return None
+    try:
+        from .bitstream import read_header
+        with open(jobs[0].source, "rb") as f:
+            return read_header(f).streamable
+    except Exception:  # the conversion reports unreadable files
+        return None
 
 
 def _duration(source: str) -> float | None:
@@ -128,7 +191,7 @@ def _duration(source: str) -> float | None:
             with open(source, "rb") as f:
                 return ApcReader(f).header.duration
         from .audio import probe, resampled_length
-        info, rate = probe(source), _CODEC.config.sample_rate
+        info, rate = probe(source), 48_000  # every preset codes at 48 kHz
         return resampled_length(info.frames, info.sample_rate, rate) / rate
     except Exception:  # the conversion itself reports unreadable inputs
         return None
@@ -164,6 +227,9 @@ def _conversion_options(f: Callable) -> Callable:
         click.option("--shard", metavar="K/N",
                      help="Convert only the K-th of N shares of the inputs (for clusters)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars or warnings."),
+        click.option("-s", "--streaming", is_flag=True,
+                     help="Use the streamable low-latency model (APCodec-S); with '-' as "
+                          "input or output, run as a real-time pipe."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -182,6 +248,8 @@ def main() -> None:
       apcodec encode music/ codes/ --jobs 2        a whole tree, mirrored
       apcodec decode codes/ wavs/ --shard 3/8      one eighth of a tree (clusters)
       sox in.wav -t wav - | apcodec encode - - | apcodec decode - out.wav
+      arecord -f S16_LE -r 48000 | apcodec encode -s - - | apcodec decode -s - - | aplay
+                                                   real time, 12.5 ms algorithmic latency
       apcodec info speech.apc                      header and integrity check
 
     Exit status: 0 on success, 1 if any input failed, 2 on a usage error.
@@ -191,6 +259,9 @@ def main() -> None:
 @main.command()
 @_conversion_options
 @click.option("--mono", is_flag=True, help="Downmix to one channel (default: code every channel).")
+@click.option("--packet", type=click.IntRange(1, 65535), default=15, show_default=True,
+              metavar="FRAMES", help="Real-time pipes: code frames (6.67 ms each) per record; "
+              "fewer mean less delay and more overhead (15: 6.5 kbit/s, 100 ms).")
 def encode(sources: tuple[str, ...], output: str, **options: Any) -> None:
     """Encode audio files (WAV, FLAC, OGG, MP3, ...; any rate) into .apc files.
 
@@ -198,6 +269,10 @@ def encode(sources: tuple[str, ...], output: str, **options: Any) -> None:
     file OUTPUT is the file to write ('-' for stdout); otherwise it is a folder that
     mirrors the inputs, and outputs that already exist are skipped unless --force.
     Each channel costs 6 kbit/s.
+
+    With --streaming the causal model codes the audio as it arrives (no look-ahead), and
+    with '-' as INPUT (a WAV stream) or OUTPUT the codes are written as a live stream,
+    record by record, as the audio comes in.
     """
     _run(_encode_one, Options(**options), sources, output, AUDIO_EXTENSIONS, APC_EXTENSION)
 
@@ -216,7 +291,11 @@ def decode(sources: tuple[str, ...], output: str, **options: Any) -> None:
 
     INPUT may be files, folders (every *.apc inside, recursively) or '-' for stdin;
     OUTPUT as for encode. An output named *.flac is written as FLAC, anything else as
-    WAV. The weights must be those that encoded the file.
+    WAV. Files from the streamable model are decoded with it; --weights, if given, must
+    be those that encoded the file.
+
+    With --streaming and '-' as INPUT or OUTPUT, audio is written as the codes arrive
+    (a WAV stream of open length, 48 kHz).
     """
     _run(_decode_one, Options(**options), sources, output, frozenset({APC_EXTENSION}), ".wav")
 

@@ -59,9 +59,10 @@ class Codec:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str = "auto",
-             **kwargs: int) -> "Codec":
-        """Load weights from `path` (default: the installed weights) onto `device`."""
-        path = weights.default_path() if path is None else path
+             streamable: bool = False, **kwargs: int) -> "Codec":
+        """Load weights from `path` (default: the installed weights, of the streamable
+        model with `streamable`) onto `device`."""
+        path = weights.default_path(streamable) if path is None else path
         return cls(weights.load(path, weights.resolve_device(device)), **kwargs)
 
     def _plan(self, n_frames: int, chunk_frames: int | None = None) -> chunked.ChunkPlan:
@@ -161,8 +162,7 @@ class Codec:
         `original_rate`, at the source's rate.
         """
         with _binary(source, "rb") as f:
-            reader = ApcReader(f)
-            header = reader.header
+            read_frames, header = _frame_reader(f)
             self.check_compatible(header)
             first, count = _sample_range(header, start, duration)
             rate = header.source_sample_rate if original_rate else header.sample_rate
@@ -174,13 +174,13 @@ class Codec:
             if header.streamable:
                 # Start early enough that the decoder's state is the one it would have had.
                 begin = max(0, first // spf - stream.decoder_history(self.config))
-                audio = stream.decode_frames(self.model, reader.read_frames, begin,
+                audio = stream.decode_frames(self.model, read_frames, begin,
                                              header.n_frames, header.chunk_frames)
                 skip = first - begin * spf
             else:
                 plan = self._plan(header.n_frames, header.chunk_frames)
                 chunks = plan.covering(first // spf, _ceil_div(first + count, spf))
-                audio = chunked.decode_chunks(self.model, reader.read_frames, plan, chunks,
+                audio = chunked.decode_chunks(self.model, read_frames, plan, chunks,
                                               self.batch_size)
                 skip = first - chunks.start * header.chunk_frames * spf if len(chunks) else 0
             with _binary(target, "wb") as out, AudioWriter(
@@ -192,6 +192,21 @@ class Codec:
                         progress(block.shape[1] / header.sample_rate)
                 writer.write(np.zeros((header.channels, 0), np.float32), last=True)
         return DecodeResult(rate, header.channels, frames, writer.clipped)
+
+
+def _frame_reader(f: BinaryIO) -> tuple[Callable[[int, int], np.ndarray], Header]:
+    """`read_frames(start, stop)` of a seekable `.apc` file, and its header with lengths.
+    A live stream (see `live.py`) is read whole first: it has no random access."""
+    base = f.tell()
+    header = bitstream.read_header(f)
+    f.seek(base)
+    if not header.live:
+        reader = ApcReader(f)
+        return reader.read_frames, reader.header
+    from .live import LiveReader
+
+    header, codes = LiveReader(f).read_all()
+    return (lambda a, b: codes[..., a:b]), header
 
 
 def _sample_range(header: Header, start: float, duration: float | None) -> tuple[int, int]:

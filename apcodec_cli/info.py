@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
-from .bitstream import ApcError, ApcReader
+from .bitstream import ApcError, ApcReader, Header, read_header
 
 
 def _human(seconds: float) -> str:
@@ -17,20 +18,19 @@ def describe_file(path: str, as_json: bool = False) -> tuple[str, bool]:
     """Describe one file; returns (text, intact). Never raises for a bad file."""
     try:
         with open(path, "rb") as f:
-            reader = ApcReader(f)
-            problems = reader.verify()
+            h, problems, chunks = _check(f)
     except (ApcError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if as_json:
             return json.dumps({"file": path, "ok": False, "errors": [message]}), False
         return f"{path}: error: {message}", False
-    h = reader.header
     size = os.path.getsize(path)
     fields = {
         "file": path,
         "ok": not problems,
         "model": h.model_name,
         "streamable": h.streamable,
+        "live": chunks is not None,
         "weights_fingerprint": h.fingerprint.hex(),
         "channels": h.channels,
         "source_sample_rate": h.source_sample_rate,
@@ -41,7 +41,7 @@ def describe_file(path: str, as_json: bool = False) -> tuple[str, bool]:
         "codebooks": h.n_codebooks,
         "bits_per_code": h.bits_per_code,
         "chunk_frames": h.chunk_frames,
-        "chunks": h.n_chunks,
+        "chunks": h.n_chunks if chunks is None else chunks,
         "bytes": size,
         "nominal_bitrate": h.nominal_bitrate,
         "bitrate_on_disk": round(size * 8 / h.duration, 1) if h.duration else None,
@@ -59,8 +59,30 @@ def describe_file(path: str, as_json: bool = False) -> tuple[str, bool]:
         f"= {h.nominal_bitrate:g} bit/s",
         f"  size         {size} bytes"
         + (f", {fields['bitrate_on_disk'] / 1000:.3f} kbit/s on disk" if h.duration else ""),
-        f"  integrity    {h.n_chunks} chunks of {h.chunk_frames} frames: "
+        (f"  integrity    {h.n_chunks} chunks of {h.chunk_frames} frames: "
+         if chunks is None else
+         f"  integrity    live stream, {chunks} records of up to {h.chunk_frames} frames: ")
         + ("all intact" if not problems else f"{len(problems)} damaged"),
     ]
     lines += [f"    {p}" for p in problems]
     return "\n".join(lines), not problems
+
+
+def _check(f: object) -> tuple[Header, list[ApcError], int | None]:
+    """(header with lengths, problems, records of a live stream or None for a file).
+    A live stream is read to its end record, which holds its lengths; a damaged record
+    raises, as a damaged header does."""
+    if not read_header(f).live:
+        f.seek(0)
+        reader = ApcReader(f)
+        return reader.header, reader.verify(), None
+    from .live import LiveReader
+
+    f.seek(0)
+    reader = LiveReader(f)
+    records = 0
+    for _ in reader:
+        records += 1
+    header = dataclasses.replace(reader.header, live=False, source_length=reader.source_length,
+                                 coded_length=reader.coded_length)
+    return header, [], records

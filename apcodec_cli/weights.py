@@ -30,6 +30,9 @@ FORMAT = "apcodec-weights"
 VERSION = 1
 ENV_VAR = "APCODEC_WEIGHTS"
 DEFAULT_NAME = "apcodec.pt"
+#: The streamable model's weights (see stream.py) and their environment variable.
+STREAM_ENV_VAR = "APCODEC_STREAM_WEIGHTS"
+STREAM_NAME = "apcodec-s.pt"
 
 
 class WeightsError(Exception):
@@ -125,33 +128,37 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedW
     return LoadedWeights(model, fingerprint(state), dict(payload.get("info", {})), path)
 
 
-def search_paths() -> list[Path]:
+def search_paths(streamable: bool = False) -> list[Path]:
     """Where the installed default weights are looked for, in order.
 
     `weights/` next to the package (a checkout or an editable install), then the data
     directory that a regular `pip install` copies them to.
     """
+    name = STREAM_NAME if streamable else DEFAULT_NAME
     return [
-        Path(__file__).resolve().parent.parent / "weights" / DEFAULT_NAME,
-        Path(sys.prefix) / "share" / "apcodec" / "weights" / DEFAULT_NAME,
+        Path(__file__).resolve().parent.parent / "weights" / name,
+        Path(sys.prefix) / "share" / "apcodec" / "weights" / name,
     ]
 
 
-def default_path() -> Path:
-    """The default weights: $APCODEC_WEIGHTS if set, else the first installed file.
+def default_path(streamable: bool = False) -> Path:
+    """The default weights: $APCODEC_WEIGHTS (streamable: $APCODEC_STREAM_WEIGHTS) if
+    set, else the first installed file.
 
     Raises WeightsError, saying where it looked, when no weights are installed.
     """
-    if os.environ.get(ENV_VAR):
+    env = STREAM_ENV_VAR if streamable else ENV_VAR
+    if os.environ.get(env):
         # An explicit setting must not silently fall back to other weights.
-        return Path(os.environ[ENV_VAR])
-    for path in search_paths():
+        return Path(os.environ[env])
+    for path in search_paths(streamable):
         if path.is_file():
             return path
-    looked = ", ".join(str(p) for p in search_paths())
+    looked = ", ".join(str(p) for p in search_paths(streamable))
+    kind = "streamable " if streamable else ""
     raise WeightsError(
-        f"no trained weights are installed (looked in {looked}); "
-        f"pass --weights FILE or set {ENV_VAR}"
+        f"no trained {kind}weights are installed (looked in {looked}); "
+        f"pass --weights FILE or set {env}"
     )
 
 

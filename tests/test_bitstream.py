@@ -372,7 +372,9 @@ def test_swapped_chunks(good: bytes) -> None:
 
 def test_reserved_flags_and_bad_length_field(good: bytes) -> None:
     with pytest.raises(HeaderError, match="reserved"):
-        open_reader(fix_header_crc(good[:5] + b"\x03" + good[6:]))
+        open_reader(fix_header_crc(good[:5] + b"\x04" + good[6:]))
+    with pytest.raises(HeaderError, match="live stream"):  # live, yet lengths are given
+        open_reader(fix_header_crc(good[:5] + b"\x02" + good[6:]))
     with pytest.raises(HeaderError, match="length"):
         open_reader(fix_header_crc(good[:6] + struct.pack("<H", 65) + good[8:]))
     with pytest.raises(HeaderError):

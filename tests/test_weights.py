@@ -59,9 +59,13 @@ def test_default_path_prefers_the_environment_and_says_where_it_looked(tmp_path,
     monkeypatch.setenv(weights.ENV_VAR, str(tmp_path / "mine.pt"))
     assert weights.default_path() == tmp_path / "mine.pt"
     monkeypatch.delenv(weights.ENV_VAR)
-    monkeypatch.setattr(weights, "search_paths", lambda: [tmp_path / "none.pt"])
+    monkeypatch.setattr(weights, "search_paths", lambda streamable=False: [tmp_path / "none.pt"])
     with pytest.raises(weights.WeightsError, match="no trained weights are installed"):
         weights.default_path()
+    with pytest.raises(weights.WeightsError, match="APCODEC_STREAM_WEIGHTS"):
+        weights.default_path(streamable=True)
+    monkeypatch.setenv(weights.STREAM_ENV_VAR, str(tmp_path / "s.pt"))
+    assert weights.default_path(streamable=True) == tmp_path / "s.pt"
 
 
 def test_device_resolution() -> None:

@@ -1,0 +1,429 @@
+"""Real-time pipes: live `.apc` streams and WAV streams, encoded and decoded as they flow.
+
+    arecord -f S16_LE -r 48000 | apcodec encode --streaming - - | apcodec decode --streaming - - | aplay
+
+A file needs its length in its header before its payload; a live stream does not know it.
+A live stream (flag bit 1 of the header, see `bitstream.py`) therefore has lengths 0 in its
+header, and its payload is a sequence of records, each written and flushed as soon as its
+frames are coded:
+
+    record i   u16 f (1..chunk_frames), the f frames' codes packed as in a file's chunk,
+               u32 CRC-32 of those 2 + n bytes seeded with i (as a file's chunks are)
+    end record u16 0, u64 source length, u64 coded length, u32 CRC-32 of those 18 bytes
+               seeded with its index
+
+The stream ends right after the end record. Without it the stream was cut short.
+
+WAV on pipes: the reader takes PCM (8/16/24/32-bit) or float WAV whose data size may be
+unknown (0 or 0xFFFFFFFF, as `arecord` and `sox` write to pipes); the writer writes 0xFFFFFFFF
+sizes, which players read as "until the end of the stream".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from typing import BinaryIO, Callable, Iterator
+
+import numpy as np
+import soxr
+import torch
+
+from . import bitstream
+from .bitstream import ApcError, ChecksumError, Header, TrailingDataError, TruncatedError
+from .stream import StreamDecoder, StreamEncoder
+
+_COUNT = struct.Struct("<H")
+_END = struct.Struct("<HQQ")
+_U32 = struct.Struct("<I")
+Progress = Callable[[float], None]
+
+
+def _crc(index: int, data: bytes) -> int:
+    return zlib.crc32(data, zlib.crc32(_U32.pack(index)))
+
+
+def _read_exactly(fileobj: BinaryIO, size: int, what: str) -> bytes:
+    data = b""
+    while len(data) < size:
+        piece = fileobj.read(size - len(data))
+        if not piece:
+            raise TruncatedError(f"stream is truncated: {what} is incomplete")
+        data += piece
+    return data
+
+
+class LiveWriter:
+    """Writes a live stream: the header at once, then a record per `chunk_frames` frames.
+
+    Args:
+        fileobj: Binary stream open for writing (flushed after every record).
+        header: The header; its lengths are ignored and written as 0.
+    """
+
+    def __init__(self, fileobj: BinaryIO, header: Header) -> None:
+        self.header = dataclasses.replace(header, live=True, source_length=0, coded_length=0)
+        self._file = fileobj
+        self._pending = np.zeros((header.channels, header.n_codebooks, 0), np.int64)
+        self._index = 0
+        self.frames = 0
+        self._write(self.header.to_bytes())
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        if hasattr(self._file, "flush"):
+            self._file.flush()
+
+    def write(self, codes: np.ndarray) -> None:
+        """Append (channels, n_codebooks, frames) codes; full records go out at once."""
+        self._pending = np.concatenate([self._pending, np.asarray(codes, np.int64)], axis=2)
+        while self._pending.shape[2] >= self.header.chunk_frames:
+            self._record(self._pending[:, :, :self.header.chunk_frames])
+            self._pending = self._pending[:, :, self.header.chunk_frames:]
+
+    def _record(self, codes: np.ndarray) -> None:
+        body = _COUNT.pack(codes.shape[2]) + bitstream.pack_codes(
+            codes.transpose(2, 0, 1), self.header.bits_per_code)
+        self._write(body + _U32.pack(_crc(self._index, body)))
+        self._index += 1
+        self.frames += codes.shape[2]
+
+    def close(self, source_length: int, coded_length: int) -> None:
+        """Write the last frames and the end record with the stream's lengths."""
+        if self._pending.shape[2]:
+            self._record(self._pending)
+            self._pending = self._pending[:, :, :0]
+        end = _END.pack(0, source_length, coded_length)
+        self._write(end + _U32.pack(_crc(self._index, end)))
+
+
+class LiveReader:
+    """Reads a live stream record by record, from any stream (pipes included).
+
+    Iterating yields (channels, n_codebooks, frames) int64 codes; afterwards
+    `source_length` and `coded_length` hold the lengths from the end record.
+
+    Raises (while iterating): TruncatedError, ChecksumError, TrailingDataError, ApcError.
+    """
+
+    def __init__(self, fileobj: BinaryIO, header: Header | None = None) -> None:
+        self.header = bitstream.read_header(fileobj) if header is None else header
+        if not self.header.live:
+            raise ApcError("not a live stream")
+        self._file = fileobj
+        self.source_length: int | None = None
+        self.coded_length: int | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        h, index, frames = self.header, 0, 0
+        per_frame = h.channels * h.n_codebooks
+        while True:
+            what = f"record {index} (after {frames / h.frame_rate:.2f} s)"
+            head = _read_exactly(self._file, _COUNT.size, what)
+            (count,) = _COUNT.unpack(head)
+            if count == 0:
+                body = head + _read_exactly(self._file, _END.size - 2 + 4, "the end record")
+                self._check_crc(index, body, "the end record")
+                _, self.source_length, self.coded_length = _END.unpack_from(body)
+                self._check_end(frames)
+                return
+            if count > h.chunk_frames:
+                raise ApcError(f"{what} claims {count} frames, more than {h.chunk_frames}")
+            size = (count * per_frame * h.bits_per_code + 7) // 8
+            body = head + _read_exactly(self._file, size + 4, what)
+            self._check_crc(index, body, what)
+            payload = body[2:-4]
+            pad = size * 8 - count * per_frame * h.bits_per_code
+            if pad and payload[-1] & ((1 << pad) - 1):
+                raise ChecksumError(f"{what} is damaged: padding bits are not zero", index)
+            codes = bitstream.unpack_codes(payload, count * per_frame, h.bits_per_code)
+            yield np.ascontiguousarray(
+                codes.reshape(count, h.channels, h.n_codebooks).transpose(1, 2, 0))
+            frames += count
+            index += 1
+
+    @staticmethod
+    def _check_crc(index: int, body: bytes, what: str) -> None:
+        if _crc(index, body[:-4]) != _U32.unpack_from(body, len(body) - 4)[0]:
+            raise ChecksumError(f"{what} is damaged: checksum mismatch", index)
+
+    def _check_end(self, frames: int) -> None:
+        full = dataclasses.replace(self.header, live=False, source_length=self.source_length,
+                                   coded_length=self.coded_length)
+        if full.n_frames != frames:
+            raise ApcError(f"the stream holds {frames} frames, its lengths need {full.n_frames}")
+        if self._file.read(1):
+            raise TrailingDataError("unexpected bytes after the end record")
+
+    def read_all(self) -> tuple[Header, np.ndarray]:
+        """The whole stream: a file header with its lengths, and all its codes."""
+        h = self.header
+        codes = list(self)
+        whole = np.concatenate(codes, axis=2) if codes else \
+            np.zeros((h.channels, h.n_codebooks, 0), np.int64)
+        return dataclasses.replace(h, live=False, source_length=self.source_length,
+                                   coded_length=self.coded_length), whole
+
+
+# ---- WAV on pipes -----------------------------------------------------------------------------
+
+_UNKNOWN = 0xFFFFFFFF
+
+
+class WavStreamReader:
+    """Reads a WAV stream block by block without seeking (stdin, pipes).
+
+    Attributes:
+        sample_rate, channels: Of the stream.
+    """
+
+    def __init__(self, fileobj: BinaryIO) -> None:
+        self._file = fileobj
+        riff = _read_exactly(fileobj, 12, "the WAV header")
+        if riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+            raise ValueError("standard input is not a WAV stream (RIFF/WAVE header expected)")
+        fmt = None
+        while True:
+            tag, size = struct.unpack("<4sI", _read_exactly(fileobj, 8, "the WAV header"))
+            if tag == b"data":
+                break
+            body = _read_exactly(fileobj, size + (size & 1), "the WAV header")
+            if tag == b"fmt ":
+                fmt = body
+        if fmt is None:
+            raise ValueError("WAV stream without a format chunk")
+        kind, self.channels, self.sample_rate = struct.unpack_from("<HHI", fmt)
+        bits = struct.unpack_from("<H", fmt, 14)[0]
+        if kind == 0xFFFE and len(fmt) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag
+            kind = struct.unpack_from("<H", fmt, 24)[0]
+        self._dtype = {(1, 8): "u1", (1, 16): "<i2", (1, 24): "i3", (1, 32): "<i4",
+                       (3, 32): "<f4", (3, 64): "<f8"}.get((kind, bits))
+        if self._dtype is None or not self.channels:
+            raise ValueError(f"unsupported WAV stream: format {kind}, {bits} bits")
+        self._width = bits // 8
+        self._left = None if size in (0, _UNKNOWN) else size  # bytes of data, if known
+
+    def read(self, frames: int) -> np.ndarray:
+        """Up to `frames` frames as (channels, n) float32; fewer only at the end."""
+        want = frames * self.channels * self._width
+        if self._left is not None:
+            want = min(want, self._left)
+        data = b""
+        while len(data) < want:
+            piece = self._file.read(want - len(data))
+            if not piece:
+                break
+            data += piece
+        if self._left is not None:
+            self._left -= len(data)
+        usable = len(data) // (self.channels * self._width) * self.channels * self._width
+        return self._convert(data[:usable]).reshape(-1, self.channels).T
+
+    def _convert(self, data: bytes) -> np.ndarray:
+        if self._dtype == "i3":  # 24-bit: widen to 32 bits, then scale
+            raw = np.frombuffer(data, np.uint8).reshape(-1, 3)
+            wide = np.zeros((raw.shape[0], 4), np.uint8)
+            wide[:, 1:] = raw
+            return wide.view("<i4").ravel().astype(np.float32) / 2.0**31
+        x = np.frombuffer(data, self._dtype)
+        if self._dtype == "u1":
+            return (x.astype(np.float32) - 128) / 128
+        if x.dtype.kind == "i":
+            return x.astype(np.float32) / float(2 ** (8 * self._width - 1))
+        return x.astype(np.float32)
+
+
+class WavStreamWriter:
+    """Writes a WAV stream of unknown length: 16-bit PCM (clipped, counted) or float."""
+
+    def __init__(self, fileobj: BinaryIO, sample_rate: int, channels: int,
+                 float32: bool = False) -> None:
+        self._file, self._float, self.channels = fileobj, float32, channels
+        width = 4 if float32 else 2
+        fmt = struct.pack("<HHIIHH", 3 if float32 else 1, channels, sample_rate,
+                          sample_rate * channels * width, channels * width, 8 * width)
+        self._file.write(b"RIFF" + _U32.pack(_UNKNOWN) + b"WAVE" + b"fmt " + _U32.pack(16)
+                         + fmt + b"data" + _U32.pack(_UNKNOWN))
+        self.clipped = 0
+        self._bytes = 0
+
+    def finish(self) -> None:
+        """Write the real sizes into the header (a file, not a pipe: it must seek)."""
+        end = self._file.tell()
+        self._file.seek(end - self._bytes - 44 + 4)
+        self._file.write(_U32.pack(36 + self._bytes))
+        self._file.seek(end - self._bytes - 4)
+        self._file.write(_U32.pack(self._bytes))
+        self._file.seek(end)
+
+    def write(self, block: np.ndarray) -> None:
+        """Append (channels, n) float samples and flush."""
+        if not block.shape[1]:
+            return
+        if self._float:
+            data = block.T.astype("<f4").tobytes()
+        else:
+            peak = 1.0 - 1.0 / 32768
+            self.clipped += int(np.count_nonzero((block > peak) | (block < -1.0)))
+            data = np.round(np.clip(block, -1.0, peak) * 32768).T.astype("<i2").tobytes()
+        self._file.write(data)
+        self._file.flush()
+        self._bytes += len(data)
+
+
+# ---- real-time coding ------------------------------------------------------------------------
+
+
+def encode(model: torch.nn.Module, header: Header, blocks: Iterator[np.ndarray], sink: BinaryIO,
+           rate: int, progress: Progress | None = None) -> tuple[int, int]:
+    """Encode (C, n) float32 blocks at `rate` Hz into a live stream on `sink`.
+
+    Each block is resampled to the codec's rate, coded and its full records written at once.
+
+    Returns:
+        (source samples, coded samples) per channel.
+    """
+    codec_rate = header.sample_rate
+    resampler = None if rate == codec_rate else soxr.ResampleStream(
+        rate, codec_rate, header.channels, dtype="float32", quality="VHQ")
+    encoder, writer = StreamEncoder(model), LiveWriter(sink, header)
+    source = coded = 0
+
+    def code(samples: np.ndarray) -> None:
+        nonlocal coded
+        coded += samples.shape[1]
+        writer.write(encoder.push(torch.from_numpy(np.ascontiguousarray(samples))).numpy())
+        if progress:
+            progress(samples.shape[1] / codec_rate)
+
+    for block in blocks:
+        source += block.shape[1]
+        code(block if resampler is None else
+             resampler.resample_chunk(np.ascontiguousarray(block.T)).T)
+    if resampler is not None:
+        code(resampler.resample_chunk(np.zeros((0, header.channels), np.float32), last=True).T)
+    if coded:
+        writer.write(encoder.finish(header.channels).numpy())
+    writer.close(source, coded)
+    return source, coded
+
+
+def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavStreamWriter,
+           progress: Progress | None = None) -> int:
+    """Decode a `.apc` stream (live, or a file read front to back) from `source` (positioned
+    after the header) to `sink`, writing samples as soon as they are final.
+
+    A file's output is trimmed to its exact length. A live stream's length arrives only at
+    its end, after up to 360 samples (7.5 ms) past it may have been written.
+
+    Returns:
+        Samples written per channel.
+    """
+    if header.live:
+        reader = LiveReader(source, header)
+        records: Iterator[np.ndarray] = iter(reader)
+        limit = None
+    else:
+        records = _chunks(header, source)
+        limit = header.coded_length
+    decoder, written = StreamDecoder(model), 0
+
+    def emit(audio: np.ndarray) -> None:
+        nonlocal written
+        if limit is not None:
+            audio = audio[:, :max(0, limit - written)]
+        sink.write(audio)
+        written += audio.shape[1]
+        if progress:
+            progress(audio.shape[1] / header.sample_rate)
+
+    for codes in records:
+        emit(decoder.push(torch.from_numpy(codes)).numpy())
+    if header.live:
+        limit = reader.coded_length
+    emit(decoder.flush().numpy())
+    return written
+
+
+def _chunks(header: Header, source: BinaryIO) -> Iterator[np.ndarray]:
+    for index in range(header.n_chunks):
+        size = header.chunk_size(index)
+        data = source.read(size)
+        yield bitstream.decode_chunk(header, index, data)
+    if source.read(1):
+        raise TrailingDataError("unexpected bytes after the last chunk")
+
+
+# ---- the command line's pipes ----------------------------------------------------------------
+
+
+def encode_pipe(codec, source: str, target: str, mono: bool, packet: int,
+                progress: Progress | None = None) -> None:
+    """`apcodec encode --streaming` with '-' as `source` (a WAV stream) or `target`."""
+    import sys
+
+    from .atomic import atomic_write
+    from .audio import probe, read_blocks
+
+    if source == "-":
+        wav = WavStreamReader(sys.stdin.buffer)
+        rate, channels = wav.sample_rate, wav.channels
+        # About one code frame of input at a time: codes leave as soon as they exist.
+        step = -(-codec.config.samples_per_frame * rate // codec.config.sample_rate)
+        blocks: Iterator[np.ndarray] = _wav_blocks(wav, step)
+    else:
+        info = probe(source)
+        rate, channels = info.sample_rate, info.channels
+        blocks = read_blocks(source, rate, block_seconds=0.1)[2]
+    if mono:
+        blocks = (b.mean(axis=0, keepdims=True) for b in blocks)
+        channels = 1
+    c = codec.config
+    header = Header(sample_rate=c.sample_rate, samples_per_frame=c.samples_per_frame,
+                    n_codebooks=c.n_codebooks, bits_per_code=c.bits_per_code,
+                    chunk_frames=packet, channels=channels, source_sample_rate=rate,
+                    source_length=0, coded_length=0, fingerprint=codec.weights.fingerprint,
+                    model_name=c.name, streamable=True, live=True)
+    if target == "-":
+        encode(codec.model, header, blocks, sys.stdout.buffer, rate, progress)
+        return
+    with atomic_write(target) as f:
+        encode(codec.model, header, blocks, f, rate, progress)
+
+
+def decode_pipe(codec_for: Callable[[bool], object], source: str, target: str,
+                float32: bool, progress: Progress | None = None) -> None:
+    """`apcodec decode --streaming` with '-' as `source` or `target`: audio is written as
+    the codes arrive. `codec_for(streamable)` gives the codec."""
+    import sys
+
+    from .atomic import atomic_write
+
+    def run(src: BinaryIO) -> None:
+        header = bitstream.read_header(src)
+        if not header.streamable:
+            raise ApcError("the codes were not made by the streamable model: "
+                           "decode without --streaming")
+        codec = codec_for(True)
+        codec.check_compatible(header)
+        if target == "-":
+            sink = WavStreamWriter(sys.stdout.buffer, header.sample_rate, header.channels,
+                                   float32)
+            decode(codec.model, header, src, sink, progress)
+            return
+        with atomic_write(target) as f:
+            sink = WavStreamWriter(f, header.sample_rate, header.channels, float32)
+            decode(codec.model, header, src, sink, progress)
+            sink.finish()
+
+    if source == "-":
+        run(sys.stdin.buffer)
+    else:
+        with open(source, "rb") as f:
+            run(f)
+
+
+def _wav_blocks(wav: WavStreamReader, frames: int) -> Iterator[np.ndarray]:
+    while (block := wav.read(frames)).shape[1]:
+        yield block

@@ -1,0 +1,163 @@
+"""Real-time pipes: the live stream format, WAV streams, and `--streaming` on the CLI."""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from apcodec_cli import live
+from apcodec_cli.bitstream import (ChecksumError, Header, LiveStreamError, TrailingDataError,
+                                   TruncatedError, read_apc)
+from apcodec_cli.cli import main
+from conftest import tone, write_audio
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _header(**changes) -> Header:
+    values = dict(sample_rate=48_000, samples_per_frame=320, n_codebooks=4, bits_per_code=10,
+                  chunk_frames=15, channels=2, source_sample_rate=44_100, source_length=0,
+                  coded_length=0, fingerprint=b"12345678", model_name="tiny-s",
+                  streamable=True, live=True)
+    return Header(**{**values, **changes})
+
+
+def _live_bytes(codes: np.ndarray, pieces: list[int], coded: int) -> bytes:
+    out = io.BytesIO()
+    writer = live.LiveWriter(out, _header())
+    pos = 0
+    for n in pieces:
+        writer.write(codes[:, :, pos:pos + n])
+        pos += n
+    writer.close(source_length=coded * 44_100 // 48_000, coded_length=coded)
+    return out.getvalue()
+
+
+def test_live_streams_round_trip_records_of_any_size() -> None:
+    codes = np.random.default_rng(0).integers(0, 1024, (2, 4, 40))
+    data = _live_bytes(codes, [1, 0, 20, 3, 16], coded=12_480)  # 40 frames = ceil(L / 320) + 1
+    reader = live.LiveReader(io.BytesIO(data))
+    records = list(reader)
+    assert [r.shape[2] for r in records] == [15, 15, 10]
+    assert np.array_equal(np.concatenate(records, axis=2), codes)
+    assert (reader.source_length, reader.coded_length) == (11_466, 12_480)
+    header, whole = live.LiveReader(io.BytesIO(data)).read_all()
+    assert header.coded_length == 12_480 and not header.live and np.array_equal(whole, codes)
+    with pytest.raises(LiveStreamError):  # no random access into a live stream
+        read_apc(data)
+
+
+@pytest.mark.parametrize("damage, error", [
+    (lambda d: d[:-30], TruncatedError),
+    (lambda d: d[:-22], TruncatedError),  # cut just before the end record
+    (lambda d: d[:80] + bytes([d[80] ^ 1]) + d[81:], ChecksumError),
+    (lambda d: d + b"\0", TrailingDataError),
+])
+def test_damaged_live_streams_are_refused(damage, error) -> None:
+    codes = np.random.default_rng(1).integers(0, 1024, (2, 4, 40))
+    data = damage(_live_bytes(codes, [40], coded=12_480))
+    with pytest.raises(error):
+        list(live.LiveReader(io.BytesIO(data)))
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT", "PCM_U8"])
+def test_wav_streams_of_unknown_length_read_like_files(subtype: str) -> None:
+    audio = tone(0.1, 44_100, 2)
+    buffer = io.BytesIO()
+    sf.write(buffer, audio.T, 44_100, subtype=subtype, format="WAV")
+    data = bytearray(buffer.getvalue())
+    data[data.index(b"data") + 4:data.index(b"data") + 8] = struct.pack("<I", 0xFFFFFFFF)
+    reader = live.WavStreamReader(io.BytesIO(bytes(data)))
+    got = np.concatenate([reader.read(1000) for _ in range(6)], axis=1)
+    expected, _ = sf.read(io.BytesIO(buffer.getvalue()), dtype="float32")
+    assert (reader.sample_rate, reader.channels) == (44_100, 2)
+    np.testing.assert_allclose(got, expected.T, atol=1e-6)
+
+
+def _cli(*args: object, input: bytes | None = None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+
+def test_streaming_pipes_code_like_files(tiny_stream_weights: Path, tmp_path: Path) -> None:
+    write_audio(tmp_path / "in.wav", 1.3, rate=44_100, channels=2)
+    w = tiny_stream_weights
+    encoded = _cli("encode", "-s", "-q", "-w", w, "-", "-",
+                   input=(tmp_path / "in.wav").read_bytes())
+    assert encoded.exit_code == 0, encoded.output
+    live_codes = live.LiveReader(io.BytesIO(encoded.stdout_bytes)).read_all()
+    assert _cli("encode", "-s", "-q", "-w", w, tmp_path / "in.wav", tmp_path / "f.apc"
+                ).exit_code == 0
+    file_header, file_codes = read_apc(tmp_path / "f.apc")
+    assert file_header.streamable and live_codes[0].coded_length == file_header.coded_length
+    assert (live_codes[1] == file_codes).mean() > 0.99  # streamed vs whole-file resampling
+    decoded = _cli("decode", "-s", "-q", "-w", w, "-", "-", input=encoded.stdout_bytes)
+    assert decoded.exit_code == 0, decoded.output
+    out = live.WavStreamReader(io.BytesIO(decoded.stdout_bytes)).read(10**6)
+    assert out.shape[0] == 2 and 0 <= out.shape[1] - 62_400 <= 360  # ends within 7.5 ms
+    # A live stream saved to a file decodes exactly, with or without --streaming.
+    (tmp_path / "live.apc").write_bytes(encoded.stdout_bytes)
+    assert _cli("decode", "-q", "-w", w, tmp_path / "live.apc", tmp_path / "a.wav"
+                ).exit_code == 0
+    assert _cli("decode", "-q", "-s", "-w", w, tmp_path / "f.apc", tmp_path / "b.wav"
+                ).exit_code == 0
+    assert sf.info(tmp_path / "a.wav").frames == sf.info(tmp_path / "b.wav").frames == 62_400
+    assert "live stream" in _cli("info", tmp_path / "live.apc").output
+
+
+def test_streaming_needs_the_streamable_model(tiny_weights: Path, tmp_path: Path) -> None:
+    write_audio(tmp_path / "in.wav", 0.2)
+    result = _cli("encode", "-s", "-w", tiny_weights, tmp_path / "in.wav", tmp_path / "x.apc")
+    assert result.exit_code == 1 and "streamable one is needed" in result.output
+    assert not (tmp_path / "x.apc").exists()
+
+
+def _read_available(stream, want: int, seconds: float) -> bytes:
+    """What `stream` delivers within `seconds`, stopping early once `want` bytes came."""
+    data, end = b"", time.monotonic() + seconds
+    while time.monotonic() < end and len(data) < want:
+        ready, _, _ = select.select([stream], [], [], 0.05)
+        if ready:
+            piece = os.read(stream.fileno(), 65536)
+            if not piece:
+                break
+            data += piece
+    return data
+
+
+def test_a_real_time_pipe_writes_codes_while_the_audio_still_flows(
+        tiny_stream_weights: Path) -> None:
+    """Half a second of audio in, stdin left open: the records for it must come out."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apcodec_cli", "encode", "-s", "-q", "--packet", "1",
+         "-w", str(tiny_stream_weights), "-", "-"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        header = b"RIFF\xff\xff\xff\xffWAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, 48_000,
+                                                             96_000, 2, 16)
+        proc.stdin.write(header + b"data\xff\xff\xff\xff")
+        samples = (tone(0.5)[0] * 32767).astype("<i2")
+        proc.stdin.write(samples.tobytes())
+        proc.stdin.flush()
+        # 75 frames of 320 samples are complete; records of 1 frame are 2 + 5 + 4 bytes.
+        want = 53 + len("tiny-s") + 75 * 11
+        early = _read_available(proc.stdout, want, 60.0)
+        assert len(early) >= want
+        assert proc.poll() is None  # ... and the encoder is still waiting for more
+        proc.stdin.close()
+        rest = proc.stdout.read()
+        assert proc.wait(30) == 0, proc.stderr.read()
+        assert len(rest) >= 11 + 22  # the last frames and the end record
+    finally:
+        proc.kill()
