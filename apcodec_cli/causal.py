@@ -19,6 +19,11 @@ load into its causal twin), the layers of `model.py` and `blocks.py`:
   a stream can keep in constant memory.
 
 Shapes: (B, C, T) tensors, except GRN's channels-last (B, T, C).
+
+A stream pushed frame by frame gives each layer a handful of frames at a time, where
+general convolution kernels are slow (about 0.2 ms a call); short pushes take
+matrix-multiply paths instead, and the GRN keeps a running sum instead of re-summing its
+window (scripts/streaming_latency.py measures the result).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .blocks import GRN, ConvNeXtBlock, ConvNeXtStack
@@ -63,6 +69,25 @@ def _empty(x: torch.Tensor, channels: int) -> torch.Tensor:
     return x.new_zeros(x.shape[0], channels, 0)
 
 
+#: Pushes of at most this many output frames take the matrix-multiply paths.
+SHORT = 32
+
+
+def _short_conv(conv: nn.Conv1d, xx: torch.Tensor) -> torch.Tensor:
+    """Stride-1, unpadded `conv(xx)` for a few output frames, as multiply-adds."""
+    k = conv.kernel_size[0]
+    n = xx.shape[-1] - k + 1
+    weight = conv.weight
+    if conv.groups == conv.in_channels == conv.out_channels:  # depthwise: k shifted products
+        y = xx[..., :n] * weight[:, :, 0]
+        for j in range(1, k):
+            y = torch.addcmul(y, xx[..., j:j + n], weight[:, :, j])
+        return y if conv.bias is None else y + conv.bias.unsqueeze(-1)
+    windows = xx.unfold(-1, k, 1).transpose(1, 2).reshape(xx.shape[0], n, -1)  # (B, n, C*k)
+    y = F.linear(windows, weight.reshape(weight.shape[0], -1), conv.bias)
+    return y.transpose(1, 2)
+
+
 class CausalConv1d(nn.Conv1d):
     """Stride-1 convolution over the current and the `kernel_size - 1` previous frames."""
 
@@ -74,7 +99,9 @@ class CausalConv1d(nn.Conv1d):
         xx = _history(self, x, state, k - 1)
         if state is not None:
             state.set(self, xx[..., xx.shape[-1] - (k - 1):])
-        return super().forward(xx) if x.shape[-1] else _empty(x, self.out_channels)
+        if not x.shape[-1]:
+            return _empty(x, self.out_channels)
+        return _short_conv(self, xx) if x.shape[-1] <= SHORT else super().forward(xx)
 
 
 class CausalDownsample(nn.Conv1d):
@@ -117,16 +144,21 @@ class CausalUpsample(nn.ConvTranspose1d):
             state.set(self, xx[..., -1:])
         if not n:
             return _empty(x, self.out_channels)
-        # Output s + j of the convolution over [previous frame, x] is frame j of x's output;
-        # the first s belong to the previous frame, the last s wait for the next one.
-        return super().forward(xx)[..., s: s + n * s]
+        # Output frames [s*i, s*(i+1)) are taps [0, s) applied to input frame i plus taps
+        # [s, 2s) applied to frame i - 1: two matrix products.
+        w = self.weight  # (C_in, C_out, 2s)
+        y = (torch.einsum("bci,cos->bois", xx[..., 1:], w[..., :s])
+             + torch.einsum("bci,cos->bois", xx[..., :-1], w[..., s:]))
+        y = y.reshape(y.shape[0], y.shape[1], n * s)
+        return y if self.bias is None else y + self.bias.unsqueeze(-1)
 
 
 class CausalGRN(GRN):
     """GRN whose per-channel energy is the sum over the last `window` frames only.
 
-    The sums are differences of a float64 running sum over the remembered window and the
-    new frames, so they stay exact for streams of any length.
+    Whole sequences: the window sums are differences of a float64 cumulative sum. Streams:
+    the state is a ring of the last `window` frames' energies and their float64 sum, and a
+    short push only adds its frames and subtracts those leaving the window.
     """
 
     def __init__(self, dim: int, window: int, eps: float = 1e-6) -> None:
@@ -135,14 +167,58 @@ class CausalGRN(GRN):
 
     def forward(self, x: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
         """x: (B, T, C) channels-last."""
-        w = self.window
-        energy = _history(self, x.double().square(), state, w, dim=1)  # (B, w + T, C)
-        if state is not None:
-            state.set(self, energy[:, energy.shape[1] - w:])
-        total = energy.cumsum(dim=1)
-        norm = (total[:, w:] - total[:, :-w]).clamp_min(0).sqrt().to(x.dtype)  # (B, T, C)
+        energy = x.double().square()
+        if not x.shape[1]:
+            return x
+        if state is not None and x.shape[1] <= min(SHORT, self.window):
+            sums = self._push(energy, state)
+        else:
+            sums = self._window_sums(energy, state)
+        norm = sums.clamp_min(0).sqrt().to(x.dtype)  # (B, T, C)
         scale = norm / (norm.mean(dim=-1, keepdim=True) + self.eps)
         return torch.addcmul(self.beta + x, self.gamma, x * scale)
+
+    def _window_sums(self, energy: torch.Tensor, state: StreamState | None) -> torch.Tensor:
+        """Sums of the last `window` energies at each frame, from a cumulative sum."""
+        w = self.window
+        ring = state.get(self) if state is not None else None
+        past = ring.ordered() if ring is not None else energy.new_zeros(
+            energy.shape[0], w, energy.shape[2])
+        total = torch.cat([past, energy], dim=1).cumsum(dim=1)  # (B, w + T, C)
+        if state is not None:
+            state.set(self, _Ring(torch.cat([past, energy], dim=1)[:, -w:], total[:, -1:] -
+                                  total[:, -w - 1:-w]))
+        return total[:, w:] - total[:, :-w]
+
+    def _push(self, energy: torch.Tensor, state: StreamState) -> torch.Tensor:
+        ring = state.get(self)
+        if ring is None:
+            ring = _Ring(energy.new_zeros(energy.shape[0], self.window, energy.shape[2]),
+                         energy.new_zeros(energy.shape[0], 1, energy.shape[2]))
+            state.set(self, ring)
+        return ring.push(energy)
+
+
+class _Ring:
+    """The last `window` frames of a stream (B, window, C), oldest at `start`, and their
+    sum (B, 1, C)."""
+
+    def __init__(self, frames: torch.Tensor, total: torch.Tensor, start: int = 0) -> None:
+        self.frames, self.total, self.start = frames, total, start
+
+    def ordered(self) -> torch.Tensor:
+        return torch.roll(self.frames, -self.start, dims=1)
+
+    def push(self, new: torch.Tensor) -> torch.Tensor:
+        """Add T <= window frames; return the window sums (B, T, C) ending at each."""
+        window, n = self.frames.shape[1], new.shape[1]
+        slots = (self.start + torch.arange(n, device=new.device)) % window
+        leaving = self.frames[:, slots]
+        sums = self.total + (new - leaving).cumsum(dim=1)
+        self.frames[:, slots] = new
+        self.total = sums[:, -1:]
+        self.start = (self.start + n) % window
+        return sums
 
 
 class CausalConvNeXtBlock(ConvNeXtBlock):
@@ -158,6 +234,22 @@ class CausalConvNeXtBlock(ConvNeXtBlock):
         y = self.pwconv2(self.grn(self.act(self.pwconv1(self.norm(y))), state))
         return x + y.transpose(1, 2)
 
+    def stream(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
+        """The next frames of a stream, channels-last (B, T, C) in and out: no transposes,
+        the depthwise convolution as k shifted products over the remembered frames."""
+        k = self.dwconv.kernel_size[0]
+        xx = _history(self.dwconv, x, state, k - 1, dim=1)  # (B, k - 1 + T, C)
+        state.set(self.dwconv, xx[:, xx.shape[1] - (k - 1):])
+        n = x.shape[1]
+        if not n:
+            return x
+        weight = self.dwconv.weight[:, 0]  # (C, k)
+        y = xx[:, :n] * weight[:, 0]
+        for j in range(1, k):
+            y = torch.addcmul(y, xx[:, j:j + n], weight[:, j])
+        y = self.norm(y + self.dwconv.bias)
+        return x + self.pwconv2(self.grn(self.act(self.pwconv1(y)), state))
+
 
 class CausalConvNeXtStack(ConvNeXtStack):
     """LayerNorm, causal ConvNeXt v2 blocks, LayerNorm (LayerNorm is per frame)."""
@@ -170,7 +262,13 @@ class CausalConvNeXtStack(ConvNeXtStack):
         )
 
     def forward(self, x: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
-        x = self.norm_in(x)
+        if state is None:
+            x = self.norm_in(x)
+            for block in self.blocks:
+                x = block(x)
+            return self.norm_out(x)
+        # A stream stays channels-last through the whole stack (see `stream`).
+        x = nn.LayerNorm.forward(self.norm_in, x.transpose(1, 2))
         for block in self.blocks:
-            x = block(x, state)
-        return self.norm_out(x)
+            x = block.stream(x, state)
+        return nn.LayerNorm.forward(self.norm_out, x).transpose(1, 2)
