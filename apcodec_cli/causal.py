@@ -167,13 +167,12 @@ class CausalGRN(GRN):
 
     def forward(self, x: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
         """x: (B, T, C) channels-last."""
-        energy = x.double().square()
         if not x.shape[1]:
             return x
         if state is not None and x.shape[1] <= min(SHORT, self.window):
-            sums = self._push(energy, state)
+            sums = self._push(x.square(), state)  # summed in float64 by the ring
         else:
-            sums = self._window_sums(energy, state)
+            sums = self._window_sums(x.double().square(), state)
         norm = sums.clamp_min(0).sqrt().to(x.dtype)  # (B, T, C)
         scale = norm / (norm.mean(dim=-1, keepdim=True) + self.eps)
         return torch.addcmul(self.beta + x, self.gamma, x * scale)
@@ -193,8 +192,9 @@ class CausalGRN(GRN):
     def _push(self, energy: torch.Tensor, state: StreamState) -> torch.Tensor:
         ring = state.get(self)
         if ring is None:
-            ring = _Ring(energy.new_zeros(energy.shape[0], self.window, energy.shape[2]),
-                         energy.new_zeros(energy.shape[0], 1, energy.shape[2]))
+            shape = (energy.shape[0], self.window, energy.shape[2])
+            ring = _Ring(energy.new_zeros(shape, dtype=torch.float64),
+                         energy.new_zeros((shape[0], 1, shape[2]), dtype=torch.float64))
             state.set(self, ring)
         return ring.push(energy)
 
@@ -210,14 +210,16 @@ class _Ring:
         return torch.roll(self.frames, -self.start, dims=1)
 
     def push(self, new: torch.Tensor) -> torch.Tensor:
-        """Add T <= window frames; return the window sums (B, T, C) ending at each."""
-        window, n = self.frames.shape[1], new.shape[1]
-        slots = (self.start + torch.arange(n, device=new.device)) % window
-        leaving = self.frames[:, slots]
-        sums = self.total + (new - leaving).cumsum(dim=1)
-        self.frames[:, slots] = new
+        """Add T <= window frames; return the float64 window sums (B, T, C) ending at each."""
+        window, n, start = self.frames.shape[1], new.shape[1], self.start
+        if start + n <= window:  # the usual case: one slice, no index arithmetic
+            slots: slice | torch.Tensor = slice(start, start + n)
+        else:
+            slots = (start + torch.arange(n, device=new.device)) % window
+        sums = (new - self.frames[:, slots]).cumsum(dim=1).add_(self.total)  # float64
+        self.frames[:, slots] = new if isinstance(slots, slice) else new.to(self.frames.dtype)
         self.total = sums[:, -1:]
-        self.start = (self.start + n) % window
+        self.start = (start + n) % window
         return sums
 
 
@@ -236,17 +238,14 @@ class CausalConvNeXtBlock(ConvNeXtBlock):
 
     def stream(self, x: torch.Tensor, state: StreamState) -> torch.Tensor:
         """The next frames of a stream, channels-last (B, T, C) in and out: no transposes,
-        the depthwise convolution as k shifted products over the remembered frames."""
+        the depthwise convolution as a product with the windows of the remembered frames."""
         k = self.dwconv.kernel_size[0]
         xx = _history(self.dwconv, x, state, k - 1, dim=1)  # (B, k - 1 + T, C)
         state.set(self.dwconv, xx[:, xx.shape[1] - (k - 1):])
-        n = x.shape[1]
-        if not n:
+        if not x.shape[1]:
             return x
-        weight = self.dwconv.weight[:, 0]  # (C, k)
-        y = xx[:, :n] * weight[:, 0]
-        for j in range(1, k):
-            y = torch.addcmul(y, xx[:, j:j + n], weight[:, j])
+        # (B, T, C, k) windows times the (C, k) taps, summed: the depthwise convolution.
+        y = (xx.unfold(1, k, 1) * self.dwconv.weight[:, 0]).sum(dim=-1)
         y = self.norm(y + self.dwconv.bias)
         return x + self.pwconv2(self.grn(self.act(self.pwconv1(y)), state))
 
