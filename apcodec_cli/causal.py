@@ -145,12 +145,15 @@ class CausalUpsample(nn.ConvTranspose1d):
         if not n:
             return _empty(x, self.out_channels)
         # Output frames [s*i, s*(i+1)) are taps [0, s) applied to input frame i plus taps
-        # [s, 2s) applied to frame i - 1: two matrix products.
+        # [s, 2s) applied to frame i - 1: one matrix product with all 2s taps of every
+        # frame, (B, n + 1, C_in) @ (C_in, C_out * 2s), the weight used in place.
         w = self.weight  # (C_in, C_out, 2s)
-        y = (torch.einsum("bci,cos->bois", xx[..., 1:], w[..., :s])
-             + torch.einsum("bci,cos->bois", xx[..., :-1], w[..., s:]))
-        y = y.reshape(y.shape[0], y.shape[1], n * s)
-        return y if self.bias is None else y + self.bias.unsqueeze(-1)
+        taps = (xx.transpose(1, 2) @ w.reshape(w.shape[0], -1)).view(
+            xx.shape[0], n + 1, w.shape[1], 2 * s)
+        y = taps[:, 1:, :, :s] + taps[:, :-1, :, s:]  # (B, n, C_out, s)
+        if self.bias is not None:
+            y = y + self.bias.unsqueeze(-1)
+        return y.permute(0, 2, 1, 3).reshape(y.shape[0], y.shape[2], n * s)
 
 
 class CausalGRN(GRN):

@@ -86,6 +86,38 @@ def test_a_stream_of_n_samples_is_final_600_samples_later() -> None:
     assert algorithmic_latency(config) == 600  # worst case: 12.5 ms at 48 kHz
 
 
+def test_causal_layers_match_their_plain_definitions() -> None:
+    """The fast paths against the textbook operations they stand for."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 40)
+    up = causal.CausalUpsample(6, 5, stride=8)
+    plain = F.conv_transpose1d(x, up.weight, up.bias, stride=8)[..., :40 * 8]
+    torch.testing.assert_close(up(x), plain)
+    down = causal.CausalDownsample(6, 5, kernel_size=7, stride=8)
+    x8 = torch.randn(2, 6, 64)
+    plain = F.conv1d(x8[..., 1:], down.weight, down.bias, stride=8)  # frames 8n+1 .. 8n+7
+    torch.testing.assert_close(down(x8), plain)
+    for groups, c_out in ((1, 5), (6, 6)):
+        conv = causal.CausalConv1d(6, c_out, 7, groups=groups)
+        plain = F.conv1d(F.pad(x, (6, 0)), conv.weight, conv.bias, groups=groups)
+        for n in (1, 8, causal.SHORT + 1):  # short pushes take the matrix-product path
+            state = causal.StreamState()
+            out = torch.cat([conv(x[..., a:a + n], state) for a in range(0, 40, n)], -1)
+            torch.testing.assert_close(out, plain, atol=1e-5, rtol=0)
+    grn = causal.CausalGRN(6, window=5)
+    torch.nn.init.normal_(grn.gamma)
+    xt = x.transpose(1, 2)  # (B, T, C)
+    energy = F.pad(xt.square(), (0, 0, 4, 0)).unfold(1, 5, 1).sum(-1)  # last 5 frames
+    norm = energy.sqrt()
+    plain = grn.beta + xt + grn.gamma * xt * norm / (norm.mean(-1, keepdim=True) + grn.eps)
+    torch.testing.assert_close(grn(xt), plain, atol=1e-5, rtol=0)
+    state = causal.StreamState()
+    pieces = torch.cat([grn(xt[:, a:a + 3], state) for a in range(0, 40, 3)], 1)  # wraps
+    torch.testing.assert_close(pieces, plain, atol=1e-5, rtol=0)
+
+
 def test_causal_grn_pools_over_its_window_only() -> None:
     grn = causal.CausalGRN(4, window=3)
     torch.nn.init.normal_(grn.gamma)
