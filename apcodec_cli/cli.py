@@ -218,7 +218,8 @@ def _conversion_options(f: Callable) -> Callable:
         click.argument("sources", nargs=-1, required=True, metavar="INPUT..."),
         click.argument("output", metavar="OUTPUT"),
         click.option("-w", "--weights", type=click.Path(dir_okay=False),
-                     help="Weights file (default: $APCODEC_WEIGHTS, else the installed weights)."),
+                     help="Weights file (default: $APCODEC_WEIGHTS, else the installed "
+                          "weights; streamable: $APCODEC_STREAM_WEIGHTS, else apcodec-s.pt)."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                      show_default=True, help="Where the model runs; auto picks CUDA if present."),
         click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs."),
