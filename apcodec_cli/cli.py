@@ -43,25 +43,25 @@ def _setup(weights: str | None, device: str, quiet: bool, threads: int = 0,
 
 def _codec(streamable: bool) -> Any:
     """The codec for the full (False) or the streamable (True) model, loaded on first use:
-    --weights if given (it must be of that kind), else the installed default of that kind."""
-    if streamable in _CODECS:
-        return _CODECS[streamable]
-    import torch  # deferred: `apcodec --help` and `info` stay fast
+    --weights if given (whatever model it holds, but streaming needs the streamable one),
+    else the installed default of that kind."""
+    key = "explicit" if _LOAD["weights"] else streamable
+    if key not in _CODECS:
+        import torch  # deferred: `apcodec --help` and `info` stay fast
 
-    from .codec import Codec
+        from .codec import Codec
 
-    if _LOAD["threads"]:
-        torch.set_num_threads(_LOAD["threads"])
-    codec = Codec.load(_LOAD["weights"], device=_LOAD["device"], streamable=streamable)
-    if codec.config.causal != streamable:
-        kinds = ("full (non-streamable)", "streamable")
-        raise ValueError(f"{codec.weights.path} holds the {kinds[codec.config.causal]} model, "
-                         f"the {kinds[streamable]} one is needed here (--streaming, or a "
-                         "file it made): pass matching --weights")
-    if not codec.weights.trained:
-        _warn(f"{codec.weights.path} holds UNTRAINED weights (random initialisation): "
-              "the decoded audio will not resemble the input", _LOAD["quiet"])
-    _CODECS[streamable] = codec
+        if _LOAD["threads"]:
+            torch.set_num_threads(_LOAD["threads"])
+        codec = Codec.load(_LOAD["weights"], device=_LOAD["device"], streamable=streamable)
+        if not codec.weights.trained:
+            _warn(f"{codec.weights.path} holds UNTRAINED weights (random initialisation): "
+                  "the decoded audio will not resemble the input", _LOAD["quiet"])
+        _CODECS[key] = codec
+    codec = _CODECS[key]
+    if streamable and not codec.config.causal:
+        raise ValueError(f"{codec.weights.path} holds the full (non-streamable) model; "
+                         "streaming needs the streamable one: pass other --weights")
     return codec
 
 

@@ -118,8 +118,16 @@ def test_streaming_pipes_code_like_files(tiny_stream_weights: Path, tmp_path: Pa
 def test_streaming_needs_the_streamable_model(tiny_weights: Path, tmp_path: Path) -> None:
     write_audio(tmp_path / "in.wav", 0.2)
     result = _cli("encode", "-s", "-w", tiny_weights, tmp_path / "in.wav", tmp_path / "x.apc")
-    assert result.exit_code == 1 and "streamable one is needed" in result.output
+    assert result.exit_code == 1 and "streaming needs the streamable one" in result.output
     assert not (tmp_path / "x.apc").exists()
+
+
+def test_explicit_streamable_weights_code_files_without_the_flag(
+        tiny_stream_weights: Path, tmp_path: Path) -> None:
+    write_audio(tmp_path / "in.wav", 0.2)
+    assert _cli("encode", "-q", "-w", tiny_stream_weights, tmp_path / "in.wav",
+                tmp_path / "x.apc").exit_code == 0
+    assert read_apc(tmp_path / "x.apc")[0].streamable
 
 
 def _read_available(stream, want: int, seconds: float) -> bytes:
