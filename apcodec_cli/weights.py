@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .config import CodecConfig
 from .model import APCodec
@@ -118,14 +119,33 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedW
                            f"is not supported (this apcodec reads version {VERSION})")
     try:
         config = CodecConfig.from_dict(payload["config"])
-        model = APCodec(config)
+        with _SkipInit():  # every tensor is replaced below: no random initialisation
+            model = APCodec(config)
         state = payload["state_dict"]
+        # strict (the default): a missing, extra or misshapen tensor is an error.
         model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                               for k, v in state.items()})
+                               for k, v in state.items()}, assign=True)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise WeightsError(f"{path}: invalid weights: {exc}".splitlines()[0]) from None
     model.eval().requires_grad_(False).to(device)
     return LoadedWeights(model, fingerprint(state), dict(payload.get("info", {})), path)
+
+
+class _SkipInit(TorchFunctionMode):
+    """While active, the `torch.nn.init` functions leave their tensor as it is.
+
+    For building a model whose every parameter a weights file then replaces: random
+    initialisation took 70 % of building the model, and the results cannot depend on it
+    (docs/speed.md, start-up). Unlike building on the 'meta' device, this imports nothing
+    more (a meta `normal_` imports torch._dynamo, 1 s).
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
 
 
 def search_paths(streamable: bool = False) -> list[Path]:

@@ -75,3 +75,27 @@ def test_device_resolution() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(weights.WeightsError, match="no CUDA device"):
             weights.resolve_device("cuda")
+
+
+def test_missing_or_extra_tensors_are_refused(tmp_path) -> None:
+    """The model is built without initialisation, so every tensor must come from the file."""
+    weights.save(tmp_path / "w.pt", APCodec(get_preset("tiny")), trained=False)
+    payload = torch.load(tmp_path / "w.pt", weights_only=True)
+    name = sorted(payload["state_dict"])[0]
+    missing = {**payload, "state_dict": {k: v for k, v in payload["state_dict"].items()
+                                         if k != name}}
+    extra = {**payload, "state_dict": {**payload["state_dict"], "spare": torch.zeros(1)}}
+    for bad in (missing, extra):
+        torch.save(bad, tmp_path / "bad.pt")
+        with pytest.raises(weights.WeightsError, match="invalid weights"):
+            weights.load(tmp_path / "bad.pt")
+
+
+def test_loading_builds_the_stored_model_exactly(tmp_path) -> None:
+    model = APCodec(get_preset("tiny"))
+    weights.save(tmp_path / "w.pt", model, trained=False, half=False)
+    loaded = weights.load(tmp_path / "w.pt").model
+    state = loaded.state_dict()
+    assert state.keys() == model.state_dict().keys()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(state[name], tensor), name
