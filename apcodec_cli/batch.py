@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import os
 import traceback
 import zlib
@@ -109,15 +110,9 @@ def find_collisions(jobs: Iterable[Job]) -> dict[str, list[Job]]:
     return {t: js for t, js in by_target.items() if len(js) > 1}
 
 
-def run_jobs(jobs: Sequence[Job], convert: Callable[[Job], None], *, force: bool, n_jobs: int,
-             initializer: Callable[..., None] | None = None, initargs: tuple = (),
-             on_done: Callable[[Job], None] | None = None) -> Summary:
-    """Convert every job, skipping existing targets unless `force`; never stop on a failure.
-
-    With `n_jobs > 1`, `convert` runs in worker processes prepared by `initializer`
-    (which, like `convert`, must be a picklable module-level function).
-    """
-    summary = Summary()
+def select_jobs(jobs: Sequence[Job], force: bool, summary: Summary) -> list[Job]:
+    """The jobs to run: existing targets are skipped unless `force`, and jobs whose targets
+    collide fail; both are recorded in `summary`."""
     todo = []
     for job in jobs:
         if not force and job.target != "-" and os.path.exists(job.target):
@@ -128,30 +123,47 @@ def run_jobs(jobs: Sequence[Job], convert: Callable[[Job], None], *, force: bool
         for job in clashing:
             summary.failed.append((job, f"{len(clashing)} inputs would write {target}"))
             todo.remove(job)
+    return todo
 
-    def finish(job: Job, error: str | None) -> None:
-        if error is None:
-            summary.done.append(job)
-        else:
-            summary.failed.append((job, error))
-        if on_done:
-            on_done(job)
+
+def record(summary: Summary, job: Job, error: str | None,
+           on_done: Callable[[Job], None] | None = None) -> None:
+    """Note how a job went (`error`: None on success) and tell `on_done`."""
+    if error is None:
+        summary.done.append(job)
+    else:
+        summary.failed.append((job, error))
+    if on_done:
+        on_done(job)
+
+
+def run_jobs(jobs: Sequence[Job], convert: Callable[[Job], None], *, force: bool, n_jobs: int,
+             initializer: Callable[..., None] | None = None, initargs: tuple = (),
+             on_done: Callable[[Job], None] | None = None) -> Summary:
+    """Convert every job, skipping existing targets unless `force`; never stop on a failure.
+
+    With `n_jobs > 1`, `convert` runs in worker processes prepared by `initializer`
+    (which, like `convert`, must be a picklable module-level function).
+    """
+    summary = Summary()
+    todo = select_jobs(jobs, force, summary)
+    finish = functools.partial(record, summary, on_done=on_done)
 
     if n_jobs <= 1 or len(todo) <= 1:
         if initializer:
             initializer(*initargs)
         for job in todo:
-            finish(job, _attempt(convert, job))
+            finish(job, attempt(convert, job))
         return summary
     with concurrent.futures.ProcessPoolExecutor(n_jobs, initializer=initializer,
                                                 initargs=initargs) as pool:
-        futures = {pool.submit(_attempt, convert, job): job for job in todo}
+        futures = {pool.submit(attempt, convert, job): job for job in todo}
         for future in concurrent.futures.as_completed(futures):
             finish(futures[future], future.result())
     return summary
 
 
-def _attempt(convert: Callable[[Job], None], job: Job) -> str | None:
+def attempt(convert: Callable[[Job], None], job: Job) -> str | None:
     """Run one conversion; its error as one line, or None on success."""
     try:
         convert(job)

@@ -23,6 +23,7 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
@@ -108,10 +109,17 @@ class _SampleBuffer:
 CPU_BATCH_SIZE = 2
 
 
-def _run(model: APCodec, fn: Callable[[torch.Tensor], torch.Tensor], batch: np.ndarray) -> np.ndarray:
+def run_model(model: APCodec, method: str, batch: np.ndarray) -> np.ndarray:
+    """`model.encode` or `model.decode` (`method`) of an array batch, on the model's device."""
     device = next(model.parameters()).device
     with torch.inference_mode():
-        return fn(torch.from_numpy(np.ascontiguousarray(batch)).to(device)).cpu().numpy()
+        tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+        return getattr(model, method)(tensor).cpu().numpy()
+
+
+#: Runs a forward pass somewhere else than `run_model` in this thread: (method, batch) ->
+#: output, as arrays. `multifile.py` uses one to share passes between files.
+Forward = Callable[[str, np.ndarray], np.ndarray]
 
 
 def default_batch_size(model: APCodec) -> int:
@@ -174,7 +182,8 @@ def run_batches(fn: Callable[[np.ndarray], np.ndarray], batches: Iterable[tuple[
 
 def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], plan: ChunkPlan,
                   channels: int, batch_size: int = CPU_BATCH_SIZE,
-                  workers: int | None = None) -> Iterator[np.ndarray]:
+                  workers: int | None = None, forward: Forward | None = None
+                  ) -> Iterator[np.ndarray]:
     """Encode audio arriving in blocks; yield the codes of each chunk in order.
 
     Args:
@@ -184,7 +193,9 @@ def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], plan: ChunkPlan,
         plan: The chunk layout.
         channels: Number of channels in every block.
         batch_size: Chunks per forward pass.
-        workers: Batches computed at once (default: `default_workers(model)`).
+        workers: Batches computed at once (default: `default_workers(model)`, or 1 with
+            `forward`).
+        forward: Runs the forward passes (default: `run_model`, in this thread).
 
     Yields:
         (channels, n_codebooks, frames) int64 codes, one array per chunk.
@@ -199,9 +210,9 @@ def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], plan: ChunkPlan,
             buffer.release((plan.chunk(batch[-1])[1] - plan.context_frames) * spf)
             yield (batch, windows), audio.reshape(-1, 1, audio.shape[-1])
 
-    workers = default_workers(model) if workers is None else workers
-    for (batch, windows), codes in run_batches(lambda a: _run(model, model.encode, a),
-                                               gather(), workers):
+    run = forward or functools.partial(run_model, model)
+    workers = (default_workers(model) if forward is None else 1) if workers is None else workers
+    for (batch, windows), codes in run_batches(lambda a: run("encode", a), gather(), workers):
         codes = codes.reshape(len(batch), channels, *codes.shape[1:])  # (W, C, Q, N)
         for w, i in enumerate(batch):
             start, stop = plan.chunk(i)
@@ -211,7 +222,8 @@ def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], plan: ChunkPlan,
 
 def decode_chunks(model: APCodec, read_frames: Callable[[int, int], np.ndarray],
                   plan: ChunkPlan, chunks: range, batch_size: int = CPU_BATCH_SIZE,
-                  workers: int | None = None) -> Iterator[np.ndarray]:
+                  workers: int | None = None, forward: Forward | None = None
+                  ) -> Iterator[np.ndarray]:
     """Decode chunks of a code sequence; yield each chunk's audio in order.
 
     Args:
@@ -220,7 +232,9 @@ def decode_chunks(model: APCodec, read_frames: Callable[[int, int], np.ndarray],
         plan: The chunk layout.
         chunks: Which chunks to decode (a contiguous range, for partial decoding).
         batch_size: Chunks per forward pass.
-        workers: Batches computed at once (default: `default_workers(model)`).
+        workers: Batches computed at once (default: `default_workers(model)`, or 1 with
+            `forward`).
+        forward: Runs the forward passes (default: `run_model`, in this thread).
 
     Yields:
         (channels, chunk_frames * samples_per_frame) float32 audio at the codec's rate,
@@ -235,9 +249,10 @@ def decode_chunks(model: APCodec, read_frames: Callable[[int, int], np.ndarray],
             n_win, channels = codes.shape[:2]
             yield (batch, windows, channels), codes.reshape(n_win * channels, *codes.shape[2:])
 
-    workers = default_workers(model) if workers is None else workers
+    run = forward or functools.partial(run_model, model)
+    workers = (default_workers(model) if forward is None else 1) if workers is None else workers
     for (batch, windows, channels), audio in run_batches(
-            lambda c: _run(model, model.decode, c), gather(), workers):
+            lambda c: run("decode", c), gather(), workers):
         audio = audio.reshape(len(batch), channels, -1)
         for w, i in enumerate(batch):
             start, stop = plan.chunk(i)

@@ -160,12 +160,29 @@ def _run(convert: Callable[..., None], opts: Options, sources: tuple[str, ...], 
                                force=True, n_jobs=1)
     else:
         with tqdm(total=len(jobs), unit="file", disable=opts.quiet or not jobs) as bar:
-            summary = run_jobs(
-                jobs, functools.partial(convert, opts), force=opts.force, n_jobs=opts.jobs,
-                initializer=_setup if opts.jobs > 1 else None,
-                initargs=(opts.weights, opts.device, True, max(1, (os.cpu_count() or 1) // opts.jobs)),
-                on_done=lambda job: bar.update())
+            rows = _shared_rows(opts)
+            if rows:  # one process, forward passes shared between files (a GPU's way)
+                from .multifile import convert_files
+                summary = convert_files(jobs, functools.partial(convert, opts), _CODECS[False],
+                                        force=opts.force, rows=rows,
+                                        on_done=lambda job: bar.update())
+            else:
+                summary = run_jobs(
+                    jobs, functools.partial(convert, opts), force=opts.force, n_jobs=opts.jobs,
+                    initializer=_setup if opts.jobs > 1 else None,
+                    initargs=(opts.weights, opts.device, True,
+                              max(1, (os.cpu_count() or 1) // opts.jobs)),
+                    on_done=lambda job: bar.update())
     _report(summary, opts.quiet, single)
+
+
+def _shared_rows(opts: Options) -> int:
+    """Rows per forward pass shared between a folder's files (see multifile.py), or 0 to
+    convert them one by one: shared with the full model on CUDA and --jobs 1."""
+    if opts.jobs > 1 or False not in _CODECS:  # --jobs asks for processes; -s, or streamable
+        return 0
+    from .multifile import shared_rows
+    return shared_rows(_CODECS[False])
 
 
 def _first_kind(opts: Options, jobs: list[Job]) -> bool | None:

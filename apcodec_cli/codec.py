@@ -46,6 +46,11 @@ class Codec:
         chunk_frames: Code frames per chunk (written into each file's header).
         context_frames: Frames of context each side of a chunk.
         batch_size: Chunks per forward pass (default: `chunked.default_batch_size`).
+
+    Attributes:
+        forward: Where the chunked forward passes run (see `chunked.Forward`); None (the
+            default) runs them in the calling thread. `multifile.py` sets it to share
+            passes between files converted at once.
     """
 
     def __init__(self, loaded: weights.LoadedWeights, chunk_frames: int = 150,
@@ -56,6 +61,7 @@ class Codec:
         self.chunk_frames = chunk_frames
         self.context_frames = context_frames
         self.batch_size = batch_size or chunked.default_batch_size(loaded.model)
+        self.forward: chunked.Forward | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str = "auto",
@@ -96,7 +102,8 @@ class Codec:
         if self.config.causal:
             return stream.encode_blocks(self.model, blocks, channels)
         plan = self._plan(self._n_frames(samples))
-        return chunked.encode_blocks(self.model, blocks, plan, channels, self.batch_size)
+        return chunked.encode_blocks(self.model, blocks, plan, channels, self.batch_size,
+                                     forward=self.forward)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """(C, n_codebooks, N) codes -> (C, N * samples_per_frame) float32 audio."""
@@ -107,7 +114,8 @@ class Codec:
         else:
             plan = self._plan(codes.shape[-1])
             chunks = chunked.decode_chunks(self.model, lambda a, b: codes[..., a:b], plan,
-                                           range(plan.n_chunks), self.batch_size)
+                                           range(plan.n_chunks), self.batch_size,
+                                           forward=self.forward)
         return _concat(chunks, (codes.shape[0], 0), np.float32)
 
     # ---- files ----------------------------------------------------------------------------
@@ -181,7 +189,7 @@ class Codec:
                 plan = self._plan(header.n_frames, header.chunk_frames)
                 chunks = plan.covering(first // spf, _ceil_div(first + count, spf))
                 audio = chunked.decode_chunks(self.model, read_frames, plan, chunks,
-                                              self.batch_size)
+                                              self.batch_size, forward=self.forward)
                 skip = first - chunks.start * header.chunk_frames * spf if len(chunks) else 0
             with _binary(target, "wb") as out, AudioWriter(
                     out, header.sample_rate, rate, header.channels, frames, subtype,
