@@ -112,6 +112,12 @@ def test_streaming_pipes_code_like_files(tiny_stream_weights: Path, tmp_path: Pa
     assert _cli("decode", "-q", "-s", "-w", w, tmp_path / "f.apc", tmp_path / "b.wav"
                 ).exit_code == 0
     assert sf.info(tmp_path / "a.wav").frames == sf.info(tmp_path / "b.wav").frames == 62_400
+    # A file streamed to a pipe is read front to back and trimmed exactly.
+    piped = _cli("decode", "-s", "-q", "-w", w, tmp_path / "f.apc", "-")
+    assert piped.exit_code == 0, piped.output
+    samples = live.WavStreamReader(io.BytesIO(piped.stdout_bytes)).read(10**6)
+    whole, _ = sf.read(tmp_path / "b.wav", dtype="float32")
+    np.testing.assert_allclose(samples.T, whole, atol=1 / 16384)
     assert "live stream" in _cli("info", tmp_path / "live.apc").output
 
 
