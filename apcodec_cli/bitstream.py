@@ -305,6 +305,15 @@ class Header:
                    live=bool(flags & FLAG_LIVE))
 
 
+def peek_header(fileobj: BinaryIO) -> Header:
+    """Read and validate the header of a seekable file, leaving the position unchanged."""
+    base = fileobj.tell()
+    try:
+        return read_header(fileobj)
+    finally:
+        fileobj.seek(base)
+
+
 def read_header(fileobj: BinaryIO) -> Header:
     """Read and validate a header, leaving `fileobj` just after it.
 
@@ -371,7 +380,9 @@ def _chunk_label(header: Header, index: int) -> str:
     return f"chunk {index} ({start / rate:.2f}–{stop / rate:.2f} s)"
 
 
-def _chunk_crc(index: int, payload: bytes) -> int:
+def indexed_crc(index: int, payload: bytes) -> int:
+    """CRC-32 of `payload` seeded with u32le(index): chunks and live records use it, so a
+    piece moved to another position fails its check."""
     return zlib.crc32(payload, zlib.crc32(_U32.pack(index)))
 
 
@@ -400,8 +411,29 @@ def encode_chunk(header: Header, index: int, codes: np.ndarray) -> bytes:
     """
     start, stop = header.chunk_frame_range(index)
     arr = _check_codes(header, codes, stop - start)
-    payload = pack_codes(arr.transpose(2, 0, 1), header.bits_per_code)
-    return payload + _U32.pack(_chunk_crc(index, payload))
+    payload = pack_frames(header, arr)
+    return payload + _U32.pack(indexed_crc(index, payload))
+
+
+def pack_frames(header: Header, codes: np.ndarray) -> bytes:
+    """Codes (channels, n_codebooks, frames) packed frame-major, as a chunk holds them."""
+    return pack_codes(codes.transpose(2, 0, 1), header.bits_per_code)
+
+
+def unpack_frames(header: Header, payload: bytes, frames: int, label: str,
+                  index: int) -> np.ndarray:
+    """Inverse of `pack_frames` for `frames` frames; `label` and `index` name the piece.
+
+    Raises:
+        ChecksumError: The padding bits are not zero.
+    """
+    count = frames * header.channels * header.n_codebooks
+    pad = len(payload) * 8 - count * header.bits_per_code
+    if pad and payload[-1] & ((1 << pad) - 1):
+        raise ChecksumError(f"{label} is damaged: padding bits are not zero", index)
+    flat = unpack_codes(payload, count, header.bits_per_code)
+    shaped = flat.reshape(frames, header.channels, header.n_codebooks)
+    return np.ascontiguousarray(shaped.transpose(1, 2, 0))
 
 
 def decode_chunk(header: Header, index: int, data: bytes) -> np.ndarray:
@@ -419,15 +451,9 @@ def decode_chunk(header: Header, index: int, data: bytes) -> np.ndarray:
     if len(data) > size:
         raise ApcError(f"{label} should be {size} bytes, got {len(data)}")
     payload = bytes(data[:-_U32.size])
-    if _chunk_crc(index, payload) != _U32.unpack_from(data, size - _U32.size)[0]:
+    if indexed_crc(index, payload) != _U32.unpack_from(data, size - _U32.size)[0]:
         raise ChecksumError(f"{label} is damaged: checksum mismatch", index)
-    count = (stop - start) * header.channels * header.n_codebooks
-    pad = len(payload) * 8 - count * header.bits_per_code
-    if pad and payload[-1] & ((1 << pad) - 1):
-        raise ChecksumError(f"{label} is damaged: padding bits are not zero", index)
-    flat = unpack_codes(payload, count, header.bits_per_code)
-    shaped = flat.reshape(stop - start, header.channels, header.n_codebooks)
-    return np.ascontiguousarray(shaped.transpose(1, 2, 0))
+    return unpack_frames(header, payload, stop - start, label, index)
 
 
 class ApcWriter:

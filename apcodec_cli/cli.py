@@ -67,15 +67,12 @@ def _codec(streamable: bool) -> Any:
 
 def _codec_for_file(source: Any) -> Any:
     """The codec that can decode `source` (a path or seekable file): by its header."""
-    from .bitstream import read_header
+    from .bitstream import peek_header
 
     if isinstance(source, str):
         with open(source, "rb") as f:
-            return _codec(read_header(f).streamable)
-    base = source.tell()
-    header = read_header(source)
-    source.seek(base)
-    return _codec(header.streamable)
+            return _codec(peek_header(f).streamable)
+    return _codec(peek_header(source).streamable)
 
 
 def _open_input(path: str) -> Any:

@@ -205,10 +205,7 @@ class Codec:
 def _frame_reader(f: BinaryIO) -> tuple[Callable[[int, int], np.ndarray], Header]:
     """`read_frames(start, stop)` of a seekable `.apc` file, and its header with lengths.
     A live stream (see `live.py`) is read whole first: it has no random access."""
-    base = f.tell()
-    header = bitstream.read_header(f)
-    f.seek(base)
-    if not header.live:
+    if not bitstream.peek_header(f).live:
         reader = ApcReader(f)
         return reader.read_frames, reader.header
     from .live import LiveReader

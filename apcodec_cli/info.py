@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
-from .bitstream import ApcError, ApcReader, Header, read_header
+from .bitstream import ApcError, ApcReader, Header, peek_header
 
 
 def _human(seconds: float) -> str:
@@ -72,17 +71,11 @@ def _check(f: object) -> tuple[Header, list[ApcError], int | None]:
     """(header with lengths, problems, records of a live stream or None for a file).
     A live stream is read to its end record, which holds its lengths; a damaged record
     raises, as a damaged header does."""
-    if not read_header(f).live:
-        f.seek(0)
+    if not peek_header(f).live:
         reader = ApcReader(f)
         return reader.header, reader.verify(), None
     from .live import LiveReader
 
-    f.seek(0)
     reader = LiveReader(f)
-    records = 0
-    for _ in reader:
-        records += 1
-    header = dataclasses.replace(reader.header, live=False, source_length=reader.source_length,
-                                 coded_length=reader.coded_length)
-    return header, [], records
+    records = sum(1 for _ in reader)
+    return reader.file_header, [], records

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-import zlib
 from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
@@ -38,10 +37,6 @@ _COUNT = struct.Struct("<H")
 _END = struct.Struct("<HQQ")
 _U32 = struct.Struct("<I")
 Progress = Callable[[float], None]
-
-
-def _crc(index: int, data: bytes) -> int:
-    return zlib.crc32(data, zlib.crc32(_U32.pack(index)))
 
 
 def _read_exactly(fileobj: BinaryIO, size: int, what: str) -> bytes:
@@ -83,9 +78,8 @@ class LiveWriter:
             self._pending = self._pending[:, :, self.header.chunk_frames:]
 
     def _record(self, codes: np.ndarray) -> None:
-        body = _COUNT.pack(codes.shape[2]) + bitstream.pack_codes(
-            codes.transpose(2, 0, 1), self.header.bits_per_code)
-        self._write(body + _U32.pack(_crc(self._index, body)))
+        body = _COUNT.pack(codes.shape[2]) + bitstream.pack_frames(self.header, codes)
+        self._write(body + _U32.pack(bitstream.indexed_crc(self._index, body)))
         self._index += 1
         self.frames += codes.shape[2]
 
@@ -95,14 +89,14 @@ class LiveWriter:
             self._record(self._pending)
             self._pending = self._pending[:, :, :0]
         end = _END.pack(0, source_length, coded_length)
-        self._write(end + _U32.pack(_crc(self._index, end)))
+        self._write(end + _U32.pack(bitstream.indexed_crc(self._index, end)))
 
 
 class LiveReader:
     """Reads a live stream record by record, from any stream (pipes included).
 
     Iterating yields (channels, n_codebooks, frames) int64 codes; afterwards
-    `source_length` and `coded_length` hold the lengths from the end record.
+    `file_header` is the header with the lengths from the end record.
 
     Raises (while iterating): TruncatedError, ChecksumError, TrailingDataError, ApcError.
     """
@@ -112,8 +106,7 @@ class LiveReader:
         if not self.header.live:
             raise ApcError("not a live stream")
         self._file = fileobj
-        self.source_length: int | None = None
-        self.coded_length: int | None = None
+        self.file_header: Header | None = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         h, index, frames = self.header, 0, 0
@@ -125,7 +118,9 @@ class LiveReader:
             if count == 0:
                 body = head + _read_exactly(self._file, _END.size - 2 + 4, "the end record")
                 self._check_crc(index, body, "the end record")
-                _, self.source_length, self.coded_length = _END.unpack_from(body)
+                _, source_length, coded_length = _END.unpack_from(body)
+                self.file_header = dataclasses.replace(
+                    h, live=False, source_length=source_length, coded_length=coded_length)
                 self._check_end(frames)
                 return
             if count > h.chunk_frames:
@@ -133,26 +128,19 @@ class LiveReader:
             size = (count * per_frame * h.bits_per_code + 7) // 8
             body = head + _read_exactly(self._file, size + 4, what)
             self._check_crc(index, body, what)
-            payload = body[2:-4]
-            pad = size * 8 - count * per_frame * h.bits_per_code
-            if pad and payload[-1] & ((1 << pad) - 1):
-                raise ChecksumError(f"{what} is damaged: padding bits are not zero", index)
-            codes = bitstream.unpack_codes(payload, count * per_frame, h.bits_per_code)
-            yield np.ascontiguousarray(
-                codes.reshape(count, h.channels, h.n_codebooks).transpose(1, 2, 0))
+            yield bitstream.unpack_frames(h, body[2:-4], count, what, index)
             frames += count
             index += 1
 
     @staticmethod
     def _check_crc(index: int, body: bytes, what: str) -> None:
-        if _crc(index, body[:-4]) != _U32.unpack_from(body, len(body) - 4)[0]:
+        if bitstream.indexed_crc(index, body[:-4]) != _U32.unpack_from(body, len(body) - 4)[0]:
             raise ChecksumError(f"{what} is damaged: checksum mismatch", index)
 
     def _check_end(self, frames: int) -> None:
-        full = dataclasses.replace(self.header, live=False, source_length=self.source_length,
-                                   coded_length=self.coded_length)
-        if full.n_frames != frames:
-            raise ApcError(f"the stream holds {frames} frames, its lengths need {full.n_frames}")
+        need = self.file_header.n_frames
+        if need != frames:
+            raise ApcError(f"the stream holds {frames} frames, its lengths need {need}")
         if self._file.read(1):
             raise TrailingDataError("unexpected bytes after the end record")
 
@@ -162,8 +150,7 @@ class LiveReader:
         codes = list(self)
         whole = np.concatenate(codes, axis=2) if codes else \
             np.zeros((h.channels, h.n_codebooks, 0), np.int64)
-        return dataclasses.replace(h, live=False, source_length=self.source_length,
-                                   coded_length=self.coded_length), whole
+        return self.file_header, whole
 
 
 # ---- WAV on pipes -----------------------------------------------------------------------------
@@ -341,7 +328,7 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     for codes in records:
         emit(decoder.push(torch.from_numpy(codes)).numpy())
     if header.live:
-        limit = reader.coded_length
+        limit = reader.file_header.coded_length
     emit(decoder.flush().numpy())
     return written
 

@@ -51,7 +51,7 @@ def test_live_streams_round_trip_records_of_any_size() -> None:
     records = list(reader)
     assert [r.shape[2] for r in records] == [15, 15, 10]
     assert np.array_equal(np.concatenate(records, axis=2), codes)
-    assert (reader.source_length, reader.coded_length) == (11_466, 12_480)
+    assert (reader.file_header.source_length, reader.file_header.coded_length) == (11_466, 12_480)
     header, whole = live.LiveReader(io.BytesIO(data)).read_all()
     assert header.coded_length == 12_480 and not header.live and np.array_equal(whole, codes)
     with pytest.raises(LiveStreamError):  # no random access into a live stream
