@@ -50,21 +50,24 @@ def decoder_history(config: CodecConfig) -> int:
     return (c.kernel_size - 1) + 1 + -(-stft_frames // c.downsample)
 
 
-def _require_causal(model: APCodec) -> None:
-    if not model.config.causal:
-        raise ValueError(f"model {model.config.name!r} is not streamable (not causal)")
-
-
-class StreamEncoder:
-    """Samples in, code frames out: one frame per `samples_per_frame` samples."""
+class _Stream:
+    """One stream through a causal model: the model and the layers' state of this stream."""
 
     def __init__(self, model: APCodec) -> None:
-        _require_causal(model)
+        if not model.config.causal:
+            raise ValueError(f"model {model.config.name!r} is not streamable (not causal)")
         self.model = model
         self.config = model.config
         self._state = StreamState()
-        self._analysis = spectral.StreamAnalysis(model.config)
         self._device = next(model.parameters()).device
+
+
+class StreamEncoder(_Stream):
+    """Samples in, code frames out: one frame per `samples_per_frame` samples."""
+
+    def __init__(self, model: APCodec) -> None:
+        super().__init__(model)
+        self._analysis = spectral.StreamAnalysis(model.config)
         self.samples = 0  # samples pushed so far, per channel
 
     @torch.inference_mode()
@@ -87,16 +90,12 @@ class StreamEncoder:
         return self.push(torch.zeros(channels, pad))
 
 
-class StreamDecoder:
+class StreamDecoder(_Stream):
     """Code frames in, samples out as soon as no later frame can change them."""
 
     def __init__(self, model: APCodec) -> None:
-        _require_causal(model)
-        self.model = model
-        self.config = model.config
-        self._state = StreamState()
+        super().__init__(model)
         self._synthesis = spectral.StreamSynthesis(model.config)
-        self._device = next(model.parameters()).device
 
     @torch.inference_mode()
     def push(self, codes: torch.Tensor) -> torch.Tensor:
