@@ -78,10 +78,9 @@ def _short_conv(conv: nn.Conv1d, xx: torch.Tensor) -> torch.Tensor:
     k = conv.kernel_size[0]
     n = xx.shape[-1] - k + 1
     weight = conv.weight
-    if conv.groups == conv.in_channels == conv.out_channels:  # depthwise: k shifted products
-        y = xx[..., :n] * weight[:, :, 0]
-        for j in range(1, k):
-            y = torch.addcmul(y, xx[..., j:j + n], weight[:, :, j])
+    if conv.groups == conv.in_channels == conv.out_channels:  # depthwise
+        # (B, C, n, k) windows times the (C, 1, k) taps, summed (as `CausalConvNeXtBlock.stream`).
+        y = (xx.unfold(-1, k, 1) * weight).sum(dim=-1)
         return y if conv.bias is None else y + conv.bias.unsqueeze(-1)
     windows = xx.unfold(-1, k, 1).transpose(1, 2).reshape(xx.shape[0], n, -1)  # (B, n, C*k)
     y = F.linear(windows, weight.reshape(weight.shape[0], -1), conv.bias)
