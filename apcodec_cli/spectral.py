@@ -142,11 +142,15 @@ def _overlap_add(spec: torch.Tensor, config: CodecConfig) -> torch.Tensor:
 class StreamAnalysis:
     """Causal STFT of a stream: samples in, log-amplitude and phase frames out.
 
-    `push(samples)` takes (B, n) samples, any n, and returns the frames they complete.
+    `push(samples)` takes (B, n) samples, any n, and returns the frames they complete,
+    channels last: (B, frames, n_bins) each (the layout `streamnet.py` works in). Same
+    frames as `_causal_stft`: each window sits where torch.stft puts it in the FFT frame.
     """
 
-    def __init__(self, config: CodecConfig) -> None:
+    def __init__(self, config: CodecConfig, device: torch.device | str = "cpu") -> None:
         self.config = config
+        self._window = _window(config, torch.device(device))
+        self._offset = (config.n_fft - config.win_length) // 2
         self._buffer: torch.Tensor | None = None  # history + samples not yet framed
 
     def push(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,24 +159,31 @@ class StreamAnalysis:
             self._buffer = samples.new_zeros(samples.shape[0], c.win_length - c.hop_length)
         data = torch.cat([self._buffer, samples], dim=-1)
         n = (data.shape[-1] - (c.win_length - c.hop_length)) // c.hop_length
-        used = (c.win_length - c.hop_length) + n * c.hop_length
         self._buffer = data[:, n * c.hop_length:]
-        spec = _causal_stft(data[:, :used], c) if n else \
-            samples.new_zeros(samples.shape[0], c.n_bins, 0, dtype=torch.complex64)
+        if not n:
+            empty = samples.new_zeros(samples.shape[0], 0, c.n_bins)
+            return empty, empty
+        frames = data.unfold(-1, c.win_length, c.hop_length) * self._window  # (B, n, win)
+        frames = F.pad(frames, (self._offset, c.n_fft - c.win_length - self._offset))
+        spec = torch.fft.rfft(frames, dim=-1)  # (B, n, n_bins)
         return torch.log(spec.abs() + LOG_FLOOR), torch.angle(spec)
 
 
 class StreamSynthesis:
     """Causal inverse STFT of a stream: spectral frames in, finished samples out.
 
-    `push(log_amp, phase)` takes (B, n_bins, n) frames and returns the samples no later
-    frame can change: after F frames in all, samples [0, F * hop - (win - hop)).
-    `flush()` returns the remaining win - hop samples as they stand (the end of a batch
-    `istft`), for when no frame will follow.
+    `push(log_amp, phase)` takes (B, n, n_bins) frames, channels last, and returns the
+    samples no later frame can change: after F frames in all, samples
+    [0, F * hop - (win - hop)). `flush()` returns the remaining win - hop samples as they
+    stand (the end of a batch `istft`), for when no frame will follow. Same arithmetic as
+    `_overlap_add`.
     """
 
-    def __init__(self, config: CodecConfig) -> None:
+    def __init__(self, config: CodecConfig, device: torch.device | str = "cpu") -> None:
         self.config = config
+        window = _window(config, torch.device(device))
+        self._window = window / (window.square().sum() / config.hop_length)
+        self._offset = (config.n_fft - config.win_length) // 2
         self._tail: torch.Tensor | None = None  # overlap-add of samples still open
         self._skip = config.win_length - config.hop_length  # samples before time 0
 
@@ -181,10 +192,14 @@ class StreamSynthesis:
         overlap = c.win_length - c.hop_length
         if self._tail is None:
             self._tail = log_amp.new_zeros(log_amp.shape[0], overlap)
-        n = log_amp.shape[-1]
+        n = log_amp.shape[-2]
         if not n:
             return self._tail.new_zeros(self._tail.shape[0], 0)
-        added = _overlap_add(spectrum(log_amp, phase), c)
+        frames = torch.fft.irfft(spectrum(log_amp, phase), n=c.n_fft, dim=-1)
+        frames = frames[..., self._offset:self._offset + c.win_length] * self._window
+        added = F.fold(frames.transpose(1, 2), output_size=(1, (n - 1) * c.hop_length +
+                       c.win_length), kernel_size=(1, c.win_length),
+                       stride=(1, c.hop_length)).view(log_amp.shape[0], -1)
         added[:, :overlap] += self._tail
         done, self._tail = added[:, :n * c.hop_length], added[:, n * c.hop_length:]
         skip = min(self._skip, done.shape[-1])

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from . import spectral
-from .causal import StreamState
 from .config import CodecConfig
 from .model import APCodec
+from .streamnet import StepState, StreamNet
 
 
 def algorithmic_latency(config: CodecConfig) -> int:
@@ -51,14 +51,12 @@ def decoder_history(config: CodecConfig) -> int:
 
 
 class _Stream:
-    """One stream through a causal model: the model and the layers' state of this stream."""
+    """One stream through a causal model: its packed networks and this stream's state."""
 
     def __init__(self, model: APCodec) -> None:
-        if not model.config.causal:
-            raise ValueError(f"model {model.config.name!r} is not streamable (not causal)")
-        self.model = model
         self.config = model.config
-        self._state = StreamState()
+        self._net = StreamNet.for_model(model)  # raises if the model is not causal
+        self._state = StepState()
         self._device = next(model.parameters()).device
 
 
@@ -67,7 +65,7 @@ class StreamEncoder(_Stream):
 
     def __init__(self, model: APCodec) -> None:
         super().__init__(model)
-        self._analysis = spectral.StreamAnalysis(model.config)
+        self._analysis = spectral.StreamAnalysis(model.config, self._device)
         self.samples = 0  # samples pushed so far, per channel
 
     @torch.inference_mode()
@@ -76,11 +74,7 @@ class StreamEncoder(_Stream):
         frames they complete (on the CPU)."""
         samples = samples.to(self._device, torch.float32)
         self.samples += samples.shape[-1]
-        log_amp, phase = self._analysis.push(samples)
-        latent = self.model.encoder(log_amp, phase, self._state)
-        if not latent.shape[-1]:
-            return torch.zeros(samples.shape[0], self.config.n_codebooks, 0, dtype=torch.long)
-        return self.model.quantizer.encode(latent).cpu()
+        return self._net.encode_step(*self._analysis.push(samples), self._state)
 
     def finish(self, channels: int = 1) -> torch.Tensor:
         """End of input: zeros complete the last frame, then one more frame, whose codes let
@@ -95,18 +89,13 @@ class StreamDecoder(_Stream):
 
     def __init__(self, model: APCodec) -> None:
         super().__init__(model)
-        self._synthesis = spectral.StreamSynthesis(model.config)
+        self._synthesis = spectral.StreamSynthesis(model.config, self._device)
 
     @torch.inference_mode()
     def push(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, n_codebooks, frames) codes -> (B, samples) float32 audio (on the CPU)."""
         codes = torch.as_tensor(codes, dtype=torch.long).to(self._device)
-        if not codes.shape[-1]:
-            latent = torch.zeros(codes.shape[0], self.config.latent_dim, 0, device=self._device)
-        else:
-            latent = self.model.quantizer.decode(codes)
-        log_amp, phase = self.model.decoder(latent, self._state)
-        return self._synthesis.push(log_amp.float(), phase.float()).cpu()
+        return self._synthesis.push(*self._net.decode_step(codes, self._state)).cpu()
 
     def flush(self) -> torch.Tensor:
         """The last win_length - hop_length samples as they stand (no frame follows)."""
