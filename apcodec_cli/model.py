@@ -4,8 +4,8 @@ Shapes: waveforms (B, 1, T) with T a multiple of `config.samples_per_frame`; spe
 (B, n_bins, F) with F = T / hop_length; latents (B, latent_dim, N) with N = F / downsample;
 codes (B, n_codebooks, N) int64.
 
-With `config.causal` every layer is its causal twin from `causal.py` and the networks also
-run frame by frame: their `forward` then takes a `StreamState` (see `stream.py`).
+With `config.causal` every layer is its causal twin from `causal.py`; such a model also
+codes streams frame by frame (`stream.py`, which runs it through `streamnet.py`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from torch import nn
 
 from . import spectral
 from .blocks import ConvNeXtStack
-from .causal import (CausalConv1d, CausalConvNeXtStack, CausalDownsample, CausalUpsample,
-                     StreamState)
+from .causal import CausalConv1d, CausalConvNeXtStack, CausalDownsample, CausalUpsample
 from .config import CodecConfig
 from .quantizer import QuantizerOutput, ResidualVQ
 
@@ -50,11 +49,6 @@ def _stack(config: CodecConfig) -> ConvNeXtStack:
     return ConvNeXtStack(c.dim, c.hidden_dim, c.n_blocks, c.kernel_size)
 
 
-def _run(layer: nn.Module, x: torch.Tensor, state: StreamState | None) -> torch.Tensor:
-    """`layer(x)`, or `layer(x, state)` when streaming (causal layers only)."""
-    return layer(x) if state is None else layer(x, state)
-
-
 class EncoderBranch(nn.Module):
     """One encoder branch (amplitude or phase): spectra at F frames -> features at F/8."""
 
@@ -66,11 +60,11 @@ class EncoderBranch(nn.Module):
         self.linear = nn.Linear(c.dim, c.dim)
         self.down = _conv(c, c.dim, c.encoder_out_dim, stride=c.downsample)
 
-    def forward(self, spec: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
         """(B, n_bins, F) -> (B, encoder_out_dim, F / downsample)."""
-        x = _run(self.stack, _run(self.conv_in, spec, state), state)
+        x = self.stack(self.conv_in(spec))
         x = self.linear(x.transpose(1, 2)).transpose(1, 2)  # Linear acts on the channel axis
-        return _run(self.down, x, state)
+        return self.down(x)
 
 
 class Encoder(nn.Module):
@@ -82,11 +76,9 @@ class Encoder(nn.Module):
         self.phase = EncoderBranch(config)
         self.fuse = _conv(config, 2 * config.encoder_out_dim, config.latent_dim)
 
-    def forward(self, log_amp: torch.Tensor, phase: torch.Tensor,
-                state: StreamState | None = None) -> torch.Tensor:
+    def forward(self, log_amp: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         """(B, n_bins, F) twice -> latent (B, latent_dim, F / downsample)."""
-        x = torch.cat([self.amplitude(log_amp, state), self.phase(phase, state)], dim=1)
-        return _run(self.fuse, x, state)
+        return self.fuse(torch.cat([self.amplitude(log_amp), self.phase(phase)], dim=1))
 
 
 class DecoderBranch(nn.Module):
@@ -100,9 +92,9 @@ class DecoderBranch(nn.Module):
         self.stack = _stack(c)
         self.linear = nn.Linear(c.dim, c.dim)
 
-    def forward(self, x: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, dim, N) -> (B, dim, N * downsample)."""
-        x = _run(self.stack, _run(self.conv, _run(self.up, x, state), state), state)
+        x = self.stack(self.conv(self.up(x)))
         return self.linear(x.transpose(1, 2)).transpose(1, 2)  # Linear acts on channels
 
 
@@ -119,16 +111,15 @@ class Decoder(nn.Module):
         self.real_head = _conv(c, c.dim, c.n_bins)
         self.imag_head = _conv(c, c.dim, c.n_bins)
 
-    def forward(self, latent: torch.Tensor, state: StreamState | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, latent_dim, N) -> log_amp, phase, each (B, n_bins, N * downsample)."""
-        x = _run(self.conv_in, latent, state)
-        log_amp = _run(self.amplitude_head, self.amplitude(x, state), state)
-        p = self.phase(x, state)
+        x = self.conv_in(latent)
+        log_amp = self.amplitude_head(self.amplitude(x))
+        p = self.phase(x)
         # The phase is the angle of a predicted point, so it is always wrapped and never
         # has to be regressed across the -pi/pi discontinuity. float32 even under bf16
         # autocast, where the angle would otherwise be rounded to about 0.01 rad.
-        real, imag = _run(self.real_head, p, state), _run(self.imag_head, p, state)
+        real, imag = self.real_head(p), self.imag_head(p)
         phase = torch.atan2(imag.float(), real.float())
         return log_amp, phase
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 
-from apcodec_cli import causal, spectral
+from apcodec_cli import causal, spectral, streamnet
 from apcodec_cli.bitstream import read_apc
 from apcodec_cli.codec import Codec
 from apcodec_cli.config import get_preset
@@ -88,8 +89,6 @@ def test_a_stream_of_n_samples_is_final_600_samples_later() -> None:
 
 def test_causal_layers_match_their_plain_definitions() -> None:
     """The fast paths against the textbook operations they stand for."""
-    import torch.nn.functional as F
-
     torch.manual_seed(0)
     x = torch.randn(2, 6, 40)
     up = causal.CausalUpsample(6, 5, stride=8)
@@ -102,10 +101,7 @@ def test_causal_layers_match_their_plain_definitions() -> None:
     for groups, c_out in ((1, 5), (6, 6)):
         conv = causal.CausalConv1d(6, c_out, 7, groups=groups)
         plain = F.conv1d(F.pad(x, (6, 0)), conv.weight, conv.bias, groups=groups)
-        for n in (1, 8, causal.SHORT + 1):  # short pushes take the matrix-product path
-            state = causal.StreamState()
-            out = torch.cat([conv(x[..., a:a + n], state) for a in range(0, 40, n)], -1)
-            torch.testing.assert_close(out, plain, atol=1e-5, rtol=0)
+        torch.testing.assert_close(conv(x), plain)
     grn = causal.CausalGRN(6, window=5)
     torch.nn.init.normal_(grn.gamma)
     xt = x.transpose(1, 2)  # (B, T, C)
@@ -113,9 +109,31 @@ def test_causal_layers_match_their_plain_definitions() -> None:
     norm = energy.sqrt()
     plain = grn.beta + xt + grn.gamma * xt * norm / (norm.mean(-1, keepdim=True) + grn.eps)
     torch.testing.assert_close(grn(xt), plain, atol=1e-5, rtol=0)
-    state = causal.StreamState()
-    pieces = torch.cat([grn(xt[:, a:a + 3], state) for a in range(0, 40, 3)], 1)  # wraps
-    torch.testing.assert_close(pieces, plain, atol=1e-5, rtol=0)
+
+
+def test_the_streamed_grn_ring_sums_the_last_window_frames_across_wrap_arounds() -> None:
+    energy = torch.rand(2, 1, 40, 6)
+    ring = streamnet._Ring(energy, window=5)
+    sums = torch.cat([ring.push(energy[..., a:a + n, :])
+                      for a, n in zip(range(0, 40, 3), [3] * 13 + [1])], dim=-2)
+    plain = F.pad(energy, (0, 0, 4, 0)).unfold(-2, 5, 1).sum(-1)
+    torch.testing.assert_close(sums.float(), plain, atol=1e-6, rtol=0)
+
+
+def test_the_full_size_streamable_preset_streams_like_the_whole() -> None:
+    """tiny-s above, and the shipped preset's shapes and 200-frame GRN window here."""
+    model = _model(3, "apcodec-s-48k-small")
+    wav = torch.from_numpy(tone(1.0)) * 0.8  # 150 frames: pieces longer than the window
+    with torch.inference_mode():
+        codes = model.encode(wav.view(1, 1, -1))
+        audio = model.decode(codes)[:, 0]
+    encoder, decoder = StreamEncoder(model), StreamDecoder(model)
+    pieces = [encoder.push(wav.view(1, -1)[:, a:b])
+              for a, b in _pieces(wav.shape[-1], [320, 12_000], 3)]
+    assert torch.equal(torch.cat(pieces, -1), codes)
+    out = [decoder.push(codes[..., a:b]) for a, b in _pieces(codes.shape[-1], [1, 40], 3)]
+    torch.testing.assert_close(torch.cat(out + [decoder.flush()], -1), audio, atol=1e-5,
+                               rtol=0)
 
 
 def test_causal_grn_pools_over_its_window_only() -> None:
