@@ -7,7 +7,7 @@ out frame by frame, and back.
     >>> codes = enc.finish()           # end of input: pads the last frame, plus one
     >>> audio = dec.push(codes)
 
-The whole state of a stream lives in the engine objects (the layers' `StreamState`, the
+The whole state of a stream lives in the engine objects (the networks' `StepState`, the
 STFT's sample buffer and the overlap-add tail), so one model serves many streams. Pushing a
 signal in pieces of any sizes gives the codes and samples of coding it at once, to float
 rounding (tests/test_stream.py).
