@@ -71,7 +71,8 @@ class _Ring:
         else:
             slots = (start + torch.arange(n, device=new.device)) % window
         sums = (new - self.frames[..., slots, :]).cumsum(dim=-2).add_(self.total)
-        self.frames[..., slots, :] = new.to(torch.float64)
+        # A slice copies with the cast; an index (wrapping around) needs the dtype.
+        self.frames[..., slots, :] = new if isinstance(slots, slice) else new.double()
         self.total = sums[..., -1:, :]
         self.start = (start + n) % window
         return sums
@@ -99,9 +100,14 @@ def _folded(norm: nn.LayerNorm, linear: nn.Linear) -> tuple[Tensor, Tensor]:
     return (linear.weight * norm.weight).t(), linear.bias + linear.weight @ norm.bias
 
 
+def _biases(a: Tensor, b: Tensor) -> Tensor:
+    """Two branches' biases (D,) as the (2, 1, D) that `_batched` adds."""
+    return _pair(a, b).unsqueeze(1)
+
+
 def _batched(x: Tensor, bias: Tensor, matrix: Tensor) -> Tensor:
-    """(2, ..., C) @ (2, C, D) + (2, D) -> (2, ..., D): one product for both branches."""
-    y = torch.baddbmm(bias.unsqueeze(1), x.reshape(2, -1, x.shape[-1]), matrix)
+    """(2, ..., C) @ (2, C, D) + (2, 1, D) -> (2, ..., D): one product for both branches."""
+    y = torch.baddbmm(bias, x.reshape(2, -1, x.shape[-1]), matrix)
     return y.view(*x.shape[:-1], matrix.shape[-1])
 
 
@@ -112,10 +118,10 @@ class _Block:
     dw: Tensor  # (2, 1, 1, C, k) depthwise taps
     dw_bias: Tensor  # (2, 1, 1, C)
     w1: Tensor  # (2, C, H): LayerNorm's affine folded in
-    b1: Tensor  # (2, H)
+    b1: Tensor  # (2, 1, H)
     gamma: Tensor  # (2, 1, 1, H) GRN
     w2: Tensor  # (2, H, C): GRN's beta folded into the bias
-    b2: Tensor  # (2, C)
+    b2: Tensor  # (2, 1, C)
     window: int
     eps: float
 
@@ -125,10 +131,10 @@ def _pack_block(a: CausalConvNeXtBlock, b: CausalConvNeXtBlock) -> _Block:
     return _Block(
         dw=_pair(a.dwconv.weight[:, 0], b.dwconv.weight[:, 0])[:, None, None],
         dw_bias=_pair(a.dwconv.bias, b.dwconv.bias)[:, None, None],
-        w1=_pair(*w1), b1=_pair(*b1),
+        w1=_pair(*w1), b1=_biases(*b1),
         gamma=_pair(a.grn.gamma[0, 0], b.grn.gamma[0, 0])[:, None, None],
         w2=_pair(a.pwconv2.weight.t(), b.pwconv2.weight.t()),
-        b2=_pair(*(x.pwconv2.bias + x.pwconv2.weight @ x.grn.beta[0, 0] for x in (a, b))),
+        b2=_biases(*(x.pwconv2.bias + x.pwconv2.weight @ x.grn.beta[0, 0] for x in (a, b))),
         window=a.grn.window, eps=a.grn.eps)
 
 
@@ -163,7 +169,7 @@ def _pack_stack(a: ConvNeXtStack, b: ConvNeXtStack, la: nn.Linear, lb: nn.Linear
         norm_in=(_pair(a.norm_in.weight, b.norm_in.weight)[:, None, None],
                  _pair(a.norm_in.bias, b.norm_in.bias)[:, None, None]),
         blocks=[_pack_block(x, y) for x, y in zip(a.blocks, b.blocks)],
-        w_out=_pair(*w), b_out=_pair(*bias))
+        w_out=_pair(*w), b_out=_biases(*bias))
 
 
 def _run_stack(p: _Stack, x: Tensor, state: StepState, name: str) -> Tensor:
@@ -207,10 +213,10 @@ class StreamNet:
     def _pack_encoder(self, model: APCodec) -> None:
         enc = model.encoder
         a, b = enc.amplitude, enc.phase
-        self.e_in = (_pair(a.conv_in.bias, b.conv_in.bias),
+        self.e_in = (_biases(a.conv_in.bias, b.conv_in.bias),
                      _pair(_conv_matrix(a.conv_in), _conv_matrix(b.conv_in)))
         self.e_stack = _pack_stack(a.stack, b.stack, a.linear, b.linear)
-        self.e_down = (_pair(a.down.bias, b.down.bias),
+        self.e_down = (_biases(a.down.bias, b.down.bias),
                        _pair(_conv_matrix(a.down), _conv_matrix(b.down)))
         self.down_stride = a.down.stride[0]
         self.e_fuse = (enc.fuse.bias, _conv_matrix(enc.fuse))
@@ -273,13 +279,15 @@ class StreamNet:
         self.d_up = (_pair(a.up.bias, b.up.bias)[:, None, None],
                      _pair(a.up.weight, b.up.weight).permute(1, 0, 3, 2)
                      .reshape(a.up.weight.shape[0], -1).contiguous())
-        self.d_conv = (_pair(a.conv.bias, b.conv.bias),
+        self.d_conv = (_biases(a.conv.bias, b.conv.bias),
                        _pair(_conv_matrix(a.conv), _conv_matrix(b.conv)))
         self.d_stack = _pack_stack(a.stack, b.stack, a.linear, b.linear)
         self.head_amp = (dec.amplitude_head.bias, _conv_matrix(dec.amplitude_head))
+        # Both matrices stay transposed views of (out, in * k) weights: for these wide
+        # products with few rows that layout is about 20% faster than (in * k, out).
         self.head_phase = (torch.cat([dec.real_head.bias, dec.imag_head.bias]),
-                           torch.cat([_conv_matrix(dec.real_head),
-                                      _conv_matrix(dec.imag_head)], dim=1))
+                           torch.cat([_conv_matrix(dec.real_head).t(),
+                                      _conv_matrix(dec.imag_head).t()]).t())
 
     def decode_step(self, codes: Tensor, state: StepState) -> tuple[Tensor, Tensor]:
         """(B, n_codebooks, N) codes -> log-amplitude and phase (B, N * s, n_bins),
