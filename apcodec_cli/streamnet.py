@@ -8,7 +8,7 @@ module runs the networks of `model.py` / `causal.py` rearranged for few frames:
   are (2, B, T, C), branch first, channels last, and a layer of both branches is one
   batched matrix product.
 * Convolutions are matrix products with windows of the remembered and the new frames;
-  their weights are reshaped into those matrices once (`pack`).
+  their weights are reshaped into those matrices once, when a `StreamNet` is built.
 * The affine parts of LayerNorm and GRN fold into the matrix product after them, the
   quantizer's codebooks are normalised (encoder) and projected (decoder) once.
 
