@@ -109,12 +109,15 @@ class _SampleBuffer:
 CPU_BATCH_SIZE = 2
 
 
-def run_model(model: APCodec, method: str, batch: np.ndarray) -> np.ndarray:
-    """`model.encode` or `model.decode` (`method`) of an array batch, on the model's device."""
+def run_model(model: APCodec, method: str, batch: np.ndarray, bf16: bool = False
+              ) -> np.ndarray:
+    """`model.encode` or `model.decode` (`method`) of an array batch, on the model's device;
+    with `bf16`, under bf16 autocast (see `weights.resolve_precision`)."""
     device = next(model.parameters()).device
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
         tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-        return getattr(model, method)(tensor).cpu().numpy()
+        out = getattr(model, method)(tensor)
+        return (out.float() if out.is_floating_point() else out).cpu().numpy()
 
 
 #: Runs a forward pass somewhere else than `run_model` in this thread: (method, batch) ->
@@ -182,8 +185,8 @@ def run_batches(fn: Callable[[np.ndarray], np.ndarray], batches: Iterable[tuple[
 
 def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], plan: ChunkPlan,
                   channels: int, batch_size: int = CPU_BATCH_SIZE,
-                  workers: int | None = None, forward: Forward | None = None
-                  ) -> Iterator[np.ndarray]:
+                  workers: int | None = None, forward: Forward | None = None,
+                  bf16: bool = False) -> Iterator[np.ndarray]:
     """Encode audio arriving in blocks; yield the codes of each chunk in order.
 
     Args:
@@ -196,6 +199,7 @@ def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], plan: ChunkPlan,
         workers: Batches computed at once (default: `default_workers(model)`, or 1 with
             `forward`).
         forward: Runs the forward passes (default: `run_model`, in this thread).
+        bf16: Run them under bf16 autocast (with the default `forward`).
 
     Yields:
         (channels, n_codebooks, frames) int64 codes, one array per chunk.
@@ -210,7 +214,7 @@ def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], plan: ChunkPlan,
             buffer.release((plan.chunk(batch[-1])[1] - plan.context_frames) * spf)
             yield (batch, windows), audio.reshape(-1, 1, audio.shape[-1])
 
-    run = forward or functools.partial(run_model, model)
+    run = forward or functools.partial(run_model, model, bf16=bf16)
     workers = (default_workers(model) if forward is None else 1) if workers is None else workers
     for (batch, windows), codes in run_batches(lambda a: run("encode", a), gather(), workers):
         codes = codes.reshape(len(batch), channels, *codes.shape[1:])  # (W, C, Q, N)
@@ -222,8 +226,8 @@ def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], plan: ChunkPlan,
 
 def decode_chunks(model: APCodec, read_frames: Callable[[int, int], np.ndarray],
                   plan: ChunkPlan, chunks: range, batch_size: int = CPU_BATCH_SIZE,
-                  workers: int | None = None, forward: Forward | None = None
-                  ) -> Iterator[np.ndarray]:
+                  workers: int | None = None, forward: Forward | None = None,
+                  bf16: bool = False) -> Iterator[np.ndarray]:
     """Decode chunks of a code sequence; yield each chunk's audio in order.
 
     Args:
@@ -235,6 +239,7 @@ def decode_chunks(model: APCodec, read_frames: Callable[[int, int], np.ndarray],
         workers: Batches computed at once (default: `default_workers(model)`, or 1 with
             `forward`).
         forward: Runs the forward passes (default: `run_model`, in this thread).
+        bf16: Run them under bf16 autocast (with the default `forward`).
 
     Yields:
         (channels, chunk_frames * samples_per_frame) float32 audio at the codec's rate,
@@ -249,7 +254,7 @@ def decode_chunks(model: APCodec, read_frames: Callable[[int, int], np.ndarray],
             n_win, channels = codes.shape[:2]
             yield (batch, windows, channels), codes.reshape(n_win * channels, *codes.shape[2:])
 
-    run = forward or functools.partial(run_model, model)
+    run = forward or functools.partial(run_model, model, bf16=bf16)
     workers = (default_workers(model) if forward is None else 1) if workers is None else workers
     for (batch, windows, channels), audio in run_batches(
             lambda c: run("decode", c), gather(), workers):

@@ -17,7 +17,7 @@ from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, des
 
 EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
 _CODECS: dict[bool, Any] = {}  # this process's codecs by streamable, loaded once each
-_LOAD: dict[str, Any] = {}  # how to load them: weights, device, quiet, threads
+_LOAD: dict[str, Any] = {}  # how to load them: weights, device, quiet, threads, precision
 
 
 class Options:
@@ -33,9 +33,10 @@ def _warn(message: str, quiet: bool) -> None:
 
 
 def _setup(weights: str | None, device: str, quiet: bool, threads: int = 0,
-           preload: bool | None = None) -> None:
+           precision: str | None = None, preload: bool | None = None) -> None:
     """Say how this process (the CLI's or a pool worker) loads codecs; load one now."""
-    _LOAD.update(weights=weights, device=device, quiet=quiet, threads=threads)
+    _LOAD.update(weights=weights, device=device, quiet=quiet, threads=threads,
+                 precision=precision)
     _CODECS.clear()
     if preload is not None:
         _codec(preload)
@@ -53,7 +54,8 @@ def _codec(streamable: bool) -> Any:
 
         if _LOAD["threads"]:
             torch.set_num_threads(_LOAD["threads"])
-        codec = Codec.load(_LOAD["weights"], device=_LOAD["device"], streamable=streamable)
+        codec = Codec.load(_LOAD["weights"], device=_LOAD["device"], streamable=streamable,
+                           precision=_LOAD["precision"])
         if not codec.weights.trained:
             _warn(f"{codec.weights.path} holds UNTRAINED weights (random initialisation): "
                   "the decoded audio will not resemble the input", _LOAD["quiet"])
@@ -144,7 +146,8 @@ def _run(convert: Callable[..., None], opts: Options, sources: tuple[str, ...], 
     if single and output != "-" and os.path.exists(output) and not opts.force:
         _fail(f"{output} already exists (use --force to overwrite)")
     try:
-        _setup(opts.weights, opts.device, opts.quiet, preload=_first_kind(opts, jobs))
+        _setup(opts.weights, opts.device, opts.quiet, precision=opts.precision,
+               preload=_first_kind(opts, jobs))
     except Exception as exc:
         _fail(describe(exc))
     if single:
@@ -168,7 +171,7 @@ def _run(convert: Callable[..., None], opts: Options, sources: tuple[str, ...], 
                     jobs, functools.partial(convert, opts), force=opts.force, n_jobs=opts.jobs,
                     initializer=_setup if opts.jobs > 1 else None,
                     initargs=(opts.weights, opts.device, True,
-                              max(1, (os.cpu_count() or 1) // opts.jobs)),
+                              max(1, (os.cpu_count() or 1) // opts.jobs), opts.precision),
                     on_done=lambda job: bar.update())
     _report(summary, opts.quiet, single)
 
@@ -236,6 +239,10 @@ def _conversion_options(f: Callable) -> Callable:
                           "weights; streamable: $APCODEC_STREAM_WEIGHTS, else apcodec-s.pt)."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                      show_default=True, help="Where the model runs; auto picks CUDA if present."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+                     help="Arithmetic of the full model: auto (the default, or "
+                          "$APCODEC_PRECISION) is bf16 on CPUs with bf16 instructions "
+                          "(AVX512-BF16, AMX; about 1.5x faster, same quality), else fp32."),
         click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs."),
         click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
                      help="Files converted in parallel (worker processes)."),

@@ -46,6 +46,8 @@ class Codec:
         chunk_frames: Code frames per chunk (written into each file's header).
         context_frames: Frames of context each side of a chunk.
         batch_size: Chunks per forward pass (default: `chunked.default_batch_size`).
+        bf16: Run the full model's passes under bf16 autocast (`Codec.load` decides it from
+            the precision asked for and the machine; streams always run in float32).
 
     Attributes:
         forward: Where the chunked forward passes run (see `chunked.Forward`); None (the
@@ -54,22 +56,28 @@ class Codec:
     """
 
     def __init__(self, loaded: weights.LoadedWeights, chunk_frames: int = 150,
-                 context_frames: int = 16, batch_size: int | None = None) -> None:
+                 context_frames: int = 16, batch_size: int | None = None,
+                 bf16: bool = False) -> None:
         self.weights = loaded
         self.model = loaded.model
         self.config = loaded.model.config
         self.chunk_frames = chunk_frames
         self.context_frames = context_frames
         self.batch_size = batch_size or chunked.default_batch_size(loaded.model)
+        self.bf16 = bf16 and not self.config.causal
         self.forward: chunked.Forward | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str = "auto",
-             streamable: bool = False, **kwargs: int) -> "Codec":
+             streamable: bool = False, precision: str | None = None, **kwargs: int
+             ) -> "Codec":
         """Load weights from `path` (default: the installed weights, of the streamable
-        model with `streamable`) onto `device`."""
+        model with `streamable`) onto `device`; `precision` auto, fp32 or bf16 (default:
+        $APCODEC_PRECISION, else auto: see `weights.resolve_precision`)."""
         path = weights.default_path(streamable) if path is None else path
-        return cls(weights.load(path, weights.resolve_device(device)), **kwargs)
+        target = weights.resolve_device(device)
+        bf16 = weights.resolve_precision(precision, target)
+        return cls(weights.load(path, target), bf16=bf16, **kwargs)
 
     def _plan(self, n_frames: int, chunk_frames: int | None = None) -> chunked.ChunkPlan:
         return chunked.ChunkPlan(n_frames, chunk_frames or self.chunk_frames, self.context_frames)
@@ -103,7 +111,7 @@ class Codec:
             return stream.encode_blocks(self.model, blocks, channels)
         plan = self._plan(self._n_frames(samples))
         return chunked.encode_blocks(self.model, blocks, plan, channels, self.batch_size,
-                                     forward=self.forward)
+                                     forward=self.forward, bf16=self.bf16)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """(C, n_codebooks, N) codes -> (C, N * samples_per_frame) float32 audio."""
@@ -115,7 +123,7 @@ class Codec:
             plan = self._plan(codes.shape[-1])
             chunks = chunked.decode_chunks(self.model, lambda a, b: codes[..., a:b], plan,
                                            range(plan.n_chunks), self.batch_size,
-                                           forward=self.forward)
+                                           forward=self.forward, bf16=self.bf16)
         return _concat(chunks, (codes.shape[0], 0), np.float32)
 
     # ---- files ----------------------------------------------------------------------------
@@ -189,7 +197,8 @@ class Codec:
                 plan = self._plan(header.n_frames, header.chunk_frames)
                 chunks = plan.covering(first // spf, _ceil_div(first + count, spf))
                 audio = chunked.decode_chunks(self.model, read_frames, plan, chunks,
-                                              self.batch_size, forward=self.forward)
+                                              self.batch_size, forward=self.forward,
+                                              bf16=self.bf16)
                 skip = first - chunks.start * header.chunk_frames * spf if len(chunks) else 0
             with _binary(target, "wb") as out, AudioWriter(
                     out, header.sample_rate, rate, header.channels, frames, subtype,

@@ -62,7 +62,7 @@ def convert_files(jobs: Sequence[Job], convert: Callable[[Job], None], codec: An
     """
     summary = Summary()
     todo = select_jobs(jobs, force, summary)
-    passes = SharedPasses(codec.model, rows)
+    passes = SharedPasses(codec.model, rows, bf16=codec.bf16)
     previous, codec.forward = codec.forward, passes
     try:
         passes.run(todo, convert, files or rows,
@@ -96,8 +96,10 @@ class SharedPasses:
     the passes in the calling thread.
     """
 
-    def __init__(self, model: Any, rows: int, patience: float = 0.05) -> None:
+    def __init__(self, model: Any, rows: int, patience: float = 0.05, bf16: bool = False
+                 ) -> None:
         self._model = model
+        self._bf16 = bf16
         self._rows = max(1, rows)
         self._patience = patience
         self._cond = threading.Condition()
@@ -197,7 +199,7 @@ class SharedPasses:
         """One forward pass over the stacked batches; each request gets its own rows."""
         try:
             out = chunked.run_model(self._model, group[0].method,
-                            np.concatenate([r.batch for r in group]))
+                                    np.concatenate([r.batch for r in group]), self._bf16)
             parts = np.split(out, np.cumsum([len(r.batch) for r in group])[:-1])
             for request, part in zip(group, parts):
                 request.result = part

@@ -28,6 +28,16 @@ def make_weights(path: Path, seed: int = 0, grn: bool = True, preset: str = "tin
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def float32_unless_asked():
+    """The default precision, auto, is bf16 on some CPUs and float32 on others: tests hold
+    the float32 tolerances everywhere, and bf16 has tests of its own."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv(weights.PRECISION_ENV, "fp32")
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models gain nothing from threads, and threads spin badly on a busy machine."""

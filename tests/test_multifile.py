@@ -45,9 +45,9 @@ def passes(monkeypatch) -> list[int]:
     rows: list[int] = []
     real = chunked.run_model
 
-    def counted(model, method, batch):
+    def counted(model, method, batch, bf16=False):
         rows.append(len(batch))
-        return real(model, method, batch)
+        return real(model, method, batch, bf16)
 
     monkeypatch.setattr(chunked, "run_model", counted)
     return rows
@@ -56,8 +56,9 @@ def passes(monkeypatch) -> list[int]:
 def _row_by_row(monkeypatch) -> None:
     """Compute every pass one row at a time: results then cannot depend on the batching."""
     real = chunked.run_model
-    monkeypatch.setattr(chunked, "run_model", lambda model, method, batch: np.concatenate(
-        [real(model, method, batch[i:i + 1]) for i in range(len(batch))]))
+    monkeypatch.setattr(chunked, "run_model", lambda model, method, batch, bf16=False:
+                        np.concatenate([real(model, method, batch[i:i + 1], bf16)
+                                        for i in range(len(batch))]))
 
 
 def _tree(root: Path) -> dict[str, Path]:
@@ -120,10 +121,10 @@ def test_a_broken_file_fails_alone(run, folder, tmp_path):
 
 def test_a_failing_pass_fails_its_files_and_nothing_hangs(codec, folder, tmp_path,
                                                           monkeypatch, one_thread):
-    def broken(model, method, batch):
+    def broken(model, method, batch, bf16=False):
         if batch.shape[-1] == round(0.3 * 48000):  # f0 is shorter than one chunk: alone
             raise RuntimeError("CUDA out of memory\nmore detail")
-        return real(model, method, batch)
+        return real(model, method, batch, bf16)
 
     real = chunked.run_model
     monkeypatch.setattr(chunked, "run_model", broken)

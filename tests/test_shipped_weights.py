@@ -39,3 +39,20 @@ def test_shipped_weights_code_the_sample(one_thread, path: Path, causal: bool) -
     error = np.mean(np.abs(_log_spectrum(decoded[0]) - _log_spectrum(wav[0])))
     silence = np.mean(np.abs(_log_spectrum(np.zeros_like(wav[0])) - _log_spectrum(wav[0])))
     assert error < 0.5 * silence
+
+
+def test_bf16_codes_and_decodes_like_float32(one_thread) -> None:
+    """What `--precision bf16` (auto, on CPUs with bf16 instructions) changes: a few codes
+    (the quantizer itself stays float32) and the decoded signal far below coding error."""
+    if not SHIPPED.is_file():
+        pytest.skip(f"no shipped {SHIPPED.name}")
+    fp32 = Codec.load(SHIPPED, device="cpu", precision="fp32")
+    bf16 = Codec.load(SHIPPED, device="cpu", precision="bf16")
+    assert bf16.bf16 and not fp32.bf16
+    _, _, blocks = read_blocks(str(ROOT / "samples" / "speech.flac"), 48000, mono=True)
+    wav = np.concatenate(list(blocks), axis=1)[:, 48000:144000]
+    codes = fp32.encode(wav)
+    assert 0.9 < np.mean(bf16.encode(wav) == codes) < 1.0  # bf16 really ran
+    reference, audio = fp32.decode(codes), bf16.decode(codes)
+    snr = 10 * np.log10(np.sum(reference ** 2) / np.sum((audio - reference) ** 2))
+    assert 35 < snr < 120

@@ -77,6 +77,20 @@ def test_device_resolution() -> None:
             weights.resolve_device("cuda")
 
 
+def test_precision_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert weights.resolve_precision("bf16", cpu) and not weights.resolve_precision("fp32", cpu)
+    for native in (True, False):  # auto: bf16 only on a CPU with bf16 instructions
+        monkeypatch.setattr(weights, "cpu_has_native_bf16", lambda: native)
+        assert weights.resolve_precision("auto", cpu) == native
+        assert not weights.resolve_precision("auto", cuda)
+    monkeypatch.setenv(weights.PRECISION_ENV, "bf16")
+    assert weights.resolve_precision(None, cpu)
+    monkeypatch.setenv(weights.PRECISION_ENV, "half")
+    with pytest.raises(weights.WeightsError, match="precision must be one of"):
+        weights.resolve_precision(None, cpu)
+
+
 def test_missing_or_extra_tensors_are_refused(tmp_path) -> None:
     """The model is built without initialisation, so every tensor must come from the file."""
     weights.save(tmp_path / "w.pt", APCodec(get_preset("tiny")), trained=False)
