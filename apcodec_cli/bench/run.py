@@ -133,9 +133,13 @@ def machine() -> dict[str, Any]:
                     break
     except OSError:
         pass
+    from ..weights import resolve_precision
+
     info = {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(),
             "python": platform.python_version(), "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            # What `apcodec encode/decode` use on the CPU here ($APCODEC_PRECISION, or auto).
+            "cpu_precision": "bf16" if resolve_precision(None, torch.device("cpu")) else "fp32"}
     return info
 
 
@@ -245,7 +249,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores"
         + (f", GPU {m['cuda']}" if m["cuda"] else ", no GPU")
-        + f"; Python {m['python']}, torch {m['torch']}. Weights `{report['weights']}`.",
+        + f"; Python {m['python']}, torch {m['torch']}. Weights `{report['weights']}`; "
+        f"on the CPU the full model runs in {m.get('cpu_precision', 'fp32')} "
+        "(`--precision`, $APCODEC_PRECISION).",
         "",
         f"Model: {flops['encode']:.2f} GFLOP to encode and {flops['decode']:.2f} GFLOP to "
         f"decode one second of audio (matmul and convolution FLOPs; "
