@@ -190,8 +190,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), per /proc/cpuinfo.
-    Without them bf16 is emulated and slower than float32; elsewhere than Linux: False."""
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), per /proc/cpuinfo
+    (without them bf16 is emulated); False where there is no /proc/cpuinfo."""
     try:
         flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
