@@ -196,16 +196,17 @@ class StreamNet:
             self._pack_encoder(model)
             self._pack_decoder(model)
 
-    _cache: "weakref.WeakKeyDictionary[APCodec, tuple[tuple[int, ...], StreamNet]]" = \
+    _cache: "weakref.WeakKeyDictionary[APCodec, tuple[tuple, StreamNet]]" = \
         weakref.WeakKeyDictionary()
 
     @classmethod
     def for_model(cls, model: APCodec) -> "StreamNet":
-        """The packed networks of `model`, re-packed if its weights changed since."""
-        versions = tuple(p._version for p in model.parameters())
+        """The packed networks of `model`, re-packed if its weights changed (in place or
+        moved to another device or dtype) since."""
+        key = tuple((p._version, p.device, p.dtype) for p in model.parameters())
         cached = cls._cache.get(model)
-        if cached is None or cached[0] != versions:
-            cached = cls._cache[model] = (versions, cls(model))
+        if cached is None or cached[0] != key:
+            cached = cls._cache[model] = (key, cls(model))
         return cached[1]
 
     # ---- encoder ------------------------------------------------------------------------

@@ -60,6 +60,18 @@ def test_pieces_of_any_size_give_the_codes_and_samples_of_the_whole(seed: int) -
     torch.testing.assert_close(streamed, audio, atol=1e-5, rtol=0)
 
 
+def test_streams_use_the_models_current_weights() -> None:
+    """The packed networks are cached per model; loading other weights re-packs them."""
+    model, other = _model(0), _model(1)
+    wav = torch.from_numpy(tone(0.3)) * 0.8
+    StreamEncoder(model).push(wav)  # packs the first weights
+    model.load_state_dict(other.state_dict())  # copies in place
+    with torch.inference_mode():
+        expected = other.encode(wav.unsqueeze(1))
+    assert not torch.equal(StreamEncoder(_model(0)).push(wav), expected)
+    assert torch.equal(StreamEncoder(model).push(wav), expected)
+
+
 def test_the_model_is_causal_the_future_changes_nothing_before_it() -> None:
     model = _model()
     wav = torch.from_numpy(tone(0.5)).unsqueeze(1)
