@@ -40,8 +40,10 @@ def _preamble(codec: "Codec", settings: "Settings", elapsed: float, clips: int) 
     state = "trained" if loaded.trained else "UNTRAINED (random initialisation)"
     opus = "no Opus" if not settings.opus_kbps else \
         f"Opus {'VBR' if settings.opus_vbr else 'hard CBR'} via opus-tools"
+    arithmetic = "bf16" if codec.bf16 else "float32"
     return (f"Weights `{loaded.path}` ({codec.config.name}, fingerprint "
-            f"{loaded.fingerprint.hex()}, {state}); {clips} clips, first {settings.seconds:g} s "
+            f"{loaded.fingerprint.hex()}, {state}, run in {arithmetic}); {clips} clips, first "
+            f"{settings.seconds:g} s "
             f"of each, mono 48 kHz; {opus}; mean ± standard error over clips; "
             f"{elapsed:.0f} s in all.")
 
