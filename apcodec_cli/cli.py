@@ -242,7 +242,7 @@ def _conversion_options(f: Callable) -> Callable:
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
                      help="Arithmetic of the full model: auto (the default, or "
                           "$APCODEC_PRECISION) is bf16 on CPUs with bf16 instructions "
-                          "(AVX512-BF16, AMX; about 1.5x faster, same quality), else fp32."),
+                          "(AVX512-BF16, AMX; about 1.3x faster, same quality), else fp32."),
         click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs."),
         click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
                      help="Files converted in parallel (worker processes)."),

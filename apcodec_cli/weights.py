@@ -203,8 +203,8 @@ def resolve_precision(name: str | None, device: torch.device) -> bool:
     """Whether the full model's passes run in bf16 (autocast; the quantizer stays float32).
 
     `name` None reads $APCODEC_PRECISION (default auto). 'auto' is bf16 on a CPU with bf16
-    instructions, where it is about 1.5x faster with no measured loss (docs/speed.md), and
-    float32 elsewhere (GPUs included: not measured there).
+    instructions, where the model runs about 1.5x faster with no measured loss
+    (docs/speed.md), and float32 elsewhere (GPUs included: not measured there).
     """
     name = name or os.environ.get(PRECISION_ENV) or "auto"
     if name not in PRECISIONS:
