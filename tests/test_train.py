@@ -75,6 +75,20 @@ def test_tiny_training_lowers_the_loss_on_a_fixed_batch() -> None:
     assert all(b < a for a, b in zip(totals, totals[1:]))
 
 
+def test_a_batch_with_non_finite_gradients_updates_nothing() -> None:
+    trainer = Trainer(dataclasses.replace(TINY, revive_every=0), Process(0, 1, torch.device("cpu")))
+    before = {k: v.clone() for k, v in trainer.codec.state_dict().items()}
+    bad = 0.1 * torch.randn(2, 1, TINY.segment)
+    bad[0, 0, 100] = float("nan")
+    trainer.step(bad)
+    skipped = 2 if TINY.gan_start == 0 else 1  # the discriminators' update as well
+    assert trainer.skipped_updates == skipped and trainer.step_count == 1
+    assert all(torch.equal(v, trainer.codec.state_dict()[k]) for k, v in before.items())
+    trainer.step(0.1 * torch.randn(2, 1, TINY.segment))  # a good batch still trains
+    assert trainer.skipped_updates == skipped
+    assert not all(torch.equal(v, trainer.codec.state_dict()[k]) for k, v in before.items())
+
+
 def test_bf16_autocast_path_gives_float32_losses() -> None:
     """CPU autocast stands in for CUDA here: the precision boundaries must hold."""
     trainer = Trainer(TINY, Process(0, 1, torch.device("cpu")))

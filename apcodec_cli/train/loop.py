@@ -209,7 +209,8 @@ class _Run:
         c, step = self.config, self.trainer.step_count
         if self.process.main and step % c.log_every == 0:
             record = meter.read()
-            self.log.write("train", step, lr=self.trainer.lr, **record)
+            self.log.write("train", step, lr=self.trainer.lr,
+                           skipped_updates=self.trainer.skipped_updates, **record)
             bar.set_postfix(loss=f"{record['loss_total']:.3g}")
         if self.process.main and c.val_every and step % c.val_every == 0:
             self._validate()
