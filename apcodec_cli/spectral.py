@@ -34,6 +34,13 @@ def _window(config: CodecConfig, device: torch.device) -> torch.Tensor:
     return torch.hann_window(config.win_length, device=device)
 
 
+def _overlap_add_window(config: CodecConfig, device: torch.device) -> torch.Tensor:
+    """The synthesis window of the causal overlap-add: the Hann window divided by its
+    steady-state overlap (3 for 8 hops), so fully overlapped samples come back exact."""
+    window = _window(config, device)
+    return window / (window.square().sum() / config.hop_length)
+
+
 def stft(wav: torch.Tensor, config: CodecConfig) -> torch.Tensor:
     """Complex spectrum of a batch of waveforms.
 
@@ -125,14 +132,16 @@ def _causal_stft(wav: torch.Tensor, config: CodecConfig) -> torch.Tensor:
                       center=False, return_complex=True)
 
 
-def _overlap_add(spec: torch.Tensor, config: CodecConfig) -> torch.Tensor:
-    """Windowed overlap-add of F frames: (B, (F - 1) * hop + win_length) samples, starting
-    where the first frame starts. Divided by the window's steady-state overlap (3 for a
-    Hann window of 8 hops), so a sample covered by every frame it should be is exact."""
+def _overlap_add(spec: torch.Tensor, config: CodecConfig,
+                 window: torch.Tensor | None = None) -> torch.Tensor:
+    """Windowed overlap-add of F frames (B, n_bins, F): (B, (F - 1) * hop + win_length)
+    samples, starting where the first frame starts. `window` is `_overlap_add_window`
+    (computed when not given): a sample covered by every frame it should be is exact."""
     offset = (config.n_fft - config.win_length) // 2
-    window = _window(config, spec.device)
     frames = torch.fft.irfft(spec, n=config.n_fft, dim=1)[:, offset:offset + config.win_length]
-    frames = frames * (window / (window.square().sum() / config.hop_length)).unsqueeze(-1)
+    if window is None:
+        window = _overlap_add_window(config, spec.device)
+    frames = frames * window.unsqueeze(-1)
     n = spec.shape[-1]
     length = (n - 1) * config.hop_length + config.win_length
     return F.fold(frames, output_size=(1, length), kernel_size=(1, config.win_length),
@@ -175,15 +184,13 @@ class StreamSynthesis:
     `push(log_amp, phase)` takes (B, n, n_bins) frames, channels last, and returns the
     samples no later frame can change: after F frames in all, samples
     [0, F * hop - (win - hop)). `flush()` returns the remaining win - hop samples as they
-    stand (the end of a batch `istft`), for when no frame will follow. Same arithmetic as
-    `_overlap_add`.
+    stand (the end of a batch `istft`), for when no frame will follow. Each push is one
+    `_overlap_add` of its frames plus the tail the previous push left open.
     """
 
     def __init__(self, config: CodecConfig, device: torch.device | str = "cpu") -> None:
         self.config = config
-        window = _window(config, torch.device(device))
-        self._window = window / (window.square().sum() / config.hop_length)
-        self._offset = (config.n_fft - config.win_length) // 2
+        self._window = _overlap_add_window(config, torch.device(device))
         self._tail: torch.Tensor | None = None  # overlap-add of samples still open
         self._skip = config.win_length - config.hop_length  # samples before time 0
 
@@ -195,11 +202,7 @@ class StreamSynthesis:
         n = log_amp.shape[-2]
         if not n:
             return self._tail.new_zeros(self._tail.shape[0], 0)
-        frames = torch.fft.irfft(spectrum(log_amp, phase), n=c.n_fft, dim=-1)
-        frames = frames[..., self._offset:self._offset + c.win_length] * self._window
-        added = F.fold(frames.transpose(1, 2), output_size=(1, (n - 1) * c.hop_length +
-                       c.win_length), kernel_size=(1, c.win_length),
-                       stride=(1, c.hop_length)).view(log_amp.shape[0], -1)
+        added = _overlap_add(spectrum(log_amp, phase).transpose(1, 2), c, self._window)
         added[:, :overlap] += self._tail
         done, self._tail = added[:, :n * c.hop_length], added[:, n * c.hop_length:]
         skip = min(self._skip, done.shape[-1])

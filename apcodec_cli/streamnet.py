@@ -293,7 +293,7 @@ class StreamNet:
     def decode_step(self, codes: Tensor, state: StepState) -> tuple[Tensor, Tensor]:
         """(B, n_codebooks, N) codes -> log-amplitude and phase (B, N * s, n_bins),
         channels last."""
-        B, n = codes.shape[0], codes.shape[-1]
+        n = codes.shape[-1]
         per_piece = max(self.window // self.up_stride, 1)
         outs = [self._decode_piece(codes[..., i:i + per_piece], state)
                 for i in range(0, max(n, 1), per_piece)]

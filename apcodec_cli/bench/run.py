@@ -145,8 +145,6 @@ def machine() -> dict[str, Any]:
 
 def measure(settings: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     """Run every measurement; returns the report as plain data (see `markdown`)."""
-    import torch
-
     from .. import weights as weights_mod
     from .floor import matmul_flops_per_second, model_flops
 
