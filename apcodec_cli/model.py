@@ -113,15 +113,23 @@ class Decoder(nn.Module):
 
     def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, latent_dim, N) -> log_amp, phase, each (B, n_bins, N * downsample)."""
+        return self.heads(*self.branches(latent))
+
+    def branches(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, latent_dim, N) -> amplitude and phase features, each (B, dim, N * downsample)."""
         x = self.conv_in(latent)
-        log_amp = self.amplitude_head(self.amplitude(x))
-        p = self.phase(x)
-        # The phase is the angle of a predicted point, so it is always wrapped and never
-        # has to be regressed across the -pi/pi discontinuity. float32 even under bf16
-        # autocast, where the angle would otherwise be rounded to about 0.01 rad.
-        real, imag = self.real_head(p), self.imag_head(p)
-        phase = torch.atan2(imag.float(), real.float())
-        return log_amp, phase
+        return self.amplitude(x), self.phase(x)
+
+    def heads(self, amp: torch.Tensor, pha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Branch features (B, dim, F) -> log_amp, phase, each (B, n_bins, F).
+
+        The phase is the angle of a predicted point, so it is always wrapped and never has
+        to be regressed across the -pi/pi discontinuity. Training runs the heads in float32
+        even under bf16 autocast (see train/trainer.py): rounded to bf16, the angle would
+        carry errors of about 0.01 rad and the log-amplitude of about 0.03.
+        """
+        real, imag = self.real_head(pha), self.imag_head(pha)
+        return self.amplitude_head(amp), torch.atan2(imag.float(), real.float())
 
 
 @dataclasses.dataclass

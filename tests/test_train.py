@@ -20,7 +20,7 @@ from apcodec_cli.train.checkpoint import STATE_NAME, apply_weight_norm, initiali
 from apcodec_cli.train.cli import train
 from apcodec_cli.train.config import get_train_preset
 from apcodec_cli.train.crops import PEAK, CropPlanner, ResidentCrops, StreamCrops
-from apcodec_cli.train.data import find_clips
+from apcodec_cli.train.data import Clip, find_clips
 from apcodec_cli.train.distributed import Process
 from apcodec_cli.train.loop import RunOptions, run
 from apcodec_cli.train.trainer import Trainer
@@ -217,3 +217,15 @@ def test_distillation_aligns_the_teacher_and_lowers_the_students_loss(
     assert results[-1].total < results[0].total
     with pytest.raises(ValueError, match="cannot teach"):
         Teacher(tiny_weights, TINY.codec, torch.device("cpu"))  # the student must be causal
+
+
+def test_speech_share_sets_the_fraction_of_speech_crops() -> None:
+    from apcodec_cli.train.crops import share_weights
+    clips = ([Clip(f"s{i}", 0, 20_000, "train", category="speech") for i in range(2)]
+             + [Clip(f"m{i}", 0, 90_000, "train", category="music") for i in range(3)])
+    assert share_weights(clips, 0.0) is None
+    weights = share_weights(clips, 0.5)
+    planner = CropPlanner([c.frames for c in clips], 1600, 64, (0.0, 0.0), 0, weights=weights)
+    drawn = torch.cat([planner.plan(step).clips.flatten() for step in range(50)])
+    speech = (drawn < 2).double().mean().item()
+    assert speech == pytest.approx(0.5, abs=0.03)  # by length alone it would be 0.13

@@ -123,6 +123,14 @@ def log_mel_distance(reference: np.ndarray, degraded: np.ndarray, rate: int) -> 
     return float(np.mean(np.abs(log_mel(ref, rate) - log_mel(deg, rate)))) if len(ref) else math.nan
 
 
+def level_db(reference: np.ndarray, degraded: np.ndarray) -> float:
+    """Level of `degraded` against `reference` (ratio of RMS, dB; 0 is right); NaN if either
+    is silent."""
+    ref, deg = _aligned(reference, degraded)
+    ref_rms, deg_rms = math.sqrt(float(np.mean(ref ** 2))), math.sqrt(float(np.mean(deg ** 2)))
+    return 20.0 * math.log10(deg_rms / ref_rms) if ref_rms > 1e-6 and deg_rms > 1e-9 else math.nan
+
+
 @functools.lru_cache(maxsize=1)
 def _visqol_api() -> Any:
     """One ViSQOL instance in audio mode with the wheel's SVR model (built on first use)."""

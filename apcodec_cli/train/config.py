@@ -72,7 +72,12 @@ class TrainConfig:
         mrd_channels: Channels of the resolution discriminators.
         gain_db: Range of the random gain applied to each crop, in dB.
         silence_db: Crops quieter than this RMS (dBFS) are redrawn where possible.
-        bf16: Use bfloat16 autocast for the networks on CUDA (spectra and losses stay fp32).
+        speech_share: Fraction of the crops drawn from speech clips (0: every clip in
+            proportion to its length, whatever its category).
+        bf16: Use bfloat16 autocast for the networks on CUDA (spectra, quantizer, output
+            heads and losses stay float32).
+        cpu_bf16: The same on a CPU, where it applies only if the CPU has bf16
+            instructions (AVX512-BF16 or AMX; elsewhere bf16 is emulated and slow).
         seed: Seed of the initial weights and of the data order.
         log_every: Steps between log records.
         val_every: Steps between validations (0: never).
@@ -101,7 +106,9 @@ class TrainConfig:
     mrd_channels: int = 64
     gain_db: tuple[float, float] = (-20.0, 0.0)
     silence_db: float = -60.0
+    speech_share: float = 0.0
     bf16: bool = True
+    cpu_bf16: bool = False
     seed: int = 0
     log_every: int = 100
     val_every: int = 5000
@@ -116,6 +123,8 @@ class TrainConfig:
                              f"{self.codec.samples_per_frame} samples")
         if len(self.mpd_channels) != 5:
             raise ValueError("mpd_channels must list five channel counts")
+        if not 0.0 <= self.speech_share < 1.0:
+            raise ValueError("speech_share must be in [0, 1)")
         if self.gain_db[0] > self.gain_db[1]:
             raise ValueError("gain_db must be (low, high)")
         for field in ("batch_size", "steps", "steps_per_epoch", "log_every", "save_every"):

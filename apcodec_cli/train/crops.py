@@ -44,21 +44,38 @@ class CropPlanner:
     """Draws the crop plan of any step, deterministically."""
 
     def __init__(self, lengths: Sequence[int], segment: int, batch: int,
-                 gain_db: tuple[float, float], seed: int, rank: int = 0) -> None:
+                 gain_db: tuple[float, float], seed: int, rank: int = 0,
+                 weights: Sequence[float] | None = None) -> None:
+        """`weights` (one per clip) replace the clips' lengths as drawing weights."""
         self.lengths = torch.tensor(lengths, dtype=torch.int64)
+        self.weights = (self.lengths.double() if weights is None
+                        else torch.tensor(weights, dtype=torch.float64))
         self.segment, self.batch, self.gain_db = segment, batch, gain_db
         self.seed, self.rank = seed, rank
 
     def plan(self, step: int) -> CropPlan:
         """The plan of `step` (CPU tensors)."""
         g = torch.Generator().manual_seed((self.seed << 40) + (self.rank << 32) + step)
-        clips = torch.multinomial(self.lengths.double(), self.batch * CANDIDATES,
+        clips = torch.multinomial(self.weights, self.batch * CANDIDATES,
                                   replacement=True, generator=g).view(self.batch, CANDIDATES)
         room = (self.lengths[clips] - self.segment).clamp(min=0) + 1
         offsets = (torch.rand(clips.shape, generator=g, dtype=torch.float64) * room).long()
         low, high = self.gain_db
         gain = low + (high - low) * torch.rand(self.batch, generator=g)
         return CropPlan(clips, offsets, gain)
+
+
+def share_weights(clips: Sequence[Clip], speech_share: float) -> list[float] | None:
+    """Drawing weights that give speech clips `speech_share` of the crops (within each
+    group in proportion to length); None (plain length weights) for a share of 0 or when
+    the clips are all speech or all something else."""
+    speech = [clip.category == "speech" for clip in clips]
+    if not speech_share or all(speech) or not any(speech):
+        return None
+    total = {True: sum(c.frames for c, s in zip(clips, speech) if s),
+             False: sum(c.frames for c, s in zip(clips, speech) if not s)}
+    share = {True: speech_share, False: 1.0 - speech_share}
+    return [c.frames * share[s] / total[s] for c, s in zip(clips, speech)]
 
 
 def finish(candidates: torch.Tensor, gain_db: torch.Tensor, silence_db: float) -> torch.Tensor:

@@ -44,6 +44,7 @@ class Clip:
         frames: Samples of the clip at 48 kHz.
         split: "train" or "validation".
         native: The file is 48 kHz mono, so windows can be read without resampling.
+        category: "speech", "music", "other", or "" where the data folder does not say.
     """
 
     path: str
@@ -51,6 +52,7 @@ class Clip:
     frames: int
     split: str
     native: bool = True
+    category: str = ""
 
 
 def find_clips(root: str | os.PathLike) -> list[Clip]:
@@ -59,11 +61,12 @@ def find_clips(root: str | os.PathLike) -> list[Clip]:
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}")
     if (root / MANIFEST).is_file():
-        clips = [_file_clip(root / row["path"], row.get("split", "train"))
+        clips = [_file_clip(root / row["path"], row.get("split", "train"),
+                            row.get("category", ""))
                  for row in read_manifest(root / MANIFEST)]
     elif (root / INDEX_NAME).is_file():
         clips = [Clip(str(root / e["file"]), int(e["offset"]), int(e["frames"]),
-                      e.get("split", "train"))
+                      e.get("split", "train"), category=e.get("category", ""))
                  for e in read_pack_index(root)["segments"]]
     else:
         clips = [_file_clip(p, _folder_split(p.relative_to(root).as_posix()))
@@ -78,14 +81,14 @@ def _folder_split(relative: str) -> str:
     return "validation" if split_score(relative) < FOLDER_VAL_FRACTION else "train"
 
 
-def _file_clip(path: Path, split: str) -> Clip:
+def _file_clip(path: Path, split: str, category: str = "") -> Clip:
     try:
         info = probe(str(path))
     except AudioError as exc:
         raise DataError(str(exc)) from None
     native = info.sample_rate == SAMPLE_RATE and info.channels == 1
     frames = resampled_length(info.frames, info.sample_rate, SAMPLE_RATE)
-    return Clip(str(path), 0, frames, split, native)
+    return Clip(str(path), 0, frames, split, native, category)
 
 
 def read_clip(clip: Clip) -> np.ndarray:

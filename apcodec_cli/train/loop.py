@@ -25,11 +25,11 @@ from . import distributed
 from .checkpoint import STATE_NAME, export, initialise, load_state, rng_state, save_state, \
     set_rng_state
 from .config import TrainConfig
-from .crops import CropPlanner, ResidentCrops, StreamCrops
+from .crops import CropPlanner, ResidentCrops, StreamCrops, share_weights
 from .data import Clip, find_clips
 from .runlog import LossMeter, RunLog
 from .trainer import Trainer
-from .validation import load_validation, validate
+from .validation import ValidationClip, load_validation, validate
 
 WEIGHTS_NAME = "apcodec.pt"
 CONFIG_NAME = "config.json"
@@ -144,7 +144,7 @@ class _Run:
             self.trainer.reviver.seed_at_start = False
         self.log = RunLog(options.run_dir)
         self.stop_flag = _StopFlag()
-        self.val_wavs: list[torch.Tensor] = []  # rank 0 only
+        self.val_clips: list[ValidationClip] = []  # rank 0 only
 
     def _prepare(self, config: TrainConfig | None) -> dict | None:
         """Check the run folder; the saved state when resuming."""
@@ -165,7 +165,8 @@ class _Run:
         they are drawn from resident audio."""
         c, o, p = self.config, self.options, self.process
         planner = CropPlanner([clip.frames for clip in train], c.segment,
-                              c.batch_size // p.world, c.gain_db, c.seed, p.rank)
+                              c.batch_size // p.world, c.gain_db, c.seed, p.rank,
+                              share_weights(train, c.speech_share))
         native = all(clip.native for clip in train)
         resident = (p.device.type == "cuda" or not native) if o.resident is None else o.resident
         if not (resident or native):
@@ -187,7 +188,7 @@ class _Run:
             raise RunError(f"{self.options.data} holds no training audio")
         batches, resident = self._batches(train, stop)
         if self.process.main:
-            self.val_wavs = load_validation(clips, c.val_clips, c.val_seconds,
+            self.val_clips = load_validation(clips, c.val_clips, c.val_seconds,
                                             c.codec.samples_per_frame)
             self._record_start(stop, resident)
         bar = tqdm(total=stop, initial=self.trainer.step_count, unit="step", file=sys.stderr,
@@ -225,8 +226,8 @@ class _Run:
         return (local or "peer") if distributed.any_true(bool(local), self.process) else ""
 
     def _validate(self) -> None:
-        if self.val_wavs:
-            scores = validate(self.trainer.codec, self.val_wavs, self.trainer.log_mel,
+        if self.val_clips:
+            scores = validate(self.trainer.codec, self.val_clips, self.trainer.log_mel,
                               self.process.device)
             self.log.write("validation", self.trainer.step_count, **dataclasses.asdict(scores))
 

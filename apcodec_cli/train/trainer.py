@@ -4,8 +4,9 @@
 optimisers and learning-rate schedules; `step(wav)` runs a discriminator update then a
 generator update; `state_dict()` / `load_state_dict()` make a run resumable exactly.
 
-Precision: with bf16 on CUDA the networks run under bfloat16 autocast, while the STFT,
-the vector quantizer's nearest-neighbour search, the iSTFT and all losses stay float32.
+Precision: with bf16 (on CUDA, or on a CPU with bf16 instructions) the networks run under
+bfloat16 autocast, while the STFT, the vector quantizer's nearest-neighbour search, the
+decoder's output heads, the iSTFT and all losses stay float32.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .. import spectral
 from ..model import APCodec, CodecOutput
+from ..weights import cpu_has_native_bf16
 from .checkpoint import apply_weight_norm
 from .codebook import CodebookReviver
 from .config import TrainConfig
@@ -49,8 +51,9 @@ class Generator(nn.Module):
             latent = self.codec.encoder(log_amp, phase)
         quantized = self.codec.quantizer(latent.float())
         with self.autocast(log_amp.device):
-            log_amp_hat, phase_hat = self.codec.decoder(quantized.latent)
-        log_amp_hat, phase_hat = log_amp_hat.float(), phase_hat.float()
+            amp, pha = self.codec.decoder.branches(quantized.latent)
+        # The heads run in float32: the losses compare their outputs to float32 targets.
+        log_amp_hat, phase_hat = self.codec.decoder.heads(amp.float(), pha.float())
         wav = spectral.synthesise(log_amp_hat, phase_hat, self.codec.config)
         return CodecOutput(log_amp_hat, phase_hat, wav, quantized, latent)
 
@@ -74,7 +77,8 @@ class Trainer:
         self.codec = apply_weight_norm(APCodec(config.codec)).to(device)
         self.disc = Discriminators(config.mpd_channels, config.mrd_channels).to(device)
         self.log_mel = LogMel(config.codec.sample_rate).to(device)
-        bf16 = config.bf16 and device.type == "cuda"
+        bf16 = (config.bf16 and device.type == "cuda") or \
+            (config.cpu_bf16 and device.type == "cpu" and cpu_has_native_bf16())
         self.generator = Generator(self.codec, bf16)
         self.g_net = self._parallel(self.generator)
         self.d_net = self._parallel(self.disc)

@@ -1,78 +1,131 @@
-"""Periodic validation: spectral distances and codebook usage on held-out clips."""
+"""Periodic validation: what people hear, on held-out clips of each category.
+
+Every validation codes and decodes the same clips (float32, one whole-signal pass) and logs:
+
+    field          clips    meaning
+    lsd_db         all      log-spectral distance, dB (lower is better)
+    mel_l1         all      L1 distance of log-mel spectrograms (lower is better)
+    level_db       all      mean level of the decoded clip against its source, dB (0 is right)
+    level_abs_db   all      mean absolute level error, dB
+    speech_pesq    speech   PESQ wide-band, 1.04-4.64 (higher is better)
+    speech_estoi   speech   extended STOI, 0-1 (higher is better)
+    music_visqol   music    ViSQOL v3 audio mode, 1-4.75 (higher is better)
+    perplexity     all      mean over codebooks of exp(entropy of code usage)
+    usage          all      mean over codebooks of the fraction of entries used
+
+The perceptual metrics come from `evaluate.metrics` (the same functions as `apcodec eval`);
+where the `eval` extra is not installed they are NaN. Clips are chosen per category from
+the data folder's labels (a corpus manifest or a pack index), so speech metrics are measured
+on speech and the music metric on music.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections import defaultdict
+from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
+from ..evaluate import metrics
 from ..model import APCodec
 from .data import SAMPLE_RATE, Clip, read_clip
 from .mel import LogMel
-from .pack import log_spectral_distance
+
+#: The perceptual metric of each category: (log field, metric function).
+CATEGORY_METRICS: dict[str, tuple[tuple[str, Callable[..., float]], ...]] = {
+    "speech": (("speech_pesq", metrics.pesq_wb), ("speech_estoi", metrics.estoi)),
+    "music": (("music_visqol", metrics.visqol),),
+}
 
 
 @dataclasses.dataclass
 class ValidationResult:
-    """Scores of the codec on the validation clips.
-
-    Attributes:
-        lsd_db: Mean log-spectral distance in dB (lower is better).
-        mel_l1: Mean L1 distance of the log-mel spectrograms (lower is better).
-        perplexity: Mean over codebooks of exp(entropy of code usage); at most codebook_size.
-        usage: Mean over codebooks of the fraction of entries used at least once.
-    """
+    """Scores of the codec on the validation clips (fields: see the module docstring)."""
 
     lsd_db: float
     mel_l1: float
     perplexity: float
     usage: float
+    level_db: float = math.nan
+    level_abs_db: float = math.nan
+    speech_pesq: float = math.nan
+    speech_estoi: float = math.nan
+    music_visqol: float = math.nan
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationClip:
+    """One validation clip: (1, 1, T) float32 at 48 kHz and its category ('' if unknown)."""
+
+    wav: torch.Tensor
+    category: str
 
 
 def load_validation(clips: Sequence[Clip], count: int, seconds: float,
-                    samples_per_frame: int) -> list[torch.Tensor]:
-    """Up to `count` validation clips, evenly spread over the list, as (1, 1, T) tensors.
+                    samples_per_frame: int) -> list[ValidationClip]:
+    """Up to `count` validation clips of each category, evenly spread over its list.
 
     Each is the middle `seconds` of its clip (or all of it), cut to whole latent frames.
     """
-    pool = [c for c in clips if c.split == "validation" and c.frames >= samples_per_frame]
-    chosen = pool[:: max(1, math.ceil(len(pool) / count))][:count] if count else []
-    wavs = []
-    for clip in chosen:
-        audio = torch.from_numpy(read_clip(clip))
-        length = min(audio.numel(), int(seconds * SAMPLE_RATE))
-        length -= length % samples_per_frame
-        start = (audio.numel() - length) // 2
-        wavs.append(audio[start:start + length].view(1, 1, -1))
-    return wavs
+    pools: dict[str, list[Clip]] = defaultdict(list)
+    for clip in clips:
+        if clip.split == "validation" and clip.frames >= samples_per_frame:
+            pools[clip.category].append(clip)
+    out = []
+    for category in sorted(pools):
+        pool = pools[category]
+        chosen = pool[:: max(1, math.ceil(len(pool) / count))][:count] if count else []
+        for clip in chosen:
+            audio = torch.from_numpy(read_clip(clip))
+            length = min(audio.numel(), int(seconds * SAMPLE_RATE))
+            length -= length % samples_per_frame
+            start = (audio.numel() - length) // 2
+            out.append(ValidationClip(audio[start:start + length].view(1, 1, -1), category))
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def _perceptual(field: str, metric: Callable[..., float], ref: np.ndarray,
+                deg: np.ndarray) -> float:
+    try:
+        return metric(ref, deg, SAMPLE_RATE)
+    except metrics.MissingDependencyError:
+        return math.nan
 
 
 @torch.inference_mode()
-def validate(model: APCodec, wavs: Sequence[torch.Tensor], log_mel: LogMel,
+def validate(model: APCodec, clips: Sequence[ValidationClip], log_mel: LogMel,
              device: torch.device) -> ValidationResult:
     """Code and decode every clip in float32 and score the results."""
     was_training = model.training
     model.eval()
     c = model.config
     counts = torch.zeros(c.n_codebooks, c.codebook_size, device=device)
-    lsd, mel = [], []
-    for wav in wavs:
-        wav = wav.to(device)
+    scores: dict[str, list[float]] = defaultdict(list)
+    for clip in clips:
+        wav = clip.wav.to(device)
         out = model(wav)
-        lsd.append(log_spectral_distance(wav.flatten().cpu().numpy(),
-                                         out.wav.flatten().float().cpu().numpy()))
-        mel.append((log_mel(wav) - log_mel(out.wav)).abs().mean().item())
+        ref = wav.flatten().double().cpu().numpy()
+        deg = out.wav.flatten().double().cpu().numpy()
+        scores["lsd_db"].append(metrics.log_spectral_distance(ref, deg, SAMPLE_RATE))
+        scores["mel_l1"].append((log_mel(wav) - log_mel(out.wav)).abs().mean().item())
+        level = metrics.level_db(ref, deg)
+        scores["level_db"].append(level)
+        scores["level_abs_db"].append(abs(level))
+        for field, metric in CATEGORY_METRICS.get(clip.category, ()):
+            scores[field].append(_perceptual(field, metric, ref, deg))
         for i, codes in enumerate(out.quantized.codes[0]):
             counts[i] += torch.bincount(codes, minlength=c.codebook_size)
     model.train(was_training)
     share = counts / counts.sum(dim=1, keepdim=True)
     entropy = -(share * share.clamp(min=1e-12).log()).sum(dim=1)
-    lsd = [x for x in lsd if not math.isnan(x)]
     return ValidationResult(
-        lsd_db=sum(lsd) / len(lsd) if lsd else math.nan,
-        mel_l1=sum(mel) / len(mel),
-        perplexity=entropy.exp().mean().item(),
-        usage=(counts > 0).float().mean().item(),
-    )
+        perplexity=entropy.exp().mean().item(), usage=(counts > 0).float().mean().item(),
+        **{field: _mean(values) for field, values in scores.items()})

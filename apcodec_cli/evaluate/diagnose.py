@@ -1,0 +1,124 @@
+"""Where the loss comes from: resynthesis from mixes of true and decoded spectra.
+
+    python -m apcodec_cli.evaluate.diagnose --weights W --data data/corpus --max-clips 8
+
+For each validation clip (whole-signal float32 pass, no chunking, no file) the waveform is
+rebuilt by the inverse STFT from these pairs of (log-amplitude, phase) spectra:
+
+    system              amplitude             phase                   isolates
+    codec               decoded (codes)       decoded (codes)         the product
+    unquantized         decoded (latent)      decoded (latent)        the quantizer's cost
+    true-amp            true                  decoded (codes)         the phase decoder
+    true-phase          decoded (codes)       true                    the amplitude decoder
+    true-amp+rand-phase true                  uniform random          what phase alone is worth
+    analysis-synthesis  true                  true                    the STFT round trip
+
+and scored with the metrics of `apcodec eval` (ViSQOL, LSD, log-mel; PESQ-WB and ESTOI for
+speech) plus the level error in dB. If `unquantized` is no better than `codec`, the decoder
+(not the bitrate) is what limits quality; `true-amp` and `true-phase` say which half of the
+decoder costs more.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import click
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import spectral
+from ..model import APCodec
+from ..weights import load
+from . import metrics, report
+from .run import Clip, collect_clips, load_clip
+
+RATE = 48_000
+Spectra = tuple[torch.Tensor, torch.Tensor]  # log-amplitude, phase, each (1, n_bins, F)
+
+
+def _systems(model: APCodec, wav: torch.Tensor, seed: int) -> dict[str, Spectra]:
+    """The (log-amplitude, phase) pair of every system for one (1, 1, T) waveform."""
+    config = model.config
+    log_amp, phase = spectral.analyse(wav, config)
+    latent = model.encoder(log_amp, phase)
+    amp_q, phase_q = model.decoder(model.quantizer(latent).latent)
+    amp_u, phase_u = model.decoder(latent)
+    g = torch.Generator().manual_seed(seed)
+    random_phase = (torch.rand(phase.shape, generator=g) * 2 - 1) * math.pi
+    return {"codec": (amp_q, phase_q), "unquantized": (amp_u, phase_u),
+            "true-amp": (log_amp, phase_q), "true-phase": (amp_q, phase),
+            "true-amp+rand-phase": (log_amp, random_phase),
+            "analysis-synthesis": (log_amp, phase)}
+
+
+@torch.inference_mode()
+def diagnose_clip(model: APCodec, clip: Clip, seconds: float, seed: int = 0) -> list[dict]:
+    """One row per system for `clip`: {clip, category, system, metric: value, level}."""
+    audio = load_clip(clip.path, seconds)
+    spf = model.config.samples_per_frame
+    audio = audio[: len(audio) - len(audio) % spf]
+    wav = torch.from_numpy(np.ascontiguousarray(audio)).view(1, 1, -1)
+    rows = []
+    for system, (amp, phase) in _systems(model, wav, seed).items():
+        out = spectral.synthesise(amp, phase, model.config).flatten().double().numpy()
+        row: dict[str, Any] = {"clip": clip.name, "category": clip.category, "system": system}
+        row.update(metrics.score(audio.astype(np.float64), out, RATE,
+                                 speech=clip.category == "speech"))
+        row["level"] = metrics.level_db(audio.astype(np.float64), out)
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    """One table per category: each system's metrics (mean ± standard error) and level."""
+    out = []
+    for category in sorted({r["category"] for r in rows}):
+        mine = [r for r in rows if r["category"] == category]
+        systems = list(dict.fromkeys(r["system"] for r in mine))
+        columns = [(k, h, d) for k, h, d in report.COLUMNS if k != "kbps"
+                   if any(k in r for r in mine)] + [("level", "level dB", 2)]
+        clips = len({r["clip"] for r in mine})
+        out.append(f"### {category} ({clips} clips)\n")
+        out.append("| system | " + " | ".join(h for _, h, _ in columns) + " |")
+        out.append("|---|" + "---:|" * len(columns))
+        for system in systems:
+            cells = [report.format_stat(report.mean_se(r.get(k) for r in mine
+                                                       if r["system"] == system), d, clips)
+                     for k, _, d in columns]
+            out.append(f"| {system} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--weights", "weights_path", required=True, type=click.Path(dir_okay=False),
+              help="Weights file to diagnose.")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Corpus folder (validation split) or a folder of one --category.")
+@click.option("--category", type=click.Choice(["speech", "music"]), default=None)
+@click.option("--max-clips", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Clips per category.")
+@click.option("--seconds", type=click.FloatRange(min=1), default=10.0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=0), default=0, help="torch threads (0: default).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def main(weights_path: str, data: str, category: str | None, max_clips: int, seconds: float,
+         threads: int, quiet: bool) -> None:
+    """Print the amplitude / phase / quantizer split of a weights file's quality."""
+    if threads:
+        torch.set_num_threads(threads)
+    model = load(weights_path).model.float().eval()
+    clips = collect_clips(data, category, max_clips)
+    rows: list[dict] = []
+    for clip in tqdm(clips, unit="clip", file=sys.stderr, disable=quiet):
+        rows += diagnose_clip(model, clip, seconds)
+    click.echo(f"weights {weights_path}, {len(clips)} clips, first {seconds:g} s each, "
+               "whole-signal float32 passes\n")
+    click.echo(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
