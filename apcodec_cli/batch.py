@@ -18,6 +18,8 @@ from typing import Callable, Iterable, Sequence
 
 import soundfile as sf
 
+from . import interrupt
+
 #: Extensions taken as audio when encoding a folder (what libsndfile reads, plus aliases).
 AUDIO_EXTENSIONS = frozenset(
     {f".{ext.lower()}" for ext in sf.available_formats()} | {".opus", ".oga", ".aif", ".wave"}
@@ -142,8 +144,9 @@ def run_jobs(jobs: Sequence[Job], convert: Callable[[Job], None], *, force: bool
              on_done: Callable[[Job], None] | None = None) -> Summary:
     """Convert every job, skipping existing targets unless `force`; never stop on a failure.
 
-    With `n_jobs > 1`, `convert` runs in worker processes prepared by `initializer`
-    (which, like `convert`, must be a picklable module-level function).
+    With `n_jobs > 1`, `convert` runs in spawned worker processes prepared by
+    `initializer` (which, like `convert`, must be a picklable module-level function); a
+    Ctrl-C or SIGTERM stops them at once (see `interrupt.py`) and goes on to the caller.
     """
     summary = Summary()
     todo = select_jobs(jobs, force, summary)
@@ -155,9 +158,9 @@ def run_jobs(jobs: Sequence[Job], convert: Callable[[Job], None], *, force: bool
         for job in todo:
             finish(job, attempt(convert, job))
         return summary
-    with concurrent.futures.ProcessPoolExecutor(n_jobs, initializer=initializer,
-                                                initargs=initargs) as pool:
-        futures = {pool.submit(attempt, convert, job): job for job in todo}
+    with interrupt.process_pool(n_jobs, initializer, initargs) as pool:
+        with interrupt.sigint_deferred():
+            futures = {pool.submit(attempt, convert, job): job for job in todo}
         for future in concurrent.futures.as_completed(futures):
             finish(futures[future], future.result())
     return summary
@@ -177,6 +180,6 @@ def attempt(convert: Callable[[Job], None], job: Job) -> str | None:
 def describe(exc: BaseException) -> str:
     """One-line description of an exception for users (no traceback)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        text = f"{exc.strerror}: {exc.filename}"
+    if isinstance(exc, OSError) and exc.strerror:  # "No space left on device: out.wav"
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     return text
