@@ -15,7 +15,7 @@ and the command exits with 128 + the signal's number (130, 143; see `exit_status
 - on SIGTERM, or as soon as its parent is gone (SIGKILL included: a thread watches the
   parent's process id), a worker removes its partial outputs and exits at once;
 - a parent that stops early cancels the queued jobs, sends SIGTERM to every worker and
-  waits for them (a second Ctrl-C meanwhile is ignored) before exiting.
+  waits for them (a second Ctrl-C meanwhile is ignored: it used to deadlock) before exiting.
 """
 
 from __future__ import annotations
@@ -109,9 +109,11 @@ def process_pool(workers: int, initializer: Callable[..., None] | None = None,
 
 
 def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-    """Cancel what has not started; SIGTERM every worker; wait for them (SIGKILL late ones)."""
+    """Cancel what has not started; SIGTERM every worker; wait for them (SIGKILL late ones).
+    Another Ctrl-C or SIGTERM meanwhile is ignored: the stop is already under way."""
     ignoring = _in_main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if ignoring else None
+    previous = {sig: signal.signal(sig, signal.SIG_IGN)
+                for sig in (signal.SIGINT, signal.SIGTERM)} if ignoring else {}
     try:
         # The pool keeps no public list of its processes; `_processes` (pid -> Process)
         # has been there since Python 3.2.
@@ -127,8 +129,8 @@ def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
                 process.kill()
                 process.join()
     finally:
-        if ignoring:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _start_worker(parent: int, initializer: Callable[..., None] | None, initargs: tuple
