@@ -42,6 +42,10 @@ class WeightsError(Exception):
     """A weights file is missing, unreadable or not an apcodec weights file."""
 
 
+class DeviceError(WeightsError):
+    """The device asked for does not exist on this machine."""
+
+
 def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
     """8-byte identity of a state dict, independent of the device it lives on."""
     digest = hashlib.sha256()
@@ -244,9 +248,21 @@ def resolve_precision(name: str | None, device: torch.device) -> bool:
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when available; 'cuda' without a GPU is an error."""
+    """The device named 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.
+
+    Raises DeviceError for a CUDA device that this machine does not have.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise WeightsError("--device cuda was asked for but no CUDA device is available")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"--device {name}: not a device (auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise DeviceError(f"--device {name} was asked for but no CUDA device is available")
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"--device {name}: no such CUDA device (this machine has "
+                              f"{count}: cuda:0 to cuda:{count - 1})")
+    return device
