@@ -73,8 +73,8 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
 
 def _check(f: object) -> tuple[Header, list[ApcError], int | None]:
     """(header with lengths, problems, records of a live stream or None for a file).
-    A live stream is read to its end record, which holds its lengths; a damaged record
-    raises, as a damaged header does."""
+    A live stream is read to its end (its lengths record says where that is); a damaged
+    record raises, as a damaged header does."""
     if not peek_header(f).live:
         reader = ApcReader(f)
         return reader.header, reader.verify(), None

@@ -169,7 +169,7 @@ class LiveReader:
 
     def _check_end(self) -> None:
         if self._file.read(1):
-            raise TrailingDataError("unexpected bytes after the end record")
+            raise TrailingDataError("unexpected bytes after the end of the stream")
 
     def read_all(self) -> tuple[Header, np.ndarray]:
         """The whole stream: a file header with its lengths, and all its codes."""

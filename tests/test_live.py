@@ -220,6 +220,6 @@ def test_a_real_time_pipe_writes_codes_while_the_audio_still_flows(
         proc.stdin.close()
         rest = proc.stdout.read()
         assert proc.wait(30) == 0, proc.stderr.read()
-        assert len(rest) >= 11 + 22  # the last frames and the end record
+        assert len(rest) >= 11 + 22  # the lengths record and the last frames
     finally:
         proc.kill()
