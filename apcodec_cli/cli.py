@@ -45,8 +45,8 @@ def _conversion_options(f: Callable) -> Callable:
         click.option("--shard", metavar="K/N",
                      help="Convert only the K-th of N shares of the inputs (for clusters)."),
         click.option("-q", "--quiet", is_flag=True,
-                     help="No warnings or summary (progress bars are drawn on a terminal "
-                          "only)."),
+                     help="No progress bars, warnings or summary (bars are drawn on a "
+                          "terminal only)."),
         click.option("-s", "--streaming", is_flag=True,
                      help="Use the streamable low-latency model (APCodec-S); with '-' as "
                           "input or output, run as a real-time pipe."),

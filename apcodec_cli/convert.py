@@ -17,8 +17,8 @@ from typing import Any, BinaryIO, Callable
 
 import click
 
-from .batch import APC_EXTENSION, Job, Plan, PlanError, Summary, describe, describe_skipped, \
-    parse_shard, plan_jobs, run_jobs, same_file
+from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, describe, \
+    describe_skipped, parse_shard, plan_jobs, run_jobs, same_file
 
 EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
 _CODECS: dict[Any, Any] = {}  # this process's codecs by streamable, loaded once each
@@ -174,7 +174,8 @@ def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
 
     encode = opts.command == "encode"
     try:
-        plan = plan_jobs(sources, output, _input_extensions(encode),
+        plan = plan_jobs(sources, output,
+                         AUDIO_EXTENSIONS if encode else frozenset({APC_EXTENSION}),
                          APC_EXTENSION if encode else ".wav",
                          parse_shard(opts.shard) if opts.shard else None)
     except PlanError as exc:
@@ -195,11 +196,6 @@ def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
     start = time.monotonic()
     summary = _run_single(opts, jobs[0]) if single else _run_batch(opts, jobs)
     _report(opts, summary, single, time.monotonic() - start)
-
-
-def _input_extensions(encode: bool) -> frozenset[str]:
-    from .batch import AUDIO_EXTENSIONS
-    return AUDIO_EXTENSIONS if encode else frozenset({APC_EXTENSION})
 
 
 def _progress_bar(opts: Options, **kwargs: Any) -> Any:
