@@ -43,8 +43,8 @@ ends right after the last chunk. A file with L = 0 has no chunks.
 
 A live stream (flag bit 1), written by a real-time encoder that cannot know the length
 in advance, has source and coded lengths 0 in its header; its payload is a sequence of
-records of at most F frames, each prefixed with its frame count, and it ends with a record
-that gives the two lengths. `live.py` defines and reads those records.
+records of at most F frames, each prefixed with its frame count, and a record that gives
+the two lengths (sent before the last frames). `live.py` defines and reads those records.
 
 Readers must reject a wrong magic, an unknown version, set reserved flag bits, a
 header length field that disagrees with n, any CRC mismatch, non-zero padding bits,

@@ -14,6 +14,7 @@ say so in their header and carry one more code frame.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import BinaryIO, Callable, Iterable, Iterator
 
@@ -21,7 +22,7 @@ import numpy as np
 import soxr
 
 from . import bitstream, chunked, stream, weights
-from .audio import AudioWriter, read_blocks, resampled_length
+from .audio import AudioWriter, check_finite, read_blocks, resampled_length
 from .bitstream import ApcReader, ApcWriter, Header
 
 Progress = Callable[[float], None]  # called with seconds of audio just processed
@@ -97,9 +98,13 @@ class Codec:
         Returns:
             (C, n_codebooks, ceil(T' / samples_per_frame)) int64 codes, T' the length at the
             codec's rate. Identical to the codes `encode_file` writes for the same audio.
+
+        Raises:
+            AudioError: `wav` holds NaN or infinity.
         """
         wav = np.atleast_2d(np.asarray(wav, dtype=np.float32))
         rate = self.config.sample_rate
+        check_finite(wav, 0, sample_rate or rate)
         if sample_rate not in (None, rate):
             wav = soxr.resample(wav.T, sample_rate, rate, quality="VHQ").T
         return _concat(self._encode_blocks([wav], wav.shape[1], wav.shape[0]),
@@ -225,9 +230,12 @@ def _frame_reader(f: BinaryIO) -> tuple[Callable[[int, int], np.ndarray], Header
 
 def _sample_range(header: Header, start: float, duration: float | None) -> tuple[int, int]:
     """First sample and sample count at the codec rate of a time range, clipped to the file."""
-    if start < 0 or (duration is not None and duration < 0):
-        raise ValueError("start and duration must not be negative")
+    if not (math.isfinite(start) and start >= 0) or (
+            duration is not None and not (math.isfinite(duration) and duration >= 0)):
+        raise ValueError("start and duration must be finite and not negative")
     first = min(header.coded_length, round(start * header.sample_rate))
+    if start > 0 and first >= header.coded_length:
+        raise ValueError(f"start {start:g} s is at or past the end ({header.duration:.3f} s)")
     last = header.coded_length if duration is None else \
         min(header.coded_length, first + round(duration * header.sample_rate))
     return first, last - first

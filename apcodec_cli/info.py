@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from typing import BinaryIO
 
 from .bitstream import ApcError, ApcReader, Header, peek_header
 
@@ -13,17 +15,19 @@ def _human(seconds: float) -> str:
     return f"{int(minutes)}:{secs:06.3f}" if minutes else f"{secs:.3f} s"
 
 
-def describe_file(path: str, as_json: bool = False) -> tuple[str, bool]:
-    """Describe one file; returns (text, intact). Never raises for a bad file."""
+def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = None
+                  ) -> tuple[str, bool]:
+    """Describe one file (read from `fileobj`, a seekable file, when given; `path` then
+    only names it); returns (text, intact). Never raises for a bad file."""
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") if fileobj is None else contextlib.nullcontext(fileobj) as f:
             h, problems, chunks = _check(f)
+            size = f.seek(0, os.SEEK_END)
     except (ApcError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if as_json:
             return json.dumps({"file": path, "ok": False, "errors": [message]}), False
         return f"{path}: error: {message}", False
-    size = os.path.getsize(path)
     fields = {
         "file": path,
         "ok": not problems,
@@ -69,8 +73,8 @@ def describe_file(path: str, as_json: bool = False) -> tuple[str, bool]:
 
 def _check(f: object) -> tuple[Header, list[ApcError], int | None]:
     """(header with lengths, problems, records of a live stream or None for a file).
-    A live stream is read to its end record, which holds its lengths; a damaged record
-    raises, as a damaged header does."""
+    A live stream is read to its end (its lengths record says where that is); a damaged
+    record raises, as a damaged header does."""
     if not peek_header(f).live:
         reader = ApcReader(f)
         return reader.header, reader.verify(), None

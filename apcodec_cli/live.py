@@ -7,16 +7,23 @@ A live stream (flag bit 1 of the header, see `bitstream.py`) therefore has lengt
 header, and its payload is a sequence of records, each written and flushed as soon as its
 frames are coded:
 
-    record i   u16 f (1..chunk_frames), the f frames' codes packed as in a file's chunk,
-               u32 CRC-32 of those 2 + n bytes seeded with i (as a file's chunks are)
-    end record u16 0, u64 source length, u64 coded length, u32 CRC-32 of those 18 bytes
-               seeded with its index
+    record i      u16 f (1..chunk_frames), the f frames' codes packed as in a file's
+                  chunk, u32 CRC-32 of those 2 + n bytes seeded with i (as a file's chunks)
+    lengths rec.  u16 0, u64 source length, u64 coded length, u32 CRC-32 of those 18 bytes
+                  seeded with its index i
 
-The stream ends right after the end record. Without it the stream was cut short.
+Records are numbered from 0 in stream order, the lengths record included. The encoder
+sends the lengths record as soon as its input has ended, before the records of the last
+frames (those that hold the input's end and the streamable model's extra frame), so a
+decoder knows where the signal ends before it decodes that far and writes exactly the
+input's length. The stream ends once it has held all N frames that the lengths call for
+(see `bitstream.py`); an older stream ends right after its lengths record, which then
+comes last. A stream that ends before either was cut short.
 
 WAV on pipes: the reader takes PCM (8/16/24/32-bit) or float WAV whose data size may be
-unknown (0 or 0xFFFFFFFF, as `arecord` and `sox` write to pipes); the writer writes 0xFFFFFFFF
-sizes, which players read as "until the end of the stream".
+unknown (0 or 0xFFFFFFFF, as `arecord` and `sox` write to pipes); the writer
+(`audio.WavStreamWriter`) writes 0xFFFFFFFF sizes, which players read as "until the end of
+the stream".
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import soxr
 import torch
 
 from . import bitstream
+from .audio import WavStreamWriter, check_finite
 from .bitstream import ApcError, ChecksumError, Header, TrailingDataError, TruncatedError
 from .stream import StreamDecoder, StreamEncoder
 
@@ -52,6 +60,9 @@ def _read_exactly(fileobj: BinaryIO, size: int, what: str) -> bytes:
 class LiveWriter:
     """Writes a live stream: the header at once, then a record per `chunk_frames` frames.
 
+    Call `end` with the lengths as soon as the input has ended (before writing the last
+    frames), then `close`.
+
     Args:
         fileobj: Binary stream open for writing (flushed after every record).
         header: The header; its lengths are ignored and written as 0.
@@ -62,6 +73,7 @@ class LiveWriter:
         self._file = fileobj
         self._pending = np.zeros((header.channels, header.n_codebooks, 0), np.int64)
         self._index = 0
+        self._ended = False
         self.frames = 0
         self._write(self.header.to_bytes())
 
@@ -79,24 +91,36 @@ class LiveWriter:
 
     def _record(self, codes: np.ndarray) -> None:
         body = _COUNT.pack(codes.shape[2]) + bitstream.pack_frames(self.header, codes)
-        self._write(body + _U32.pack(bitstream.indexed_crc(self._index, body)))
-        self._index += 1
+        self._signed(body)
         self.frames += codes.shape[2]
 
-    def close(self, source_length: int, coded_length: int) -> None:
-        """Write the last frames and the end record with the stream's lengths."""
+    def _signed(self, body: bytes) -> None:
+        self._write(body + _U32.pack(bitstream.indexed_crc(self._index, body)))
+        self._index += 1
+
+    def end(self, source_length: int, coded_length: int) -> None:
+        """The input has ended: send its lengths now, ahead of the frames still to come."""
+        self._signed(_END.pack(0, source_length, coded_length))
+        self._ended = True
+
+    def close(self, source_length: int | None = None, coded_length: int | None = None
+              ) -> None:
+        """Write the last frames (and the lengths first, if given here rather than `end`)."""
+        if source_length is not None and coded_length is not None:
+            self.end(source_length, coded_length)
+        if not self._ended:
+            raise ValueError("a live stream needs its lengths before it closes")
         if self._pending.shape[2]:
             self._record(self._pending)
             self._pending = self._pending[:, :, :0]
-        end = _END.pack(0, source_length, coded_length)
-        self._write(end + _U32.pack(bitstream.indexed_crc(self._index, end)))
 
 
 class LiveReader:
     """Reads a live stream record by record, from any stream (pipes included).
 
-    Iterating yields (channels, n_codebooks, frames) int64 codes; afterwards
-    `file_header` is the header with the lengths from the end record.
+    Iterating yields (channels, n_codebooks, frames) int64 codes; `file_header` is the
+    header with the stream's lengths once its lengths record has been read (before the
+    last frames are yielded, in streams that send it early).
 
     Raises (while iterating): TruncatedError, ChecksumError, TrailingDataError, ApcError.
     """
@@ -109,40 +133,43 @@ class LiveReader:
         self.file_header: Header | None = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        h, index, frames = self.header, 0, 0
+        h, index, frames, need = self.header, 0, 0, None
         per_frame = h.channels * h.n_codebooks
-        while True:
+        while need is None or frames < need:
             what = f"record {index} (after {frames / h.frame_rate:.2f} s)"
             head = _read_exactly(self._file, _COUNT.size, what)
             (count,) = _COUNT.unpack(head)
             if count == 0:
-                body = head + _read_exactly(self._file, _END.size - 2 + 4, "the end record")
-                self._check_crc(index, body, "the end record")
+                if need is not None:
+                    raise ApcError(f"{what} gives the stream's lengths a second time")
+                body = head + _read_exactly(self._file, _END.size - 2 + 4, "the lengths record")
+                self._check_crc(index, body, "the lengths record")
                 _, source_length, coded_length = _END.unpack_from(body)
                 self.file_header = dataclasses.replace(
                     h, live=False, source_length=source_length, coded_length=coded_length)
-                self._check_end(frames)
-                return
+                need = self.file_header.n_frames
+                index += 1
+                continue
             if count > h.chunk_frames:
                 raise ApcError(f"{what} claims {count} frames, more than {h.chunk_frames}")
             size = (count * per_frame * h.bits_per_code + 7) // 8
             body = head + _read_exactly(self._file, size + 4, what)
             self._check_crc(index, body, what)
-            yield bitstream.unpack_frames(h, body[2:-4], count, what, index)
             frames += count
+            if need is not None and frames > need:
+                raise ApcError(f"the stream holds more than the {need} frames its lengths need")
+            yield bitstream.unpack_frames(h, body[2:-4], count, what, index)
             index += 1
+        self._check_end()
 
     @staticmethod
     def _check_crc(index: int, body: bytes, what: str) -> None:
         if bitstream.indexed_crc(index, body[:-4]) != _U32.unpack_from(body, len(body) - 4)[0]:
             raise ChecksumError(f"{what} is damaged: checksum mismatch", index)
 
-    def _check_end(self, frames: int) -> None:
-        need = self.file_header.n_frames
-        if need != frames:
-            raise ApcError(f"the stream holds {frames} frames, its lengths need {need}")
+    def _check_end(self) -> None:
         if self._file.read(1):
-            raise TrailingDataError("unexpected bytes after the end record")
+            raise TrailingDataError("unexpected bytes after the end of the stream")
 
     def read_all(self) -> tuple[Header, np.ndarray]:
         """The whole stream: a file header with its lengths, and all its codes."""
@@ -221,44 +248,6 @@ class WavStreamReader:
         return x.astype(np.float32)
 
 
-class WavStreamWriter:
-    """Writes a WAV stream of unknown length: 16-bit PCM (clipped, counted) or float."""
-
-    def __init__(self, fileobj: BinaryIO, sample_rate: int, channels: int,
-                 float32: bool = False) -> None:
-        self._file, self._float, self.channels = fileobj, float32, channels
-        width = 4 if float32 else 2
-        fmt = struct.pack("<HHIIHH", 3 if float32 else 1, channels, sample_rate,
-                          sample_rate * channels * width, channels * width, 8 * width)
-        self._file.write(b"RIFF" + _U32.pack(_UNKNOWN) + b"WAVE" + b"fmt " + _U32.pack(16)
-                         + fmt + b"data" + _U32.pack(_UNKNOWN))
-        self.clipped = 0
-        self._bytes = 0
-
-    def finish(self) -> None:
-        """Write the real sizes into the header (a file, not a pipe: it must seek)."""
-        end = self._file.tell()
-        self._file.seek(end - self._bytes - 44 + 4)
-        self._file.write(_U32.pack(36 + self._bytes))
-        self._file.seek(end - self._bytes - 4)
-        self._file.write(_U32.pack(self._bytes))
-        self._file.seek(end)
-
-    def write(self, block: np.ndarray) -> None:
-        """Append (channels, n) float samples and flush."""
-        if not block.shape[1]:
-            return
-        if self._float:
-            data = block.T.astype("<f4").tobytes()
-        else:
-            peak = 1.0 - 1.0 / 32768
-            self.clipped += int(np.count_nonzero((block > peak) | (block < -1.0)))
-            data = np.round(np.clip(block, -1.0, peak) * 32768).T.astype("<i2").tobytes()
-        self._file.write(data)
-        self._file.flush()
-        self._bytes += len(data)
-
-
 # ---- real-time coding ------------------------------------------------------------------------
 
 
@@ -290,9 +279,10 @@ def encode(model: torch.nn.Module, header: Header, blocks: Iterator[np.ndarray],
              resampler.resample_chunk(np.ascontiguousarray(block.T)).T)
     if resampler is not None:
         code(resampler.resample_chunk(np.zeros((0, header.channels), np.float32), last=True).T)
+    writer.end(source, coded)  # before the last frames: the decoder then stops exactly
     if coded:
         writer.write(encoder.finish(header.channels).numpy())
-    writer.close(source, coded)
+    writer.close()
     return source, coded
 
 
@@ -301,8 +291,9 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     """Decode a `.apc` stream (live, or a file read front to back) from `source` (positioned
     after the header) to `sink`, writing samples as soon as they are final.
 
-    A file's output is trimmed to its exact length. A live stream's length arrives only at
-    its end, after up to 360 samples (7.5 ms) past it may have been written.
+    The output is trimmed to the exact length: a file's from its header, a live stream's
+    from its lengths record (which comes before the frames that reach the end; a stream
+    from before that order may have had up to 360 samples, 7.5 ms, written past its end).
 
     Returns:
         Samples written per channel.
@@ -326,8 +317,10 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
             progress(audio.shape[1] / header.sample_rate)
 
     for codes in records:
+        if limit is None and reader.file_header is not None:
+            limit = reader.file_header.coded_length
         emit(decoder.push(torch.from_numpy(codes)).numpy())
-    if header.live:
+    if limit is None:
         limit = reader.file_header.coded_length
     emit(decoder.flush().numpy())
     return written
@@ -412,5 +405,8 @@ def decode_pipe(codec_for: Callable[[bool], object], source: str, target: str,
 
 
 def _wav_blocks(wav: WavStreamReader, frames: int) -> Iterator[np.ndarray]:
+    offset = 0
     while (block := wav.read(frames)).shape[1]:
+        check_finite(block, offset, wav.sample_rate)
+        offset += block.shape[1]
         yield block

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import pickle
 import sys
 import warnings
 from pathlib import Path
@@ -39,6 +40,10 @@ STREAM_NAME = "apcodec-s.pt"
 
 class WeightsError(Exception):
     """A weights file is missing, unreadable or not an apcodec weights file."""
+
+
+class DeviceError(WeightsError):
+    """The device asked for does not exist on this machine."""
 
 
 def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
@@ -105,14 +110,7 @@ class LoadedWeights:
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedWeights:
     """Load a weights file safely (no pickle code execution) onto `device`."""
     path = Path(path)
-    try:
-        with warnings.catch_warnings():  # torch warns about foreign pickles; we refuse them
-            warnings.simplefilter("ignore")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"weights file not found: {path}") from None
-    except Exception as exc:  # torch raises many types for a damaged or foreign file
-        raise WeightsError(f"cannot read weights file {path}: {exc}".splitlines()[0]) from None
+    payload = _read_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise WeightsError(f"{path} is not an apcodec weights file")
     if payload.get("version") != VERSION:
@@ -130,6 +128,41 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedW
         raise WeightsError(f"{path}: invalid weights: {exc}".splitlines()[0]) from None
     model.eval().requires_grad_(False).to(device)
     return LoadedWeights(model, fingerprint(state), dict(payload.get("info", {})), path)
+
+
+#: How files written by `torch.save` start: a zip archive, or (before torch 1.6) a pickle.
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
+def _read_payload(path: Path) -> Any:
+    """The object in a `torch.save` file, loaded without running pickled code.
+
+    Raises WeightsError in one line of our own: torch's messages run over several lines
+    and advise `weights_only=False`, which would run whatever code the file holds.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise WeightsError(f"weights file not found: {path}") from None
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights file {path}: {exc.strerror}") from None
+    if not head:
+        raise WeightsError(f"{path} is empty: not an apcodec weights file")
+    if not head.startswith(_TORCH_MAGIC):
+        raise WeightsError(f"{path} is not an apcodec weights file (not a PyTorch file: "
+                           "another format, or damaged)")
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickles; we refuse them
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise WeightsError(f"{path} is not an apcodec weights file: damaged, or it holds "
+                           "Python objects other than tensors and plain data (never loaded: "
+                           "they could run code)") from None
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise WeightsError(f"{path} is damaged or not an apcodec weights file "
+                           f"({type(exc).__name__})") from None
 
 
 class _SkipInit(TorchFunctionMode):
@@ -215,9 +248,21 @@ def resolve_precision(name: str | None, device: torch.device) -> bool:
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when available; 'cuda' without a GPU is an error."""
+    """The device named 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.
+
+    Raises DeviceError for a CUDA device that this machine does not have.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise WeightsError("--device cuda was asked for but no CUDA device is available")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"--device {name}: not a device (auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise DeviceError(f"--device {name} was asked for but no CUDA device is available")
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"--device {name}: no such CUDA device (this machine has "
+                              f"{count}: cuda:0 to cuda:{count - 1})")
+    return device

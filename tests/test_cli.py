@@ -180,4 +180,4 @@ def test_flac_output_by_extension(run, tmp_path) -> None:
     assert run("decode", "-q", tmp_path / "x.apc", tmp_path / "out.flac").exit_code == 0
     assert sf.info(tmp_path / "out.flac").format == "FLAC"
     result = run("decode", "-q", "--float", tmp_path / "x.apc", tmp_path / "f.flac")
-    assert result.exit_code == 1 and "FLAC cannot hold float" in result.stderr
+    assert result.exit_code == 2 and ".flac files cannot hold float" in result.stderr

@@ -16,7 +16,8 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from apcodec_cli import live
+from apcodec_cli import bitstream, live
+from apcodec_cli.audio import resampled_length
 from apcodec_cli.bitstream import (ChecksumError, Header, LiveStreamError, TrailingDataError,
                                    TruncatedError, read_apc)
 from apcodec_cli.cli import main
@@ -58,9 +59,56 @@ def test_live_streams_round_trip_records_of_any_size() -> None:
         read_apc(data)
 
 
+def test_the_lengths_come_before_the_last_frames() -> None:
+    """A decoder learns where the signal ends before it decodes the frames that reach it."""
+    codes = np.random.default_rng(2).integers(0, 1024, (2, 4, 40))
+    out = io.BytesIO()
+    writer = live.LiveWriter(out, _header())
+    writer.write(codes[:, :, :37])  # frames of audio that had arrived before the end
+    writer.end(source_length=11_466, coded_length=12_480)
+    writer.write(codes[:, :, 37:])  # the encoder's last frames
+    writer.close()
+    reader = live.LiveReader(io.BytesIO(out.getvalue()))
+    known_at = [(r.shape[2], reader.file_header is not None) for r in reader]
+    assert known_at == [(15, False), (15, False), (10, True)]
+
+
+def _old_live_bytes(codes: np.ndarray, coded: int) -> bytes:
+    """A live stream as written before the lengths record moved: the lengths come last."""
+    h = _header()
+    data = h.to_bytes()
+    for index, start in enumerate(range(0, codes.shape[2], 15)):
+        part = codes[:, :, start:start + 15]
+        body = struct.pack("<H", part.shape[2]) + bitstream.pack_frames(h, part)
+        data += body + struct.pack("<I", bitstream.indexed_crc(index, body))
+    end = struct.pack("<HQQ", 0, coded * 44_100 // 48_000, coded)
+    return data + end + struct.pack("<I", bitstream.indexed_crc(index + 1, end))
+
+
+def test_streams_with_the_lengths_last_still_read() -> None:
+    codes = np.random.default_rng(3).integers(0, 1024, (2, 4, 40))
+    header, whole = live.LiveReader(io.BytesIO(_old_live_bytes(codes, 12_480))).read_all()
+    assert header.coded_length == 12_480 and np.array_equal(whole, codes)
+
+
+@pytest.mark.parametrize("samples, rate", [(317, 48_000), (48_007, 48_000), (20_000, 44_100)])
+def test_streaming_pipes_keep_the_exact_length(tiny_stream_weights: Path, tmp_path: Path,
+                                               samples: int, rate: int) -> None:
+    """`encode -s - - < a.wav | decode -s - b.wav` was up to 360 samples long."""
+    sf.write(tmp_path / "in.wav", tone(samples / rate, rate)[0], rate)
+    w = tiny_stream_weights
+    encoded = _cli("encode", "-s", "-q", "-w", w, "-", "-",
+                   input=(tmp_path / "in.wav").read_bytes())
+    assert encoded.exit_code == 0, encoded.output
+    assert _cli("decode", "-s", "-q", "-w", w, "-", tmp_path / "out.wav",
+                input=encoded.stdout_bytes).exit_code == 0
+    expected = samples if rate == 48_000 else resampled_length(samples, rate, 48_000)
+    assert sf.info(tmp_path / "out.wav").frames == expected
+
+
 @pytest.mark.parametrize("damage, error", [
     (lambda d: d[:-30], TruncatedError),
-    (lambda d: d[:-22], TruncatedError),  # cut just before the end record
+    (lambda d: d[:-22], TruncatedError),  # cut in the last record
     (lambda d: d[:80] + bytes([d[80] ^ 1]) + d[81:], ChecksumError),
     (lambda d: d + b"\0", TrailingDataError),
 ])
@@ -104,7 +152,7 @@ def test_streaming_pipes_code_like_files(tiny_stream_weights: Path, tmp_path: Pa
     decoded = _cli("decode", "-s", "-q", "-w", w, "-", "-", input=encoded.stdout_bytes)
     assert decoded.exit_code == 0, decoded.output
     out = live.WavStreamReader(io.BytesIO(decoded.stdout_bytes)).read(10**6)
-    assert out.shape[0] == 2 and 0 <= out.shape[1] - 62_400 <= 360  # ends within 7.5 ms
+    assert out.shape == (2, 62_400)  # exactly the input's length (issue 11.11)
     # A live stream saved to a file decodes exactly, with or without --streaming.
     (tmp_path / "live.apc").write_bytes(encoded.stdout_bytes)
     assert _cli("decode", "-q", "-w", w, tmp_path / "live.apc", tmp_path / "a.wav"
@@ -172,6 +220,6 @@ def test_a_real_time_pipe_writes_codes_while_the_audio_still_flows(
         proc.stdin.close()
         rest = proc.stdout.read()
         assert proc.wait(30) == 0, proc.stderr.read()
-        assert len(rest) >= 11 + 22  # the last frames and the end record
+        assert len(rest) >= 11 + 22  # the lengths record and the last frames
     finally:
         proc.kill()

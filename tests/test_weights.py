@@ -39,11 +39,35 @@ def test_foreign_and_damaged_files_are_refused_without_running_code(tmp_path, ca
     (tmp_path / "evil.pt").write_bytes(pickle.dumps(_Evil()))
     torch.save({"format": "something-else"}, tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_bytes(b"\0" * 100)
-    for name, message in [("evil.pt", "cannot read"), ("other.pt", "not an apcodec"),
-                          ("junk.pt", "cannot read"), ("missing.pt", "not found")]:
+    for name, message in [("evil.pt", "never loaded"), ("other.pt", "not an apcodec"),
+                          ("junk.pt", "not a PyTorch file"), ("missing.pt", "not found")]:
         with pytest.raises(weights.WeightsError, match=message):
             weights.load(tmp_path / name)
     assert "code ran" not in capsys.readouterr().out
+
+
+class _Foreign:
+    """Any class: torch.load(weights_only=True) refuses to rebuild it."""
+
+
+def test_unreadable_weights_are_one_clear_line_without_unsafe_advice(tmp_path) -> None:
+    """Issue 11.10: torch's own messages advise weights_only=False (which would run the
+    file's code) or were cut off at their first line break ('cannot read ... empty.pt:')."""
+    (tmp_path / "random.pt").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "pickled.pt").write_bytes(b"\x80" + bytes(range(1, 200)))  # looks like a pickle
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save({"config": _Foreign()}, tmp_path / "foreign.pt")
+    torch.save({"format": "x"}, tmp_path / "cut.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "cut.pt").read_bytes()[:200])
+    for name, expected in [("random.pt", "not a PyTorch file"), ("pickled.pt", "damaged"),
+                           ("empty.pt", "is empty"), ("foreign.pt", "never loaded"),
+                           ("cut.pt", "damaged")]:
+        with pytest.raises(weights.WeightsError) as caught:
+            weights.load(tmp_path / name)
+        message = str(caught.value)
+        assert expected in message and str(tmp_path / name) in message, message
+        assert "\n" not in message and not message.endswith(":")
+        assert "weights_only" not in message and "trust" not in message
 
 
 def test_config_that_does_not_match_the_state_is_refused(tmp_path) -> None:

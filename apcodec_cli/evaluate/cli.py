@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from ..params import DEVICE_HELP, Device, stoppable
+
 if TYPE_CHECKING:  # the real imports are deferred, see the module docstring
     from ..codec import Codec
     from .run import Clip, Row, Settings
@@ -94,7 +96,8 @@ def _score(clips: list["Clip"], settings: "Settings", codec: "Codec", jobs: int,
     from .run import evaluate_all
 
     try:
-        with tqdm(total=len(clips), unit="clip", disable=quiet, file=sys.stderr) as bar:
+        with tqdm(total=len(clips), unit="clip", disable=quiet or not sys.stderr.isatty(),
+                  file=sys.stderr) as bar:
             return evaluate_all(clips, settings, codec, jobs, threads,
                                 on_clip=lambda _: bar.update())
     except Exception as exc:
@@ -122,14 +125,15 @@ def _score(clips: list["Clip"], settings: "Settings", codec: "Codec", jobs: int,
 @click.option("--json-out", type=click.Path(dir_okay=False),
               help="Also write every per-clip score and the summary to this JSON file.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing --json-out file.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="Where the codec runs; the metrics run on the CPU.")
+@click.option("--device", type=Device(), default="auto", show_default=True,
+              help=f"{DEVICE_HELP} The metrics run on the CPU.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Clips evaluated in parallel (worker processes).")
 @click.option("--threads", type=click.IntRange(min=0), default=0,
               help="CPU threads for torch per process (0: torch's default, or the cores "
                    "shared out among --jobs).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or warnings.")
+@stoppable
 def evaluate(weights_path: str | None, data: str, category: str | None,
              max_clips: int | None, seconds: float, min_seconds: float, no_opus: bool,
              opus_cbr: bool, json_out: str | None, force: bool, device: str, jobs: int,

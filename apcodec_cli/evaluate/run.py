@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 import soundfile as sf
 
+from .. import interrupt
 from ..audio import probe, read_blocks
 from ..batch import AUDIO_EXTENSIONS
 from ..train.manifest import read_manifest, split_score
@@ -207,11 +208,12 @@ def evaluate_all(clips: Sequence[Clip], settings: Settings, codec: "Codec", jobs
         return [row for rows in results for row in rows]
     device = str(next(codec.model.parameters()).device)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    with concurrent.futures.ProcessPoolExecutor(
-            jobs, initializer=_init_worker,
-            initargs=(str(codec.weights.path), device, threads)) as pool:
-        futures = {pool.submit(_evaluate_in_worker, clip, settings): i
-                   for i, clip in enumerate(clips)}
+    # Spawned workers (interrupt.py): the codec here may have initialised CUDA already.
+    with interrupt.process_pool(jobs, _init_worker,
+                                (str(codec.weights.path), device, threads)) as pool:
+        with interrupt.sigint_deferred():
+            futures = {pool.submit(_evaluate_in_worker, clip, settings): i
+                       for i, clip in enumerate(clips)}
         for future in concurrent.futures.as_completed(futures):
             results[futures[future]] = future.result()
             if on_clip:
