@@ -156,8 +156,11 @@ class StreamCrops(Dataset):
 
     def batches(self, start: int, stop: int, pin_memory: bool = False) -> Iterator[torch.Tensor]:
         """Batches of steps start..stop-1, prepared ahead by worker processes."""
+        # The batches need no randomness of the loader's; its own generator keeps it from
+        # drawing its base seed from the global RNG, which a resumed run has just restored.
         loader = DataLoader(self, batch_size=None, sampler=range(start, stop),
                             num_workers=self.workers, pin_memory=pin_memory,
                             prefetch_factor=4 if self.workers else None,
-                            worker_init_fn=_ignore_interrupts)
+                            worker_init_fn=_ignore_interrupts,
+                            generator=torch.Generator().manual_seed(0))
         return iter(loader)
