@@ -229,3 +229,16 @@ def test_speech_share_sets_the_fraction_of_speech_crops() -> None:
     drawn = torch.cat([planner.plan(step).clips.flatten() for step in range(50)])
     speech = (drawn < 2).double().mean().item()
     assert speech == pytest.approx(0.5, abs=0.03)  # by length alone it would be 0.13
+
+
+def test_a_warm_start_keeps_its_loaded_codebooks(data_dir: Path, tmp_path: Path,
+                                                 tiny_weights: Path) -> None:
+    """With --init the reviver's check of step 0 would find most loaded entries unused by
+    the first batch and re-seed them; it is skipped (at lr 0 nothing else moves them)."""
+    out = tmp_path / "warm.pt"
+    run(TINY.override({"lr": "0"}), _options(data_dir, tmp_path / "run", max_steps=1,
+                                              init=tiny_weights, export=out))
+    before, after = weights.load(tiny_weights).model, weights.load(out).model
+    for a, b in zip(before.quantizer.stages, after.quantizer.stages):
+        assert torch.equal(a.codebook.weight, b.codebook.weight)
+

@@ -43,14 +43,14 @@ class CodebookReviver:
             return 0
         for i, codes in enumerate(quantized.codes.transpose(0, 1)):
             self.counts[i] += torch.bincount(codes.flatten(), minlength=self.counts.shape[1])
-        if step % self.every:
+        if step % self.every or (step == 0 and not self.seed_at_start):
+            # A warm start skips the check of step 0: one batch's counts would call most
+            # of the loaded entries dead (batch 32: 800 codes for 1024 entries per stage).
             return 0
         if self.process.distributed:
             dist.all_reduce(self.counts)
         # At step 0 every entry is re-seeded: a data-dependent initialisation.
-        dead = self.counts == 0
-        if step == 0 and self.seed_at_start:
-            dead = torch.ones_like(dead)
+        dead = torch.ones_like(self.counts, dtype=torch.bool) if step == 0 else self.counts == 0
         revived = 0
         for i, stage in enumerate(self.quantizer.stages):
             revived += self._reseed(stage.codebook.weight, quantized.projected[i], dead[i])
