@@ -20,6 +20,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 import soxr
+import torch
 
 from . import bitstream, chunked, stream, weights
 from .audio import AudioWriter, check_finite, read_blocks, resampled_length
@@ -78,6 +79,8 @@ class Codec:
         path = weights.default_path(streamable) if path is None else path
         target = weights.resolve_device(device)
         bf16 = weights.resolve_precision(precision, target)
+        if target.type == "cuda":
+            no_tf32()
         return cls(weights.load(path, target), bf16=bf16, **kwargs)
 
     def _plan(self, n_frames: int, chunk_frames: int | None = None) -> chunked.ChunkPlan:
@@ -214,6 +217,20 @@ class Codec:
                         progress(block.shape[1] / header.sample_rate)
                 writer.write(np.zeros((header.channels, 0), np.float32), last=True)
         return DecodeResult(rate, header.channels, frames, writer.clipped)
+
+
+def no_tf32() -> None:
+    """Make CUDA compute float32 convolutions and matrix products in float32 (this process).
+
+    cuDNN runs float32 convolutions in TF32 (a 10-bit mantissa) unless told otherwise:
+    measured on an H200 (2026-12-04), the shipped model's audio decoded on CUDA then
+    differed from the CPU's by 38 dB SNR, where the streamable model, whose decoder runs
+    no cuDNN convolution, differed by 133 dB. Inference asks for float32 (or for bf16,
+    `--precision`), so `Codec.load` turns TF32 off; `apcodec train` turns it back on for
+    its own run (train/loop.py). What still differs between devices: docs/gpu.md.
+    """
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def _frame_reader(f: BinaryIO) -> tuple[Callable[[int, int], np.ndarray], Header]:

@@ -17,7 +17,9 @@ converted in their thread as usual.
 Results: the codes are those of the per-file path; decoded audio can differ from it by
 float rounding (about 1e-6), because matrix kernels round differently for other batch
 sizes, as they already do between the CPU's and the GPU's default batch sizes
-(docs/speed.md, "Folders on a GPU").
+(docs/speed.md, "Folders on a GPU"). On a GPU such rounding can also flip a code that
+is a near-tie: at least 99 % stay those of the per-file path (docs/gpu.md, tested by
+tests/test_gpu.py).
 """
 
 from __future__ import annotations

@@ -1,20 +1,46 @@
 #!/bin/sh
-# One prepared slice for a lent GPU (see docs/gpu.md): train three variants of the shipped
-# model side by side on the GPU from weights/apcodec.pt, and meanwhile run the CUDA checks.
+# One prepared slice for a lent GPU (docs/gpu.md), under 9 minutes in all:
 #
 #   run(command="sh scripts/gpu_slice.sh", carry=["data/pack", ".whl"], timeout_s=600)
 #
-# Results under $OUT: A.pt B.pt C.pt (exported weights), logs.tar.gz (training logs,
-# config, stderr), checks.json. SLICE_MINUTES (default 7.5) bounds each training run.
-# With DRY_RUN=1 it runs the same commands on the CPU for a few steps (a rehearsal).
+# 1. Alone on the GPU, so that the times mean something: a short `apcodec bench --cuda`
+#    (60 s of audio, no Opus) and a timed folder conversion (scripts/folder_speed.py).
+# 2. Three training runs side by side from weights/apcodec.pt for what is left of
+#    TOTAL_MINUTES (A: reconstruction losses only, as the shipped weights were trained;
+#    B: GAN from the first step, the published recipe; C: A at 2.5x the learning rate),
+#    and beside them the GPU tests (`pytest -m gpu`) and the CUDA checks (gpu_checks.py).
+#
+# Results under $OUT (at most 8 files come back): A.pt B.pt C.pt (exported weights),
+# results.json (the figures, scripts/gpu_summary.py), logs.tar.gz (every log, the pytest
+# report, bench's table, nvidia-smi).
+#
+# Knobs (environment): TOTAL_MINUTES (8.5), FOLDER_MINUTES and FOLDER_FILES (30, 30),
+# SLICE_DATA (data/pack), SLICE_PRESET (cpu), SLICE_INIT (weights/apcodec.pt; empty: train
+# from scratch), SLICE_RUNS (work folder, emptied first; /tmp/apcodec-slice). DRY_RUN=1
+# rehearses every step on the CPU in seconds: two training steps, a tiny folder, 0.5 s of
+# bench (tests/test_gpu_slice.py runs it on the tiny preset).
 set -u
 OUT=${OUT:-out/gpu-slice}
 mkdir -p "$OUT"
-MINUTES=${SLICE_MINUTES:-7.5}
+START=$(date +%s)
+TOTAL=${TOTAL_MINUTES:-8.5}
+WRAP=0.4  # minutes kept for saving, exporting and packing the results
+DATA=${SLICE_DATA:-data/pack}
+PRESET=${SLICE_PRESET:-cpu}
+INIT=${SLICE_INIT-weights/apcodec.pt}
+RUNS=${SLICE_RUNS:-/tmp/apcodec-slice}
 DEVICE=cuda
+FOLDER="--minutes ${FOLDER_MINUTES:-30} --files ${FOLDER_FILES:-30}"
+BENCH="--cuda --seconds 60 --threads $(nproc)"
+CHECKS=""
 LIMIT=""
 if [ "${DRY_RUN:-0}" = 1 ]; then
-    DEVICE=cpu; MINUTES=2; LIMIT="--max-steps 3 --threads 1 --resident --set batch_size=2"
+    DEVICE=cpu
+    FOLDER="--minutes 0.02 --files 2 --variants 32/fp32 --no-startup"
+    BENCH="--no-cuda --seconds 0.5 --threads 1"
+    CHECKS="--seconds 0.5"
+    LIMIT="--max-steps 2 --threads 1 --resident --set batch_size=2"
+    export OMP_NUM_THREADS=1  # tiny models: threads only spin (3x the time on 2 busy cores)
 fi
 export PYTHONUNBUFFERED=1
 if ls .whl/*.whl >/dev/null 2>&1 && ! python3 -c "import soundfile, soxr" 2>/dev/null; then
@@ -23,19 +49,33 @@ if ls .whl/*.whl >/dev/null 2>&1 && ! python3 -c "import soundfile, soxr" 2>/dev
     export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-(nvidia-smi || true) > "$OUT/nvidia-smi.txt" 2>&1
-RUNS=/tmp/apcodec-slice
 rm -rf "$RUNS"; mkdir -p "$RUNS"
+(nvidia-smi || true) > "$RUNS/nvidia-smi.txt" 2>&1
 
-START=$(date +%s)
-left() {  # minutes left of the slice's training time
-    awk -v s="$START" -v n="$(date +%s)" -v m="$MINUTES" 'BEGIN { printf "%.2f", m - (n - s) / 60 }'
+left() {  # minutes left before the wrap-up
+    awk -v s="$START" -v n="$(date +%s)" -v t="$TOTAL" -v w="$WRAP" \
+        'BEGIN { m = t - w - (n - s) / 60; printf "%.2f", (m > 0.1 ? m : 0.1) }'
 }
+seconds_left() {  # whole seconds left before the trainings stop, less a margin
+    awk -v m="$(left)" 'BEGIN { s = int(m * 60) - 15; print (s > 5 ? s : 5) }'
+}
+
+# 1. Alone on the GPU.
+echo "== bench ($(left) min left)"
+timeout 100 python3 -m apcodec_cli bench $BENCH --no-opus --baseline-seconds 0 -q \
+    --json-out "$RUNS/bench.json" > "$RUNS/bench.md" 2> "$RUNS/bench.stderr"
+echo "== folder conversion ($(left) min left)"
+timeout 170 python3 scripts/folder_speed.py --out "$RUNS/folder.json" --device $DEVICE \
+    $FOLDER > "$RUNS/folder.stdout" 2>&1
+
+# 2. Training, with the tests and checks beside it.
+MINUTES=$(left)
+echo "== training for $MINUTES min"
 one() {  # RUN-DIR MINUTES, then --set options
     dir=$1 minutes=$2; shift 2
     # shellcheck disable=SC2086
-    python3 -m apcodec_cli train --data data/pack --run-dir "$dir" --preset cpu \
-        --init weights/apcodec.pt --device $DEVICE --max-minutes "$minutes" --quiet \
+    python3 -m apcodec_cli train --data "$DATA" --run-dir "$dir" --preset "$PRESET" \
+        ${INIT:+--init "$INIT"} --device $DEVICE --max-minutes "$minutes" --quiet \
         --export "$OUT/$(basename "$dir").pt" --force \
         --set val_every=0 --set log_every=200 --set save_every=1000000 "$@" $LIMIT
 }
@@ -46,20 +86,18 @@ train() {  # NAME, then --set options; a run that fails is retried once in float
         one "$RUNS/$name-fp32" "$(left)" "$@" --set bf16=false > "$RUNS/$name-fp32.stderr" 2>&1
         [ -f "$OUT/$name-fp32.pt" ] && mv "$OUT/$name-fp32.pt" "$OUT/$name.pt"; } ) &
 }
-# A: reconstruction losses only (as the shipped weights were trained); B: GAN from the
-# first step (the published recipe); C: A at 2.5x the learning rate.
 train A --set batch_size=32 --set gan_start=100000000
 train B --set batch_size=32 --set gan_start=0
 train C --set batch_size=32 --set gan_start=100000000 --set lr=5e-4
-python3 scripts/gpu_checks.py --out "$RUNS/checks" --device $DEVICE \
-    --minutes "$( [ "${DRY_RUN:-0}" = 1 ] && echo 0.2 || echo 10 )" \
-    > "$RUNS/checks.stdout" 2>&1
-cp "$RUNS/checks/checks.json" "$OUT/" 2>/dev/null
+timeout "$(seconds_left)" python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py \
+    -o junit_family=xunit1 --junitxml "$RUNS/gpu-tests.xml" > "$RUNS/gpu-tests.txt" 2>&1
+timeout "$(seconds_left)" python3 scripts/gpu_checks.py --out "$RUNS/checks" --device $DEVICE \
+    $CHECKS > "$RUNS/checks.stdout" 2>&1
 wait
-for name in A B C; do
-    echo "== $name"; tail -n 3 "$RUNS/$name.stderr"; tail -n 3 "$RUNS/$name-fp32.stderr" 2>/dev/null
-    tail -n 2 "$RUNS/$name/log.jsonl" "$RUNS/$name-fp32/log.jsonl" 2>/dev/null | cut -c1-400
-done
-cat "$RUNS/checks.stdout"
-tar -czf "$OUT/logs.tar.gz" -C "$RUNS" --exclude=state.pt --exclude='*.pt' .
+
+# Wrap-up: the figures in one file, the logs in another.
+python3 scripts/gpu_summary.py "$RUNS" --started "$START" > "$OUT/results.json"
+cat "$OUT/results.json"
+tail -n 5 "$RUNS/gpu-tests.txt"
+tar -czf "$OUT/logs.tar.gz" -C "$RUNS" --exclude='*.pt' .
 ls -la "$OUT"

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random-weights model (fast, CPU) and synthetic audio files."""
+"""Shared fixtures: a tiny random-weights model (fast, CPU) and synthetic audio files; the
+`gpu` marker's skip without CUDA."""
 
 from __future__ import annotations
 
@@ -26,6 +27,16 @@ def make_weights(path: Path, seed: int = 0, grn: bool = True, preset: str = "tin
                 param.data.normal_(0.0, 0.5)
     weights.save(path, model, trained=False)
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` need CUDA: without it they are skipped, so the suite stays CPU-only."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (run `pytest -m gpu` on a GPU)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -96,3 +96,21 @@ def test_golden_file_keeps_decoding_to_the_same_codes() -> None:
     out = io.BytesIO()
     write_apc(out, golden_header(), golden_codes())
     assert out.getvalue() == GOLDEN_PATH.read_bytes()
+
+
+def test_loading_onto_cuda_turns_tf32_off(tiny_weights, monkeypatch) -> None:
+    """`Codec.load` onto CUDA, acted out on the CPU (tests/test_gpu.py does it on a GPU):
+    cuDNN's default TF32 would round convolutions to a 10-bit mantissa."""
+    import torch
+
+    from apcodec_cli import weights
+
+    for flags in (torch.backends.cudnn, torch.backends.cuda.matmul):
+        monkeypatch.setattr(flags, "allow_tf32", True)
+    Codec.load(tiny_weights, device="cpu")
+    assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    real_load = weights.load
+    monkeypatch.setattr(weights, "resolve_device", lambda name: torch.device(name))
+    monkeypatch.setattr(weights, "load", lambda path, device: real_load(path, "cpu"))
+    Codec.load(tiny_weights, device="cuda")
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32

@@ -242,3 +242,35 @@ def test_a_warm_start_keeps_its_loaded_codebooks(data_dir: Path, tmp_path: Path,
     for a, b in zip(before.quantizer.stages, after.quantizer.stages):
         assert torch.equal(a.codebook.weight, b.codebook.weight)
 
+
+def test_rng_state_restores_on_a_machine_with_fewer_gpus(monkeypatch) -> None:
+    from apcodec_cli.train import checkpoint
+
+    restored: list[int] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state",
+                        lambda state, device="cuda": restored.append(device))
+    saved = {"cpu": torch.get_rng_state(), "cuda": [torch.get_rng_state()] * 8}  # 8 GPUs
+    checkpoint.set_rng_state(saved)
+    assert restored == [0]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    checkpoint.set_rng_state(saved)  # and on a machine with none
+    assert restored == [0]
+
+
+def test_crop_seeds_are_distinct_and_checked() -> None:
+    from apcodec_cli.train.config import SEED_BITS
+    from apcodec_cli.train.crops import crop_seed
+
+    top = (1 << SEED_BITS) - 1
+    corners = {crop_seed(s, r, t) for s in (0, top) for r in (0, 255) for t in (0, 2**32 - 1)}
+    assert len(corners) == 8 and max(corners) < 2**63
+    torch.Generator().manual_seed(max(corners))
+    for seed, rank, step in ((top + 1, 0, 0), (0, 256, 0), (0, 0, 2**32), (-1, 0, 0)):
+        with pytest.raises(ValueError, match="crop seed"):
+            crop_seed(seed, rank, step)
+    with pytest.raises(ValueError, match="seed must be in"):
+        TINY.override({"seed": str(top + 1)})
+    with pytest.raises(ValueError, match="crop seed"):
+        CropPlanner([16_000], 1600, 2, (0.0, 0.0), seed=0, rank=256)

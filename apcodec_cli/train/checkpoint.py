@@ -75,10 +75,13 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what `rng_state` returned (CUDA states only where devices exist)."""
+    """Restore what `rng_state` returned, the CUDA states of the devices this machine has:
+    a run saved on eight GPUs resumes on one (or on none). Nothing else is lost: the
+    batches depend only on (seed, rank, step), see crops.py."""
     torch.set_rng_state(state["cpu"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if torch.cuda.is_available():
+        for index, cuda in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda, index)
 
 
 def same_shapes(a: CodecConfig, b: CodecConfig) -> bool:

@@ -68,8 +68,23 @@ class CodebookReviver:
                 dist.broadcast(weight, src=0)  # every replica keeps rank 0's codebook
         return n_dead
 
+    @torch.no_grad()
+    def gather(self) -> None:
+        """Move the counts of every process into rank 0's, which the saved state holds;
+        the others start again from zero, so the next check's all-reduce still sums the
+        same counts. Every process must call this together, before rank 0 saves."""
+        if self.process.distributed:
+            dist.all_reduce(self.counts)
+            if not self.process.main:
+                self.counts.zero_()
+
     def state_dict(self) -> dict[str, Any]:
+        """The usage counts since the last check (all processes' after `gather`)."""
         return {"counts": self.counts}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.counts.copy_(state["counts"])
+        """Rank 0 takes the saved counts (every process's, see `gather`); others start at 0."""
+        if self.process.main:
+            self.counts.copy_(state["counts"])
+        else:
+            self.counts.zero_()

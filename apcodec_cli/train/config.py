@@ -23,6 +23,10 @@ from typing import Any, Mapping
 from ..config import CodecConfig, get_preset
 
 
+#: Bits of the run's seed: it leads the 64-bit seed of each step's crops (train/crops.py).
+SEED_BITS = 23
+
+
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
     """Weights of the generator and discriminator loss terms (published values).
@@ -127,6 +131,8 @@ class TrainConfig:
             raise ValueError("speech_share must be in [0, 1)")
         if self.gain_db[0] > self.gain_db[1]:
             raise ValueError("gain_db must be (low, high)")
+        if not 0 <= self.seed < 1 << SEED_BITS:
+            raise ValueError(f"seed must be in [0, 2**{SEED_BITS})")
         for field in ("batch_size", "steps", "steps_per_epoch", "log_every", "save_every"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be at least 1")

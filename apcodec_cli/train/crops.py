@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .config import SEED_BITS
 from .data import Clip, read_clip, read_window
 
 CANDIDATES = 4  # candidate crops per slot, to skip near-silent ones
@@ -40,6 +41,20 @@ class CropPlan:
     gain_db: torch.Tensor
 
 
+#: Bits of the crop generator's seed given to the step and to the rank, below the run's
+#: SEED_BITS: 63 in all, a seed valid as a signed 64-bit integer too.
+STEP_BITS, RANK_BITS = 32, 8
+
+
+def crop_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of the crops of (seed, rank, step), distinct for every triple in range."""
+    for name, value, bits in (("seed", seed, SEED_BITS), ("rank", rank, RANK_BITS),
+                              ("step", step, STEP_BITS)):
+        if not 0 <= value < 1 << bits:
+            raise ValueError(f"crop seed: {name} {value} is not in [0, 2**{bits})")
+    return (seed << (STEP_BITS + RANK_BITS)) + (rank << STEP_BITS) + step
+
+
 class CropPlanner:
     """Draws the crop plan of any step, deterministically."""
 
@@ -52,10 +67,11 @@ class CropPlanner:
                         else torch.tensor(weights, dtype=torch.float64))
         self.segment, self.batch, self.gain_db = segment, batch, gain_db
         self.seed, self.rank = seed, rank
+        crop_seed(seed, rank, 0)  # out of range: fail now, not at the first step
 
     def plan(self, step: int) -> CropPlan:
         """The plan of `step` (CPU tensors)."""
-        g = torch.Generator().manual_seed((self.seed << 40) + (self.rank << 32) + step)
+        g = torch.Generator().manual_seed(crop_seed(self.seed, self.rank, step))
         clips = torch.multinomial(self.weights, self.batch * CANDIDATES,
                                   replacement=True, generator=g).view(self.batch, CANDIDATES)
         room = (self.lengths[clips] - self.segment).clamp(min=0) + 1
@@ -156,8 +172,11 @@ class StreamCrops(Dataset):
 
     def batches(self, start: int, stop: int, pin_memory: bool = False) -> Iterator[torch.Tensor]:
         """Batches of steps start..stop-1, prepared ahead by worker processes."""
+        # The batches need no randomness of the loader's; its own generator keeps it from
+        # drawing its base seed from the global RNG, which a resumed run has just restored.
         loader = DataLoader(self, batch_size=None, sampler=range(start, stop),
                             num_workers=self.workers, pin_memory=pin_memory,
                             prefetch_factor=4 if self.workers else None,
-                            worker_init_fn=_ignore_interrupts)
+                            worker_init_fn=_ignore_interrupts,
+                            generator=torch.Generator().manual_seed(0))
         return iter(loader)

@@ -232,6 +232,7 @@ class _Run:
             self.log.write("validation", self.trainer.step_count, **dataclasses.asdict(scores))
 
     def _save(self) -> None:
+        self.trainer.reviver.gather()  # a collective: every process, before rank 0 saves
         if self.process.main:
             save_state(self.options.run_dir / STATE_NAME,
                        {**self.trainer.state_dict(), "config": self.config.to_dict(),
