@@ -52,7 +52,9 @@ def test_bf16_codes_and_decodes_like_float32(one_thread) -> None:
     _, _, blocks = read_blocks(str(ROOT / "samples" / "speech.flac"), 48000, mono=True)
     wav = np.concatenate(list(blocks), axis=1)[:, 48000:144000]
     codes = fp32.encode(wav)
-    assert 0.9 < np.mean(bf16.encode(wav) == codes) < 1.0  # bf16 really ran
+    # bf16 really ran. Share of codes agreeing on these 2 s: 0.978 for the step-18 034
+    # weights, 0.895 for the GPU-trained ones of 2026-12-04.
+    assert 0.85 < np.mean(bf16.encode(wav) == codes) < 1.0
     reference, audio = fp32.decode(codes), bf16.decode(codes)
     snr = 10 * np.log10(np.sum(reference ** 2) / np.sum((audio - reference) ** 2))
     assert 35 < snr < 120
