@@ -27,6 +27,8 @@ from torch import nn
 
 from .blocks import GRN, ConvNeXtBlock, ConvNeXtStack
 
+ENERGY_FLOOR = 1e-20  # of the windowed energy under the GRN's square root (see CausalGRN)
+
 
 class CausalConv1d(nn.Conv1d):
     """Stride-1 convolution over the current and the `kernel_size - 1` previous frames."""
@@ -93,7 +95,11 @@ class CausalGRN(GRN):
         """x: (B, T, C) channels-last."""
         energy = F.pad(x.double().square(), (0, 0, self.window, 0))  # zeros before the start
         total = energy.cumsum(dim=1)
-        norm = (total[:, self.window:] - total[:, :-self.window]).clamp_min(0).sqrt()
+        # The floor keeps sqrt's gradient finite where a channel is exactly zero over the
+        # window (a dead channel after GELU): at 0 it is infinite, and infinity times the
+        # zero input's gradient is NaN, in every parameter (seen 2026-12-04, distilling
+        # from weights whose decoder had such a channel). Forward: unchanged to ~1e-10.
+        norm = (total[:, self.window:] - total[:, :-self.window]).clamp_min(ENERGY_FLOOR).sqrt()
         norm = norm.to(x.dtype)  # (B, T, C)
         scale = norm / (norm.mean(dim=-1, keepdim=True) + self.eps)
         return torch.addcmul(self.beta + x, self.gamma, x * scale)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import ConvNeXtStack
-from .causal import CausalConvNeXtBlock
+from .causal import ENERGY_FLOOR, CausalConvNeXtBlock
 from .model import APCodec
 
 Tensor = torch.Tensor
@@ -147,7 +147,7 @@ def _run_block(p: _Block, x: Tensor, state: StepState, name: str) -> Tensor:
     ring = state.rings.get(name)
     if ring is None:
         ring = state.rings[name] = _Ring(h, p.window)
-    norm = ring.push(h.square()).to(h.dtype).clamp_min_(0).sqrt_()
+    norm = ring.push(h.square()).to(h.dtype).clamp_min_(ENERGY_FLOOR).sqrt_()
     scale = norm.div_(norm.mean(dim=-1, keepdim=True).add_(p.eps))
     h = h.mul_(scale.mul_(p.gamma).add_(1))  # GRN: h + gamma * h * scale (+ beta, in b2)
     return x + _batched(h, p.b2, p.w2)

@@ -94,3 +94,19 @@ def test_weight_norm_layers_are_the_stride_fusion_and_head_convolutions() -> Non
     layers = list(model.weight_norm_layers())
     assert len(layers) == 9
     assert all(isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)) for m in layers)
+
+
+def test_causal_grn_gradients_stay_finite_on_a_dead_channel() -> None:
+    """A channel that is exactly zero over the GRN window (a dead channel after GELU) once
+    made every gradient of a distillation run NaN: sqrt's gradient at 0 is infinite."""
+    from apcodec_cli.causal import CausalGRN
+
+    grn = CausalGRN(4, window=3)
+    with torch.no_grad():
+        grn.gamma.fill_(0.5)
+    x = torch.randn(2, 6, 4)
+    x[..., 1] = 0.0  # dead channel
+    x.requires_grad_(True)
+    grn(x).square().sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in grn.parameters())
