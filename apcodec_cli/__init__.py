@@ -18,9 +18,9 @@ __all__ = ["Codec", "CodecConfig", "read_apc", "write_apc", "__version__"]
 
 _LAZY = {
     "Codec": "codec",
-    "CodecConfig": "config",
-    "read_apc": "bitstream",
-    "write_apc": "bitstream",
+    "CodecConfig": "nn.config",
+    "read_apc": "io.bitstream",
+    "write_apc": "io.bitstream",
 }
 
 

@@ -22,9 +22,10 @@ import numpy as np
 import soxr
 import torch
 
-from . import bitstream, chunked, stream, weights
-from .audio import AudioWriter, check_finite, read_blocks, resampled_length
-from .bitstream import ApcReader, ApcWriter, Header
+from .io import bitstream, weights
+from .engine import chunked, stream
+from .io.audio import AudioWriter, check_finite, read_blocks, resampled_length
+from .io.bitstream import ApcReader, ApcWriter, Header
 
 Progress = Callable[[float], None]  # called with seconds of audio just processed
 Target = str | os.PathLike | BinaryIO
@@ -239,7 +240,7 @@ def _frame_reader(f: BinaryIO) -> tuple[Callable[[int, int], np.ndarray], Header
     if not bitstream.peek_header(f).live:
         reader = ApcReader(f)
         return reader.read_frames, reader.header
-    from .live import LiveReader
+    from .io.live import LiveReader
 
     header, codes = LiveReader(f).read_all()
     return (lambda a, b: codes[..., a:b]), header

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from apcodec_cli.bench import measure, run
 from apcodec_cli.bench.cli import _seconds
-from apcodec_cli.cli import main
+from apcodec_cli.cli.main import main
 
 
 def test_durations_parse() -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apcodec_cli.bitstream import (
+from apcodec_cli.io.bitstream import (
     ApcError,
     ApcReader,
     ApcWriter,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from apcodec_cli import chunked
+from apcodec_cli.engine import chunked
 from apcodec_cli.codec import Codec
-from apcodec_cli.weights import load
+from apcodec_cli.io.weights import load
 
 from conftest import make_weights, tone
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from apcodec_cli.cli import main
+from apcodec_cli.cli.main import main
 
 from conftest import write_audio
 
@@ -163,7 +163,7 @@ def test_encoding_loads_no_training_code(tmp_path, tiny_weights) -> None:
     script = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from apcodec_cli.cli import main\n"
+        "from apcodec_cli.cli.main import main\n"
         f"r = CliRunner().invoke(main, ['encode', '-q', '-w', {str(tiny_weights)!r}, "
         f"{str(tmp_path / 'in.wav')!r}, {str(tmp_path / 'x.apc')!r}])\n"
         "assert r.exit_code == 0, r.output\n"

@@ -13,9 +13,10 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from apcodec_cli import atomic, chunked, weights
-from apcodec_cli.audio import AudioError
-from apcodec_cli.cli import main
+from apcodec_cli.io import atomic, weights
+from apcodec_cli.engine import chunked
+from apcodec_cli.io.audio import AudioError
+from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
 from conftest import tone, write_audio
 

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from apcodec_cli.audio import writable_extensions
-from apcodec_cli.cli import main
+from apcodec_cli.io.audio import writable_extensions
+from apcodec_cli.cli.main import main
 from conftest import write_audio
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apcodec_cli.train import corpus, pack
+from apcodec_cli.data import corpus, pack
 
 SR = corpus.SAMPLE_RATE
 

@@ -71,7 +71,7 @@ def test_distances_match_those_of_training_validation() -> None:
     """Same definitions as the training log's lsd_db and mel_l1, so the numbers compare."""
     torch = pytest.importorskip("torch")
     from apcodec_cli.train.mel import LogMel
-    from apcodec_cli.train.pack import log_spectral_distance
+    from apcodec_cli.data.pack import log_spectral_distance
 
     x, y = music(0.5), noisy(music(0.5), 0.01)
     assert metrics.log_spectral_distance(x, y, RATE) == pytest.approx(

@@ -16,11 +16,11 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from apcodec_cli import bitstream, live
-from apcodec_cli.audio import resampled_length
-from apcodec_cli.bitstream import (ChecksumError, Header, LiveStreamError, TrailingDataError,
+from apcodec_cli.io import bitstream, live
+from apcodec_cli.io.audio import resampled_length
+from apcodec_cli.io.bitstream import (ChecksumError, Header, LiveStreamError, TrailingDataError,
                                    TruncatedError, read_apc)
-from apcodec_cli.cli import main
+from apcodec_cli.cli.main import main
 from conftest import tone, write_audio
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from apcodec_cli import spectral
-from apcodec_cli.config import PRESETS, CodecConfig, get_preset
-from apcodec_cli.model import APCodec
-from apcodec_cli.quantizer import ResidualVQ
+from apcodec_cli.nn import spectral
+from apcodec_cli.nn.config import PRESETS, CodecConfig, get_preset
+from apcodec_cli.nn.model import APCodec
+from apcodec_cli.nn.quantizer import ResidualVQ
 
 
 def test_reference_bitrate_is_exactly_6000() -> None:

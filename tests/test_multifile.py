@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from apcodec_cli import chunked, multifile
-from apcodec_cli.cli import main
+from apcodec_cli.engine import chunked, shared as multifile
+from apcodec_cli.cli.main import main
 
 from conftest import write_audio
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from apcodec_cli import atomic, batch, interrupt
-from apcodec_cli.cli import main
+from apcodec_cli.io import atomic
+from apcodec_cli.cli import batch, interrupt
+from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
 from conftest import write_audio
 

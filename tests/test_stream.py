@@ -11,12 +11,13 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from apcodec_cli import causal, spectral, streamnet
-from apcodec_cli.bitstream import read_apc
+from apcodec_cli.nn import causal, spectral
+from apcodec_cli.engine import streamnet
+from apcodec_cli.io.bitstream import read_apc
 from apcodec_cli.codec import Codec
-from apcodec_cli.config import get_preset
-from apcodec_cli.model import APCodec
-from apcodec_cli.stream import (StreamDecoder, StreamEncoder, algorithmic_latency,
+from apcodec_cli.nn.config import get_preset
+from apcodec_cli.nn.model import APCodec
+from apcodec_cli.engine.stream import (StreamDecoder, StreamEncoder, algorithmic_latency,
                                 decoder_history)
 from conftest import tone, write_audio
 

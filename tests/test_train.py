@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from apcodec_cli import weights
+from apcodec_cli.io import weights
 from apcodec_cli.train.checkpoint import STATE_NAME, apply_weight_norm, initialise, \
     load_state, remove_weight_norm
 from apcodec_cli.train.cli import train
@@ -24,7 +24,7 @@ from apcodec_cli.train.data import Clip, find_clips
 from apcodec_cli.train.distributed import Process
 from apcodec_cli.train.loop import RunOptions, run
 from apcodec_cli.train.trainer import Trainer
-from apcodec_cli.model import APCodec
+from apcodec_cli.nn.model import APCodec
 
 TINY = get_train_preset("tiny")
 
@@ -174,7 +174,7 @@ def test_cli_trains_stops_on_time_and_refuses_misuse(data_dir: Path, tmp_path: P
 
 
 def test_codebooks_are_seeded_from_data_then_dead_entries_reseeded() -> None:
-    from apcodec_cli.quantizer import ResidualVQ
+    from apcodec_cli.nn.quantizer import ResidualVQ
     from apcodec_cli.train.codebook import CodebookReviver
 
     torch.manual_seed(0)

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from apcodec_cli import spectral
-from apcodec_cli.config import get_preset
-from apcodec_cli.model import CodecOutput
-from apcodec_cli.quantizer import QuantizerOutput
+from apcodec_cli.nn import spectral
+from apcodec_cli.nn.config import get_preset
+from apcodec_cli.nn.model import CodecOutput
+from apcodec_cli.nn.quantizer import QuantizerOutput
 from apcodec_cli.train import losses
 from apcodec_cli.train.config import LossWeights, TrainConfig, get_train_preset
 from apcodec_cli.train.discriminators import PERIODS, RESOLUTIONS, Discriminators

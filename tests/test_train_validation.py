@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from apcodec_cli.config import get_preset
-from apcodec_cli.model import APCodec
+from apcodec_cli.nn.config import get_preset
+from apcodec_cli.nn.model import APCodec
 from apcodec_cli.train.data import Clip
 from apcodec_cli.train.mel import LogMel
 from apcodec_cli.train import validation

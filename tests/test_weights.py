@@ -7,9 +7,9 @@ import pickle
 import pytest
 import torch
 
-from apcodec_cli import weights
-from apcodec_cli.config import get_preset
-from apcodec_cli.model import APCodec
+from apcodec_cli.io import weights
+from apcodec_cli.nn.config import get_preset
+from apcodec_cli.nn.model import APCodec
 
 from conftest import make_weights
 

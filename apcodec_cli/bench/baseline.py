@@ -26,8 +26,8 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from ..config import get_preset
-    from ..model import APCodec
+    from ..nn.config import get_preset
+    from ..nn.model import APCodec
 
     if args.threads:
         torch.set_num_threads(args.threads)

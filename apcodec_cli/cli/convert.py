@@ -61,7 +61,7 @@ def codec(streamable: bool) -> Any:
     if key not in _CODECS:
         import torch  # deferred: `apcodec --help` and `info` stay fast
 
-        from .codec import Codec
+        from ..codec import Codec
 
         if _LOAD["threads"]:
             torch.set_num_threads(_LOAD["threads"])
@@ -80,7 +80,7 @@ def codec(streamable: bool) -> Any:
 
 def _codec_for_file(source: str | BinaryIO) -> Any:
     """The codec that can decode `source` (a path or seekable file): by its header."""
-    from .bitstream import peek_header
+    from ..io.bitstream import peek_header
 
     if isinstance(source, str):
         with open(source, "rb") as f:
@@ -116,7 +116,7 @@ class _Stdout:
 def _write_output(path: str, write: Callable[[Any], Any], stream: bool = False) -> Any:
     """Run `write(fileobj)` into `path` atomically, or into stdout for '-': as it is
     written with `stream`, else whole at the end (a failure then emits nothing)."""
-    from .atomic import atomic_write
+    from ..io.atomic import atomic_write
 
     if path == "-":
         if stream:
@@ -142,7 +142,7 @@ def encode_one(opts: Options, job: Job, progress: Callable[[float], None] | None
     """Encode one job's audio into a `.apc` file (or a live stream)."""
     found = codec(opts.streaming)
     if _live(opts, job):
-        from .live import encode_pipe
+        from ..io.live import encode_pipe
         return encode_pipe(found, job.source, job.target, opts.mono, opts.packet, progress)
     source = _open_input(job.source)
     _write_output(job.target, lambda f: found.encode_file(source, f, mono=opts.mono,
@@ -152,11 +152,11 @@ def encode_one(opts: Options, job: Job, progress: Callable[[float], None] | None
 def decode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None
                ) -> None:
     """Decode one job's `.apc` file into audio, in the format its output's name says."""
-    from .audio import output_format
+    from ..io.audio import output_format
 
     fmt, subtype = output_format(job.target, opts.float)
     if _live(opts, job):
-        from .live import decode_pipe
+        from ..io.live import decode_pipe
         return decode_pipe(codec, job.source, job.target, opts.float, progress)
     source = _open_input(job.source)
     found = _codec_for_file(source)
@@ -170,7 +170,7 @@ def decode_one(opts: Options, job: Job, progress: Callable[[float], None] | None
 
 def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
     """Plan, check and run a conversion command; exit non-zero if anything failed."""
-    from .atomic import remove_stale
+    from ..io.atomic import remove_stale
 
     encode = opts.command == "encode"
     try:
@@ -221,7 +221,7 @@ def _run_batch(opts: Options, jobs: list[Job]) -> Summary:
     with _progress_bar(opts, total=len(jobs), unit="file") as bar:
         rows = _shared_rows(opts)
         if rows:  # one process, forward passes shared between files (a GPU's way)
-            from .multifile import convert_files
+            from ..engine.shared import convert_files
             return convert_files(jobs, convert, _CODECS[False], force=opts.force, rows=rows,
                                  on_done=lambda job: bar.update())
         return run_jobs(
@@ -248,7 +248,7 @@ def _check_single(opts: Options, job: Job) -> None:
 
 
 def _check_decode_target(opts: Options, job: Job) -> None:
-    from .audio import output_format
+    from ..io.audio import output_format
 
     try:
         fmt, _ = output_format(job.target, opts.float)
@@ -269,7 +269,7 @@ def _check_decode_target(opts: Options, job: Job) -> None:
 
 def _check_device(name: str) -> None:
     """A --device that names no device here is a usage error."""
-    from .weights import DeviceError, resolve_device
+    from ..io.weights import DeviceError, resolve_device
 
     try:
         resolve_device(name)
@@ -282,7 +282,7 @@ def _shared_rows(opts: Options) -> int:
     convert them one by one: shared with the full model on CUDA and --jobs 1."""
     if opts.jobs > 1 or False not in _CODECS:  # --jobs asks for processes; -s, or streamable
         return 0
-    from .multifile import shared_rows
+    from ..engine.shared import shared_rows
     return shared_rows(_CODECS[False])
 
 
@@ -294,7 +294,7 @@ def _first_kind(opts: Options, jobs: list[Job]) -> bool | None:
     if not jobs or jobs[0].source == "-":
         return None
     try:
-        from .bitstream import read_header
+        from ..io.bitstream import read_header
         with open(jobs[0].source, "rb") as f:
             return read_header(f).streamable
     except Exception:  # the conversion reports unreadable files
@@ -306,11 +306,11 @@ def _duration(source: str) -> float | None:
     stream); None when unknown."""
     try:
         if source.endswith(APC_EXTENSION):
-            from .bitstream import peek_header
+            from ..io.bitstream import peek_header
             with open(source, "rb") as f:
                 header = peek_header(f)
             return None if header.live else header.duration
-        from .audio import probe, resampled_length
+        from ..io.audio import probe, resampled_length
         info, rate = probe(source), 48_000  # every preset codes at 48 kHz
         return resampled_length(info.frames, info.sample_rate, rate) / rate
     except Exception:  # the conversion itself reports unreadable inputs

@@ -7,7 +7,7 @@ import json
 import os
 from typing import BinaryIO
 
-from .bitstream import ApcError, ApcReader, Header, peek_header
+from ..io.bitstream import ApcError, ApcReader, Header, peek_header
 
 
 def _human(seconds: float) -> str:
@@ -78,7 +78,7 @@ def _check(f: object) -> tuple[Header, list[ApcError], int | None]:
     if not peek_header(f).live:
         reader = ApcReader(f)
         return reader.header, reader.verify(), None
-    from .live import LiveReader
+    from ..io.live import LiveReader
 
     reader = LiveReader(f)
     records = sum(1 for _ in reader)

@@ -30,7 +30,7 @@ import time
 from types import FrameType
 from typing import Any, Callable, Iterator
 
-from . import atomic
+from ..io import atomic
 
 #: Seconds between a worker's checks that its parent still runs.
 PARENT_POLL = 0.2

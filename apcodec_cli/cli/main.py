@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import click
 
-from . import __version__
+from .. import __version__
 from .batch import describe
 from .convert import EXIT_FAILED, Options, fail, run
 from .params import DEVICE_HELP, Device, Seconds, stoppable
@@ -171,9 +171,9 @@ def _quiet_broken_stdout() -> None:
 
 def _register_commands() -> None:
     # These modules import only click; torch, the trainer and the metrics load on use.
-    from .bench.cli import bench
-    from .evaluate.cli import evaluate
-    from .train.cli import train
+    from ..bench.cli import bench
+    from ..evaluate.cli import evaluate
+    from ..train.cli import train
 
     main.add_command(train)
     main.add_command(evaluate)

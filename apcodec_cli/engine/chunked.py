@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 import numpy as np
 import torch
 
-from .model import APCodec
+from ..nn.model import APCodec
 
 
 @dataclasses.dataclass(frozen=True)

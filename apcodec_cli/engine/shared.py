@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import chunked
-from .batch import Job, Summary, attempt, record, select_jobs
+from ..cli.batch import Job, Summary, attempt, record, select_jobs
 
 #: Share passes between files: rows per pass; 0 never; unset: on CUDA, the codec's batch size.
 ENV_VAR = "APCODEC_FILE_BATCH"

@@ -25,9 +25,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from . import spectral
-from .config import CodecConfig
-from .model import APCodec
+from ..nn import spectral
+from ..nn.config import CodecConfig
+from ..nn.model import APCodec
 from .streamnet import StepState, StreamNet
 
 

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvNeXtStack
-from .causal import CausalConvNeXtBlock
-from .model import APCodec
+from ..nn.blocks import ConvNeXtStack
+from ..nn.causal import CausalConvNeXtBlock
+from ..nn.model import APCodec
 
 Tensor = torch.Tensor
 

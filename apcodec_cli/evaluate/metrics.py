@@ -70,7 +70,7 @@ def log_spectral_distance(reference: np.ndarray, degraded: np.ndarray, rate: int
     window of 2048, hop 512, -100 dB floor, frames below -60 dBFS skipped), so the two
     report comparable numbers. `rate` only names the band; the STFT size is in samples.
     """
-    from ..train.pack import log_spectral_distance as lsd
+    from ..data.pack import log_spectral_distance as lsd
 
     del rate  # same STFT at every rate, as in training's validation (always 48 kHz there)
     return lsd(*_aligned(reference, degraded))

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 import soundfile as sf
 
-from .. import interrupt
-from ..audio import probe, read_blocks
-from ..batch import AUDIO_EXTENSIONS
-from ..train.manifest import read_manifest, split_score
+from ..cli import interrupt
+from ..io.audio import probe, read_blocks
+from ..cli.batch import AUDIO_EXTENSIONS
+from ..data.manifest import read_manifest, split_score
 from . import metrics, opus
 
 if TYPE_CHECKING:  # torch loads with the codec, only when a run starts

@@ -39,7 +39,7 @@ import torch
 from . import bitstream
 from .audio import WavStreamWriter, check_finite
 from .bitstream import ApcError, ChecksumError, Header, TrailingDataError, TruncatedError
-from .stream import StreamDecoder, StreamEncoder
+from ..engine.stream import StreamDecoder, StreamEncoder
 
 _COUNT = struct.Struct("<H")
 _END = struct.Struct("<HQQ")

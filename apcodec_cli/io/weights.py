@@ -26,8 +26,8 @@ from typing import Any, Mapping
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .config import CodecConfig
-from .model import APCodec
+from ..nn.config import CodecConfig
+from ..nn.model import APCodec
 
 FORMAT = "apcodec-weights"
 VERSION = 1
@@ -190,7 +190,7 @@ def search_paths(streamable: bool = False) -> list[Path]:
     """
     name = STREAM_NAME if streamable else DEFAULT_NAME
     return [
-        Path(__file__).resolve().parent.parent / "weights" / name,
+        Path(__file__).resolve().parents[2] / "weights" / name,
         Path(sys.prefix) / "share" / "apcodec" / "weights" / name,
     ]
 

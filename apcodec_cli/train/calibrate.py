@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import spectral, weights
-from ..model import APCodec
+from ..nn import spectral
+from ..io import weights
+from ..nn.model import APCodec
 from .data import Clip, find_clips, read_window
 
 

@@ -19,9 +19,9 @@ import torch
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-from .. import weights
-from ..config import CodecConfig
-from ..model import APCodec
+from ..io import weights
+from ..nn.config import CodecConfig
+from ..nn.model import APCodec
 
 FORMAT = "apcodec-train-state"
 VERSION = 1

@@ -70,8 +70,8 @@ def train(data: str, run_dir: str, preset: str | None, overrides: tuple[str, ...
         raise click.UsageError(f"{export_path} exists: pass --force to overwrite it")
     import torch  # deferred: the other commands never load the training code
 
-    from ..audio import AudioError
-    from ..weights import WeightsError
+    from ..io.audio import AudioError
+    from ..io.weights import WeightsError
     from .checkpoint import StateError
     from .config import get_train_preset
     from .data import DataError

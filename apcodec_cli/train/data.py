@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import AudioError, probe, read_blocks, resampled_length
-from .corpus import list_audio_files
-from .manifest import read_manifest, split_score
-from .pack import INDEX_NAME, read_pack_index
+from ..io.audio import AudioError, probe, read_blocks, resampled_length
+from ..data.corpus import list_audio_files
+from ..data.manifest import read_manifest, split_score
+from ..data.pack import INDEX_NAME, read_pack_index
 
 SAMPLE_RATE = 48_000
 MANIFEST = "manifest.jsonl"
