@@ -54,7 +54,7 @@ class Codec:
 
     Attributes:
         forward: Where the chunked forward passes run (see `chunked.Forward`); None (the
-            default) runs them in the calling thread. `multifile.py` sets it to share
+            default) runs them in the calling thread. `engine/shared.py` sets it to share
             passes between files converted at once.
     """
 

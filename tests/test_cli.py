@@ -155,25 +155,6 @@ def test_range_options(run, tmp_path) -> None:
     assert info.frames == 24000 and info.subtype == "FLOAT"
 
 
-def test_encoding_loads_no_training_code(tmp_path, tiny_weights) -> None:
-    import subprocess
-    import sys
-
-    write_audio(tmp_path / "in.wav", 0.2)
-    script = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from apcodec_cli.cli.main import main\n"
-        f"r = CliRunner().invoke(main, ['encode', '-q', '-w', {str(tiny_weights)!r}, "
-        f"{str(tmp_path / 'in.wav')!r}, {str(tmp_path / 'x.apc')!r}])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(sorted(m for m in sys.modules if m.startswith('apcodec_cli.train.')))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    # Only the click definition of `apcodec train` is loaded, never the trainer itself.
-    assert out.stdout.strip() == "['apcodec_cli.train.cli']"
-
-
 def test_flac_output_by_extension(run, tmp_path) -> None:
     write_audio(tmp_path / "in.wav", 0.5)
     run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc")

@@ -27,7 +27,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from apcodec_cli.engine import shared as multifile
+from apcodec_cli.engine import shared
 from apcodec_cli.io.audio import read_blocks
 from apcodec_cli.io.bitstream import read_apc
 from apcodec_cli.cli.main import main
@@ -106,7 +106,7 @@ def test_shared_passes_give_the_per_file_codes_on_cuda(speech: np.ndarray, tmp_p
                  48000, subtype="PCM_16")
     codes = {}
     for rows in ("0", "32"):  # file by file; shared passes (the default on CUDA)
-        monkeypatch.setenv(multifile.ENV_VAR, rows)
+        monkeypatch.setenv(shared.ENV_VAR, rows)
         result = CliRunner().invoke(main, ["encode", "-q", "--device", "cuda", "--weights",
                                            str(_shipped(SHIPPED)), str(folder),
                                            str(tmp_path / rows)])

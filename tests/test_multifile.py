@@ -1,4 +1,4 @@
-"""Folders with forward passes shared between files (multifile.py), forced on the CPU."""
+"""Folders with forward passes shared between files (engine/shared.py), forced on the CPU."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from apcodec_cli.engine import chunked, shared as multifile
+from apcodec_cli.cli import batch
+from apcodec_cli.engine import chunked, shared
 from apcodec_cli.cli.main import main
 
 from conftest import write_audio
@@ -33,7 +34,7 @@ def run(tiny_weights: Path, monkeypatch, one_thread):
     monkeypatch.setenv("APCODEC_WEIGHTS", str(tiny_weights))
 
     def invoke(rows: int, *args: object):
-        monkeypatch.setenv(multifile.ENV_VAR, str(rows))
+        monkeypatch.setenv(shared.ENV_VAR, str(rows))
         return CliRunner().invoke(main, [str(a) for a in args])
 
     return invoke
@@ -70,10 +71,10 @@ def test_shared_passes_encode_the_same_bytes_as_file_by_file(run, folder, tmp_pa
     per_file = max(passes)
     passes.clear()
     assert run(8, "encode", "-q", folder, tmp_path / "shared").exit_code == 0
-    one, shared = _tree(tmp_path / "one"), _tree(tmp_path / "shared")
-    assert one.keys() == shared.keys() and len(one) == len(_FILES)
+    one, together = _tree(tmp_path / "one"), _tree(tmp_path / "shared")
+    assert one.keys() == together.keys() and len(one) == len(_FILES)
     for name in one:
-        assert one[name].read_bytes() == shared[name].read_bytes(), name
+        assert one[name].read_bytes() == together[name].read_bytes(), name
     assert max(passes) > per_file  # chunks of several files did share passes
     assert max(passes) <= 8 + per_file
 
@@ -88,11 +89,11 @@ def test_shared_passes_decode_the_same_samples(run, folder, tmp_path, monkeypatc
     assert run(8, *args, tmp_path / "shared").exit_code == 0
     assert run(8, *args, "--original-rate", tmp_path / "shared-rate").exit_code == 0
     for a, b in [("one", "shared"), ("one-rate", "shared-rate")]:
-        one, shared = _tree(tmp_path / a), _tree(tmp_path / b)
-        assert one.keys() == shared.keys() and len(one) == len(_FILES)
+        one, together = _tree(tmp_path / a), _tree(tmp_path / b)
+        assert one.keys() == together.keys() and len(one) == len(_FILES)
         for name in one:
             x, rate_x = sf.read(one[name], dtype="float32", always_2d=True)
-            y, rate_y = sf.read(shared[name], dtype="float32", always_2d=True)
+            y, rate_y = sf.read(together[name], dtype="float32", always_2d=True)
             assert rate_x == rate_y and x.shape == y.shape
             assert np.array_equal(x, y), name
 
@@ -102,9 +103,9 @@ def test_batched_kernels_round_differently_but_only_slightly(run, folder, tmp_pa
     assert run(0, "encode", "-q", folder, tmp_path / "codes").exit_code == 0
     assert run(0, "decode", "-q", "--float", tmp_path / "codes", tmp_path / "one").exit_code == 0
     assert run(8, "decode", "-q", "--float", tmp_path / "codes", tmp_path / "sh").exit_code == 0
-    one, shared = _tree(tmp_path / "one"), _tree(tmp_path / "sh")
+    one, together = _tree(tmp_path / "one"), _tree(tmp_path / "sh")
     for name in one:
-        x, y = sf.read(one[name])[0], sf.read(shared[name])[0]
+        x, y = sf.read(one[name])[0], sf.read(together[name])[0]
         np.testing.assert_allclose(y, x, rtol=0, atol=1e-5)
 
 
@@ -129,10 +130,10 @@ def test_a_failing_pass_fails_its_files_and_nothing_hangs(codec, folder, tmp_pat
     real = chunked.run_model
     monkeypatch.setattr(chunked, "run_model", broken)
     (tmp_path / "out").mkdir()
-    jobs = [multifile.Job(str(p), str(tmp_path / "out" / p.with_suffix(".apc").name))
+    jobs = [batch.Job(str(p), str(tmp_path / "out" / p.with_suffix(".apc").name))
             for p in sorted(folder.rglob("*.wav"))]
     done: list = []
-    summary = multifile.convert_files(
+    summary = batch.convert_files(
         jobs, lambda job: codec.encode_file(job.source, job.target), codec, force=False,
         rows=8, files=3, on_done=done.append)
     assert [(Path(j.source).name, e) for j, e in summary.failed] == [

@@ -14,7 +14,7 @@ import os
 import traceback
 import zlib
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import soundfile as sf
 
@@ -245,6 +245,35 @@ def run_jobs(jobs: Sequence[Job], convert: Callable[[Job], None], *, force: bool
             futures = {pool.submit(attempt, convert, job): job for job in todo}
         for future in concurrent.futures.as_completed(futures):
             finish(futures[future], future.result())
+    return summary
+
+
+def convert_files(jobs: Sequence[Job], convert: Callable[[Job], None], codec: Any, *,
+                  force: bool, rows: int, files: int | None = None,
+                  on_done: Callable[[Job], None] | None = None) -> Summary:
+    """`run_jobs` for one process, with `codec`'s forward passes shared between files
+    (see `engine/shared.py`).
+
+    Args:
+        jobs: The conversions; existing targets are skipped unless `force`.
+        convert: Converts one job with `codec` (through the CLI's codec lookup, say).
+        codec: The full model's `Codec`; its `forward` is routed to the shared passes
+            while this runs.
+        rows: Most rows (windows x channels) per pass; one file's batch may exceed it alone.
+        files: Files converted at once (default: `rows`).
+        on_done: Called in this thread with each job that finished.
+    """
+    from ..engine.shared import SharedPasses  # torch: only for the folders that share passes
+
+    summary = Summary()
+    todo = select_jobs(jobs, force, summary)
+    passes = SharedPasses(codec.model, rows, bf16=codec.bf16)
+    previous, codec.forward = codec.forward, passes
+    try:
+        passes.run(todo, functools.partial(attempt, convert), files or rows,
+                   lambda job, error: record(summary, job, error, on_done))
+    finally:
+        codec.forward = previous
     return summary
 
 

@@ -17,8 +17,8 @@ from typing import Any, BinaryIO, Callable
 
 import click
 
-from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, describe, \
-    describe_skipped, parse_shard, plan_jobs, run_jobs, same_file
+from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, convert_files, \
+    describe, describe_skipped, parse_shard, plan_jobs, run_jobs, same_file
 
 EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
 _CODECS: dict[Any, Any] = {}  # this process's codecs by streamable, loaded once each
@@ -221,7 +221,6 @@ def _run_batch(opts: Options, jobs: list[Job]) -> Summary:
     with _progress_bar(opts, total=len(jobs), unit="file") as bar:
         rows = _shared_rows(opts)
         if rows:  # one process, forward passes shared between files (a GPU's way)
-            from ..engine.shared import convert_files
             return convert_files(jobs, convert, _CODECS[False], force=opts.force, rows=rows,
                                  on_done=lambda job: bar.update())
         return run_jobs(
@@ -278,7 +277,7 @@ def _check_device(name: str) -> None:
 
 
 def _shared_rows(opts: Options) -> int:
-    """Rows per forward pass shared between a folder's files (see multifile.py), or 0 to
+    """Rows per forward pass shared between a folder's files (see engine/shared.py), or 0 to
     convert them one by one: shared with the full model on CUDA and --jobs 1."""
     if opts.jobs > 1 or False not in _CODECS:  # --jobs asks for processes; -s, or streamable
         return 0

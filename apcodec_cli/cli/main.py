@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import sys
@@ -56,7 +57,26 @@ def _conversion_options(f: Callable) -> Callable:
     return f
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group. `train`, `eval` and `bench` are loaded only when named (or listed
+    by --help): encode and decode never import them."""
+
+    _LAZY = {"train": ("..train.cli", "train"), "eval": ("..evaluate.cli", "evaluate"),
+             "bench": ("..bench.cli", "bench")}  # name: (module, attribute)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self._LAZY and name not in self.commands:
+            module, attribute = self._LAZY[name]
+            # These modules import only click; torch, the trainer and the metrics load on use.
+            self.add_command(getattr(importlib.import_module(module, __package__), attribute),
+                             name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="apcodec")
 def main() -> None:
     """apcodec: 48 kHz audio at 6 kbit/s with the APCodec neural codec.
@@ -167,17 +187,3 @@ def _quiet_broken_stdout() -> None:
     except (BrokenPipeError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-
-
-def _register_commands() -> None:
-    # These modules import only click; torch, the trainer and the metrics load on use.
-    from ..bench.cli import bench
-    from ..evaluate.cli import evaluate
-    from ..train.cli import train
-
-    main.add_command(train)
-    main.add_command(evaluate)
-    main.add_command(bench)
-
-
-_register_commands()

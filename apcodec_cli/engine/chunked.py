@@ -121,7 +121,7 @@ def run_model(model: APCodec, method: str, batch: np.ndarray, bf16: bool = False
 
 
 #: Runs a forward pass somewhere else than `run_model` in this thread: (method, batch) ->
-#: output, as arrays. `multifile.py` uses one to share passes between files.
+#: output, as arrays. `engine/shared.py` uses one to share passes between files.
 Forward = Callable[[str, np.ndarray], np.ndarray]
 
 

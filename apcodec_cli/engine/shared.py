@@ -3,7 +3,8 @@
 File by file, the model only ever sees one file's chunks: with many short files its
 batches hold a chunk or two, and a GPU idles. Here up to `files` files are converted at
 once, each in a thread of its own by the ordinary per-file code (`Codec.encode_file` and
-`decode_file`: same outputs, atomic writes, one failure per file). Only their chunked
+`decode_file`: same outputs, atomic writes, one failure per file; `cli/batch.py`'s
+`convert_files` runs a folder this way). Only their chunked
 forward passes are different: each file's batch of windows (see `chunked.py`) is handed to
 a `SharedPasses` and waits there, and the main thread stacks waiting batches of the same
 shape into one forward pass and hands each file its rows of the result.
@@ -29,15 +30,16 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
 from . import chunked
-from ..cli.batch import Job, Summary, attempt, record, select_jobs
 
 #: Share passes between files: rows per pass; 0 never; unset: on CUDA, the codec's batch size.
 ENV_VAR = "APCODEC_FILE_BATCH"
+
+Item = TypeVar("Item")  # one file's conversion (the CLI's `batch.Job`)
 
 
 def shared_rows(codec: Any) -> int:
@@ -47,31 +49,6 @@ def shared_rows(codec: Any) -> int:
         return max(0, int(setting))
     on_gpu = next(codec.model.parameters()).device.type == "cuda"
     return codec.batch_size if on_gpu else 0
-
-
-def convert_files(jobs: Sequence[Job], convert: Callable[[Job], None], codec: Any, *,
-                  force: bool, rows: int, files: int | None = None,
-                  on_done: Callable[[Job], None] | None = None) -> Summary:
-    """`batch.run_jobs` for one process, with `codec`'s forward passes shared between files.
-
-    Args:
-        jobs: The conversions; existing targets are skipped unless `force`.
-        convert: Converts one job with `codec` (through the CLI's codec lookup, say).
-        codec: The full model's `Codec`; its `forward` is routed here while this runs.
-        rows: Most rows (windows x channels) per pass; one file's batch may exceed it alone.
-        files: Files converted at once (default: `rows`).
-        on_done: Called in this thread with each job that finished.
-    """
-    summary = Summary()
-    todo = select_jobs(jobs, force, summary)
-    passes = SharedPasses(codec.model, rows, bf16=codec.bf16)
-    previous, codec.forward = codec.forward, passes
-    try:
-        passes.run(todo, convert, files or rows,
-                   lambda job, error: record(summary, job, error, on_done))
-    finally:
-        codec.forward = previous
-    return summary
 
 
 @dataclasses.dataclass(eq=False)
@@ -107,7 +84,7 @@ class SharedPasses:
         self._cond = threading.Condition()
         self._pending: list[_Request] = []  # oldest first
         self._running = 0  # files being converted
-        self._finished: list[tuple[Job, str | None]] = []
+        self._finished: list[tuple[Any, str | None]] = []
         self._stopped = False
 
     def __call__(self, method: str, batch: np.ndarray) -> np.ndarray:
@@ -124,41 +101,42 @@ class SharedPasses:
             raise RuntimeError(request.error)
         return request.result
 
-    def run(self, jobs: Sequence[Job], convert: Callable[[Job], None], files: int,
-            finish: Callable[[Job, str | None], None]) -> None:
-        """Convert `jobs`, `files` at a time, each in its own thread; run their passes here.
+    def run(self, items: Sequence[Item], convert: Callable[[Item], str | None], files: int,
+            finish: Callable[[Item, str | None], None]) -> None:
+        """Convert `items`, `files` at a time, each in its own thread; run their passes here.
 
-        `finish(job, error)` is called in this thread as each job ends (error None: done).
+        `convert(item)` returns its error as one line, or None when it succeeded;
+        `finish(item, error)` is called in this thread as each item ends.
         """
-        left = len(jobs)
+        left = len(items)
         with concurrent.futures.ThreadPoolExecutor(max(1, files), "apcodec-file") as pool:
             try:
-                for job in jobs:
-                    pool.submit(self._convert, convert, job)
+                for item in items:
+                    pool.submit(self._convert, convert, item)
                 while left:
                     group, finished = self._next()
                     if group:
                         self._compute(group)
-                    for job, error in finished:
+                    for item, error in finished:
                         left -= 1
-                        finish(job, error)
+                        finish(item, error)
             finally:  # also on Ctrl-C: waiting files fail (atomically), queued ones never start
                 self._stop()
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    def _convert(self, convert: Callable[[Job], None], job: Job) -> None:
+    def _convert(self, convert: Callable[[Item], str | None], item: Item) -> None:
         with self._cond:
             self._running += 1
         error = "conversion stopped"
         try:
-            error = attempt(convert, job)
+            error = convert(item)
         finally:
             with self._cond:
                 self._running -= 1
-                self._finished.append((job, error))
+                self._finished.append((item, error))
                 self._cond.notify_all()
 
-    def _next(self) -> tuple[list[_Request], list[tuple[Job, str | None]]]:
+    def _next(self) -> tuple[list[_Request], list[tuple[Any, str | None]]]:
         """Wait for a pass that is due or for files that finished; take them."""
         with self._cond:
             while True:
