@@ -22,8 +22,8 @@ import numpy as np
 import soxr
 import torch
 
-from .io import bitstream, weights
 from .engine import chunked, stream
+from .io import bitstream, weights
 from .io.audio import AudioWriter, check_finite, read_blocks, resampled_length
 from .io.bitstream import ApcReader, ApcWriter, Header
 

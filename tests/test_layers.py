@@ -74,17 +74,12 @@ def test_imports_run_one_way(path: Path) -> None:
                 assert ORDER.index(layer) <= ORDER.index(own), where
 
 
-@pytest.mark.parametrize("name", ["bitstream", "audio"])
-def test_file_format_and_audio_import_no_torch(name: str) -> None:
-    tree = ast.parse((PACKAGE / "io" / f"{name}.py").read_text())
-    for node in ast.walk(tree):
-        modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-        assert not [m for m in modules if m.split(".")[0] == "torch"], (name, node.lineno)
-        if isinstance(node, ast.ImportFrom) and node.level:
-            target = ["io"] + (node.module.split(".") if node.module else [])
-            assert node.level == 1 and target[1:] in (["bitstream"], ["audio"], []), \
-                (name, node.lineno)
+def test_file_format_and_audio_import_no_torch() -> None:
+    script = ("import sys, apcodec_cli.io.bitstream, apcodec_cli.io.audio\n"
+              "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_encoding_imports_no_training_code(tmp_path: Path, tiny_weights: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import soundfile as sf
 
+from ..errors import ApcodecError
 from . import interrupt
 
 #: Extensions taken as audio when encoding a folder (what libsndfile reads, plus aliases).
@@ -44,7 +45,7 @@ class Summary:
     failed: list[tuple[Job, str]] = dataclasses.field(default_factory=list)
 
 
-class PlanError(Exception):
+class PlanError(ApcodecError):
     """The command line names inputs and outputs that cannot be paired."""
 
 

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import click
 
 from .. import __version__
+from ..errors import ApcodecError
 from .batch import describe
 from .convert import EXIT_FAILED, Options, fail, run
 from .params import DEVICE_HELP, Device, Seconds, stoppable
@@ -171,6 +172,8 @@ def entry() -> None:
     """The console script: `main`, with any unexpected error reported in one line too."""
     try:
         main(standalone_mode=True)
+    except ApcodecError as exc:  # one that no command reported itself
+        fail(describe(exc))
     except Exception as exc:  # a bug: still no traceback unless asked for
         if os.environ.get("APCODEC_DEBUG"):
             raise

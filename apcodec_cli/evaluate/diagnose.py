@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..io.weights import load
 from ..nn import spectral
 from ..nn.model import APCodec
-from ..io.weights import load
 from . import metrics, report
 from .run import Clip, collect_clips, load_clip
 

@@ -27,6 +27,8 @@ from typing import Any, Callable
 import numpy as np
 import soxr
 
+from ..errors import ApcodecError
+
 Metric = Callable[[np.ndarray, np.ndarray, int], float]
 
 #: Pip packages of the optional metrics, by module name.
@@ -39,7 +41,7 @@ STOI_RATE = 10_000
 MEL_BANDS, MEL_FFT, MEL_WIN, MEL_HOP, MEL_FLOOR = 80, 1024, 320, 40, 1e-5
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(ApcodecError, ImportError):
     """An optional package of the `eval` extra is not installed."""
 
 

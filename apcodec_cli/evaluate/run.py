@@ -28,9 +28,10 @@ import numpy as np
 import soundfile as sf
 
 from ..cli import interrupt
-from ..io.audio import probe, read_blocks
 from ..cli.batch import AUDIO_EXTENSIONS
 from ..data.manifest import read_manifest, split_score
+from ..errors import ApcodecError
+from ..io.audio import probe, read_blocks
 from . import metrics, opus
 
 if TYPE_CHECKING:  # torch loads with the codec, only when a run starts
@@ -42,7 +43,7 @@ Row = dict[str, Any]
 _CODEC: "Codec | None" = None  # the codec of a worker process, loaded by `_init_worker`
 
 
-class ClipError(ValueError):
+class ClipError(ApcodecError, ValueError):
     """No usable clips, or a folder that is neither a corpus nor holds audio."""
 
 

@@ -19,11 +19,13 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ..errors import ApcodecError
+
 #: Seconds of audio read from disk at a time.
 BLOCK_SECONDS = 5.0
 
 
-class AudioError(Exception):
+class AudioError(ApcodecError):
     """An input file that cannot be read as audio, or an output that cannot be written."""
 
 

@@ -63,6 +63,8 @@ from typing import BinaryIO, Iterator, Union
 
 import numpy as np
 
+from ..errors import ApcodecError
+
 MAGIC = b"\x89APC"
 VERSION = 1
 FLAG_STREAMABLE = 0x01
@@ -87,7 +89,7 @@ _INT_LIMITS = {
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
 
 
-class ApcError(ValueError):
+class ApcError(ApcodecError, ValueError):
     """Base of every problem with a `.apc` file; the message is one line."""
 
 

@@ -36,10 +36,10 @@ import numpy as np
 import soxr
 import torch
 
+from ..engine.stream import StreamDecoder, StreamEncoder
 from . import bitstream
 from .audio import WavStreamWriter, check_finite
 from .bitstream import ApcError, ChecksumError, Header, TrailingDataError, TruncatedError
-from ..engine.stream import StreamDecoder, StreamEncoder
 
 _COUNT = struct.Struct("<H")
 _END = struct.Struct("<HQQ")

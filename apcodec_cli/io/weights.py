@@ -26,6 +26,7 @@ from typing import Any, Mapping
 import torch
 from torch.overrides import TorchFunctionMode
 
+from ..errors import ApcodecError
 from ..nn.config import CodecConfig
 from ..nn.model import APCodec
 
@@ -38,7 +39,7 @@ STREAM_ENV_VAR = "APCODEC_STREAM_WEIGHTS"
 STREAM_NAME = "apcodec-s.pt"
 
 
-class WeightsError(Exception):
+class WeightsError(ApcodecError):
     """A weights file is missing, unreadable or not an apcodec weights file."""
 
 

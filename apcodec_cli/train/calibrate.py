@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..nn import spectral
 from ..io import weights
+from ..nn import spectral
 from ..nn.model import APCodec
 from .data import Clip, find_clips, read_window
 

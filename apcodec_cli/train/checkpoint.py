@@ -19,6 +19,7 @@ import torch
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
+from ..errors import ApcodecError
 from ..io import weights
 from ..nn.config import CodecConfig
 from ..nn.model import APCodec
@@ -28,7 +29,7 @@ VERSION = 1
 STATE_NAME = "state.pt"
 
 
-class StateError(Exception):
+class StateError(ApcodecError):
     """A training state file that is missing or not one of ours."""
 
 

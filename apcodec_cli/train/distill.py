@@ -24,8 +24,8 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ..nn import spectral
 from ..io import weights
+from ..nn import spectral
 from ..nn.config import CodecConfig
 from ..nn.model import CodecOutput
 from .checkpoint import same_shapes
