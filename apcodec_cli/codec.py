@@ -26,6 +26,7 @@ from .engine import chunked, stream
 from .io import bitstream, weights
 from .io.audio import AudioWriter, check_finite, read_blocks, resampled_length
 from .io.bitstream import ApcReader, ApcWriter, Header
+from .units import ceil_div
 
 Progress = Callable[[float], None]  # called with seconds of audio just processed
 Target = str | os.PathLike | BinaryIO
@@ -88,7 +89,7 @@ class Codec:
         return chunked.ChunkPlan(n_frames, chunk_frames or self.chunk_frames, self.context_frames)
 
     def _n_frames(self, samples: int) -> int:
-        return _ceil_div(samples, self.config.samples_per_frame)
+        return ceil_div(samples, self.config.samples_per_frame)
 
     # ---- arrays ---------------------------------------------------------------------------
 
@@ -204,7 +205,7 @@ class Codec:
                 skip = first - begin * spf
             else:
                 plan = self._plan(header.n_frames, header.chunk_frames)
-                chunks = plan.covering(first // spf, _ceil_div(first + count, spf))
+                chunks = plan.covering(first // spf, ceil_div(first + count, spf))
                 audio = chunked.decode_chunks(self.model, read_frames, plan, chunks,
                                               self.batch_size, forward=self.forward,
                                               bf16=self.bf16)
@@ -270,10 +271,6 @@ def _trim(blocks: Iterable[np.ndarray], skip: int, count: int) -> Iterator[np.nd
         count -= block.shape[1]
         if count <= 0:
             return
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def _concat(parts: Iterable[np.ndarray], empty: tuple[int, ...], dtype: type) -> np.ndarray:

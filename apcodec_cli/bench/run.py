@@ -13,13 +13,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..units import SAMPLE_RATE as RATE
 from .measure import ProcessRun, run_process, thread_env
 
 #: Durations of `--full`, in seconds: 10 s, 1 min, 10 min, 60 min.
 FULL_SECONDS = (10.0, 60.0, 600.0, 3600.0)
 #: The default quick subset.
 QUICK_SECONDS = (10.0, 60.0)
-RATE = 48_000
 OPUS_KBPS = 6
 
 

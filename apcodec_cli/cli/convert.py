@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Callable
 
 import click
 
+from ..units import SAMPLE_RATE
 from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, convert_files, \
     describe, describe_skipped, parse_shard, plan_jobs, run_jobs, same_file
 
@@ -310,7 +311,7 @@ def _duration(source: str) -> float | None:
                 header = peek_header(f)
             return None if header.live else header.duration
         from ..io.audio import probe, resampled_length
-        info, rate = probe(source), 48_000  # every preset codes at 48 kHz
+        info, rate = probe(source), SAMPLE_RATE  # every preset codes at 48 kHz
         return resampled_length(info.frames, info.sample_rate, rate) / rate
     except Exception:  # the conversion itself reports unreadable inputs
         return None

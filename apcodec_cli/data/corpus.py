@@ -33,10 +33,11 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ..io.audio import INT16_PEAK
+from ..units import SAMPLE_RATE, ceil_div
 from .manifest import (  # noqa: F401 - re-exported: the corpus API in one place
     assign_splits, read_manifest, split_score, summarize, write_manifest)
 
-SAMPLE_RATE = 48_000
 FRAME = 960  # 20 ms at 48 kHz: the frame of the silence rule.
 CATEGORIES = ("speech", "music", "other")
 ARCHIVE_SEP = "::"  # "archive.zip::member.ogg" names a file inside a zip (.pk3) archive.
@@ -203,7 +204,7 @@ def rms_db(x: np.ndarray) -> float:
 
 def frame_db(x: np.ndarray, frame: int = FRAME) -> np.ndarray:
     """RMS level in dBFS of consecutive frames (the last one may be shorter)."""
-    n = -(-len(x) // frame)
+    n = ceil_div(len(x), frame)
     padded = np.zeros(n * frame, np.float64)
     padded[: len(x)] = x
     energy = np.square(padded).reshape(n, frame).sum(axis=1)
@@ -297,7 +298,7 @@ def process_source(source: Source, out_dir: str | os.PathLike[str],
     for index, start, end in plan_segments(x, params):
         path = base.with_name(f"{base.name}.{index:04d}.flac")
         tmp = path.with_name(path.name + ".tmp")
-        sf.write(tmp, np.clip(x[start:end], -1.0, 32767 / 32768), SAMPLE_RATE,
+        sf.write(tmp, np.clip(x[start:end], -1.0, INT16_PEAK), SAMPLE_RATE,
                  subtype="PCM_16", format="FLAC")
         os.replace(tmp, path)
         rows.append({"path": path.relative_to(out_dir).as_posix(), "source": source.key,

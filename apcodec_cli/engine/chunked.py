@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..nn.model import APCodec
+from ..units import ceil_div
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +49,7 @@ class ChunkPlan:
 
     @property
     def n_chunks(self) -> int:
-        return -(-self.n_frames // self.chunk_frames)
+        return ceil_div(self.n_frames, self.chunk_frames)
 
     def chunk(self, i: int) -> tuple[int, int]:
         """Frames [start, stop) that chunk i owns."""
@@ -56,7 +57,7 @@ class ChunkPlan:
 
     def covering(self, start: int, stop: int) -> range:
         """The chunks that hold frames [start, stop)."""
-        return range(start // self.chunk_frames, -(-stop // self.chunk_frames))
+        return range(start // self.chunk_frames, ceil_div(stop, self.chunk_frames))
 
     def window(self, i: int) -> tuple[int, int]:
         """Frames [start, stop) that chunk i is processed with (chunk plus context)."""

@@ -28,6 +28,7 @@ import torch
 from ..nn import spectral
 from ..nn.config import CodecConfig
 from ..nn.model import APCodec
+from ..units import ceil_div
 from .streamnet import StepState, StreamNet
 
 
@@ -46,8 +47,8 @@ def decoder_history(config: CodecConfig) -> int:
     c = config
     stft_frames = ((c.kernel_size - 1) * 2  # branch conv and output heads
                    + c.n_blocks * (c.kernel_size - 1 + c.grn_window - 1)
-                   + -(-(c.win_length - c.hop_length) // c.hop_length))  # overlap-add
-    return (c.kernel_size - 1) + 1 + -(-stft_frames // c.downsample)
+                   + ceil_div(c.win_length - c.hop_length, c.hop_length))  # overlap-add
+    return (c.kernel_size - 1) + 1 + ceil_div(stft_frames, c.downsample)
 
 
 class _Stream:

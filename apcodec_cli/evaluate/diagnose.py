@@ -34,9 +34,9 @@ from ..io.weights import load
 from ..nn import spectral
 from ..nn.model import APCodec
 from . import metrics, report
+from ..units import SAMPLE_RATE as RATE
 from .run import Clip, collect_clips, load_clip
 
-RATE = 48_000
 Spectra = tuple[torch.Tensor, torch.Tensor]  # log-amplitude, phase, each (1, n_bins, F)
 
 

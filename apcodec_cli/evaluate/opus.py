@@ -26,8 +26,8 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import ApcodecError
+from ..units import SAMPLE_RATE as RATE
 
-RATE = 48_000
 INSTALL_HINT = "apt-get install opus-tools"
 
 

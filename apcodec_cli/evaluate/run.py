@@ -32,12 +32,12 @@ from ..cli.batch import AUDIO_EXTENSIONS
 from ..data.manifest import read_manifest, split_score
 from ..errors import ApcodecError
 from ..io.audio import probe, read_blocks
+from ..units import SAMPLE_RATE as RATE
 from . import metrics, opus
 
 if TYPE_CHECKING:  # torch loads with the codec, only when a run starts
     from ..codec import Codec
 
-RATE = 48_000
 CATEGORIES = ("speech", "music")
 Row = dict[str, Any]
 _CODEC: "Codec | None" = None  # the codec of a worker process, loaded by `_init_worker`

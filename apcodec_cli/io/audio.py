@@ -252,16 +252,26 @@ class WavStreamWriter:
         self._bytes += len(data)
 
 
+#: The largest 16-bit sample as a float, 32767/32768: integer samples clip to [-1, INT16_PEAK].
+INT16_PEAK = 1.0 - 1.0 / 32768
+
+
+def clip_int16_range(block: np.ndarray) -> tuple[np.ndarray, int]:
+    """`block` clipped to [-1, INT16_PEAK], and how many samples were clipped: the clip
+    policy of every integer output (24 bits included), so that nothing wraps to -1."""
+    clipped = int(np.count_nonzero((block > INT16_PEAK) | (block < -1.0)))
+    return np.clip(block, -1.0, INT16_PEAK), clipped
+
+
 def to_int16(block: np.ndarray) -> tuple[np.ndarray, int]:
     """16-bit samples of float ones (x 32768, rounded to nearest), and how many were
-    clipped: the largest int16 is 32767/32768, and nothing may wrap to -1.
+    clipped (see `clip_int16_range`).
 
     Files and streams both quantise here (libsndfile's own conversion differs between
     versions), so a WAV on stdout holds the samples of the same decode to a file.
     """
-    peak = 1.0 - 1.0 / 32768
-    clipped = int(np.count_nonzero((block > peak) | (block < -1.0)))
-    return np.rint(np.clip(block, -1.0, peak) * 32768).astype(np.int16), clipped
+    block, clipped = clip_int16_range(block)
+    return np.rint(block * 32768).astype(np.int16), clipped
 
 
 _UNKNOWN = 0xFFFFFFFF
@@ -313,9 +323,8 @@ class AudioWriter:
             out, clipped = to_int16(out)
             self.clipped += clipped
         elif self._integer:  # clipped as for 16 bits, so that nothing wraps
-            peak = 1.0 - 1.0 / 32768
-            self.clipped += int(np.count_nonzero((out > peak) | (out < -1.0)))
-            out = np.clip(out, -1.0, peak)
+            out, clipped = clip_int16_range(out)
+            self.clipped += clipped
         self._file.write(out.T)
         self._check()
 

@@ -37,6 +37,7 @@ import soxr
 import torch
 
 from ..engine.stream import StreamDecoder, StreamEncoder
+from ..units import ceil_div
 from . import bitstream
 from .audio import WavStreamWriter, check_finite
 from .bitstream import ApcError, ChecksumError, Header, TrailingDataError, TruncatedError
@@ -350,7 +351,7 @@ def encode_pipe(codec, source: str, target: str, mono: bool, packet: int,
         wav = WavStreamReader(sys.stdin.buffer)
         rate, channels = wav.sample_rate, wav.channels
         # About one code frame of input at a time: codes leave as soon as they exist.
-        step = -(-codec.config.samples_per_frame * rate // codec.config.sample_rate)
+        step = ceil_div(codec.config.samples_per_frame * rate, codec.config.sample_rate)
         blocks: Iterator[np.ndarray] = _wav_blocks(wav, step)
     else:
         info = probe(source)

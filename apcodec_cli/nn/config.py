@@ -10,6 +10,8 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+from ..units import SAMPLE_RATE
+
 
 @dataclasses.dataclass(frozen=True)
 class CodecConfig:
@@ -37,7 +39,7 @@ class CodecConfig:
     """
 
     name: str = "apcodec-48k"
-    sample_rate: int = 48_000
+    sample_rate: int = SAMPLE_RATE
     n_fft: int = 1024
     hop_length: int = 40
     win_length: int = 320

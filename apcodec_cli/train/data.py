@@ -25,8 +25,8 @@ from ..data.manifest import read_manifest, split_score
 from ..data.pack import INDEX_NAME, read_pack_index
 from ..errors import ApcodecError
 from ..io.audio import AudioError, probe, read_blocks, resampled_length
+from ..units import SAMPLE_RATE
 
-SAMPLE_RATE = 48_000
 MANIFEST = "manifest.jsonl"
 FOLDER_VAL_FRACTION = 0.05
 
