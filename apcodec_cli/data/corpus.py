@@ -33,6 +33,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ..io.atomic import atomic_path
 from ..io.audio import INT16_PEAK
 from ..units import SAMPLE_RATE, ceil_div
 from .manifest import (  # noqa: F401 - re-exported: the corpus API in one place
@@ -262,9 +263,8 @@ def _safe(key: str) -> str:
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
 
 
 def process_source(source: Source, out_dir: str | os.PathLike[str],
@@ -297,10 +297,9 @@ def process_source(source: Source, out_dir: str | os.PathLike[str],
     rows = []
     for index, start, end in plan_segments(x, params):
         path = base.with_name(f"{base.name}.{index:04d}.flac")
-        tmp = path.with_name(path.name + ".tmp")
-        sf.write(tmp, np.clip(x[start:end], -1.0, INT16_PEAK), SAMPLE_RATE,
-                 subtype="PCM_16", format="FLAC")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            sf.write(tmp, np.clip(x[start:end], -1.0, INT16_PEAK), SAMPLE_RATE,
+                     subtype="PCM_16", format="FLAC")
         rows.append({"path": path.relative_to(out_dir).as_posix(), "source": source.key,
                      "package": source.package, "category": source.category,
                      "start": round(start / SAMPLE_RATE, 3),

@@ -13,6 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..io.atomic import atomic_path
+
 
 def split_score(key: str) -> float:
     """Uniform number in [0, 1) from a hash of a source key."""
@@ -46,11 +48,9 @@ def write_manifest(out_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, 
                    splits: Mapping[str, str]) -> Path:
     """Write ``manifest.jsonl`` (one segment a line, sorted by path, with its split)."""
     path = Path(out_dir) / "manifest.jsonl"
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         for row in sorted(rows, key=lambda r: r["path"]):
             f.write(json.dumps({**row, "split": splits[row["source"]]}, sort_keys=True) + "\n")
-    os.replace(tmp, path)
     return path
 
 

@@ -26,6 +26,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
+from ..io.atomic import atomic_path
 from .corpus import SAMPLE_RATE
 
 INDEX_NAME = "index.json"
@@ -85,21 +86,20 @@ def _write_shard(job: tuple[str, list[dict[str, Any]]], corpus_dir: Path, pack_d
                  kbps: float) -> list[dict[str, Any]]:
     name, rows = job
     entries, offset, gap = [], 0, np.zeros(GAP_FRAMES, np.float32)
-    tmp = pack_dir / (name + ".tmp")
-    with sf.SoundFile(tmp, "w", SAMPLE_RATE, 1, format="OGG", subtype="OPUS",
-                      compression_level=opus_compression_level(kbps)) as f:
-        for row in rows:
-            audio, rate = sf.read(corpus_dir / row["path"], dtype="float32")
-            if rate != SAMPLE_RATE or audio.ndim != 1:
-                raise ValueError(f"{row['path']}: expected 48 kHz mono")
+    with atomic_path(pack_dir / name) as tmp:
+        with sf.SoundFile(tmp, "w", SAMPLE_RATE, 1, format="OGG", subtype="OPUS",
+                          compression_level=opus_compression_level(kbps)) as f:
+            for row in rows:
+                audio, rate = sf.read(corpus_dir / row["path"], dtype="float32")
+                if rate != SAMPLE_RATE or audio.ndim != 1:
+                    raise ValueError(f"{row['path']}: expected 48 kHz mono")
+                f.write(gap)
+                offset += GAP_FRAMES
+                f.write(audio)
+                entries.append({"file": name, "offset": offset, "frames": len(audio),
+                                "segment": row["path"], **{k: row[k] for k in _META if k in row}})
+                offset += len(audio)
             f.write(gap)
-            offset += GAP_FRAMES
-            f.write(audio)
-            entries.append({"file": name, "offset": offset, "frames": len(audio),
-                            "segment": row["path"], **{k: row[k] for k in _META if k in row}})
-            offset += len(audio)
-        f.write(gap)
-    os.replace(tmp, pack_dir / name)
     return entries
 
 

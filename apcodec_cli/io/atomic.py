@@ -1,5 +1,8 @@
 """Atomic file output: write to a hidden temporary file beside the target, then rename.
 
+Every output of the package is written so, by `atomic_write` (a binary file object) or
+`atomic_path` (a temporary name, for writers that open files themselves).
+
 The temporary file of `dir/NAME` is `dir/.NAME.PID.partial`. It disappears however a run
 ends: renamed into place on success; removed when the block raises (errors, Ctrl-C, and
 SIGTERM in the CLI, see `interrupt.py`); removed by `remove_partials` when a process must
@@ -49,6 +52,25 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
                 raw.close()
             raise
         _named(path, raw.close)  # flushes: a full disk may show only now
+        _named(path, os.replace, tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        with _LOCK:
+            _PARTIALS.discard(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """The temporary path to write (for writers that want a name: torch.save, soundfile)
+    that becomes `path` only if the block succeeds; removed when it raises."""
+    path = Path(path)
+    tmp = partial_path(path)
+    with _LOCK:
+        _PARTIALS.add(tmp)
+    try:
+        yield tmp
         _named(path, os.replace, tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

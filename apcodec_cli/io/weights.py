@@ -27,6 +27,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from ..errors import ApcodecError
+from .atomic import atomic_path
 from ..nn.config import CodecConfig
 from ..nn.model import APCodec
 
@@ -81,9 +82,8 @@ def save(path: str | os.PathLike, model: APCodec, *, trained: bool, half: bool =
         "state_dict": state,
         "info": {"trained": bool(trained), **info},
     }
-    tmp = Path(f"{path}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return fingerprint(state)
 
 
