@@ -64,7 +64,6 @@ from typing import BinaryIO, Iterator, Union
 import numpy as np
 
 from ..errors import ApcodecError
-from ..units import ceil_div
 
 MAGIC = b"\x89APC"
 VERSION = 1
@@ -199,13 +198,13 @@ class Header:
     def n_frames(self) -> int:
         """Code frames in the file: ceil(coded_length / samples_per_frame), plus one for a
         streamable model's codes (see the module docstring)."""
-        frames = ceil_div(self.coded_length, self.samples_per_frame)
+        frames = -(-self.coded_length // self.samples_per_frame)
         return frames + 1 if self.streamable and frames else frames
 
     @property
     def n_chunks(self) -> int:
         """Payload chunks in the file: ceil(n_frames / chunk_frames)."""
-        return ceil_div(self.n_frames, self.chunk_frames)
+        return -(-self.n_frames // self.chunk_frames)
 
     @property
     def frame_rate(self) -> float:
