@@ -10,7 +10,7 @@ out frame by frame, and back.
 The whole state of a stream lives in the engine objects (the networks' `StepState`, the
 STFT's sample buffer and the overlap-add tail), so one model serves many streams. Pushing a
 signal in pieces of any sizes gives the codes and samples of coding it at once, to float
-rounding (tests/test_stream.py).
+rounding (tests/engine/test_stream.py).
 
 Latency, with zero compute time: a code frame is emitted once its 320 samples have
 arrived, and the decoder's output for a frame is final once the next frame has overlapped

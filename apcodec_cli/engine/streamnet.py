@@ -13,7 +13,7 @@ module runs the networks of `model.py` / `causal.py` rearranged for few frames:
   quantizer's codebooks are normalised (encoder) and projected (decoder) once.
 
 It computes what the causal layers compute on whole sequences, up to float rounding
-(tests/test_stream.py). A step's state (`StepState`) holds, per layer, the frames it must
+(tests/engine/test_stream.py). A step's state (`StepState`) holds, per layer, the frames it must
 remember: the last kernel_size - 1 inputs of a convolution, the frames of an unfinished
 group of the strided one, the GRN's window of energies with their float64 running sum.
 Pushes longer than the GRN window are cut into pieces of at most that length.

@@ -23,7 +23,7 @@ from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
 from conftest import write_audio
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _partials(folder: Path) -> list[Path]:
