@@ -7,6 +7,7 @@ jobs, refuses command lines that cannot work (exit 2), runs the jobs and reports
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import os
@@ -22,16 +23,43 @@ from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, con
     describe, describe_skipped, parse_shard, plan_jobs, run_jobs, same_file
 
 EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
-_CODECS: dict[Any, Any] = {}  # this process's codecs by streamable, loaded once each
-_LOAD: dict[str, Any] = {}  # how to load them: weights, device, quiet, threads, precision
 
 
+@dataclasses.dataclass(frozen=True)
 class Options:
-    """Options of one command invocation, shared by every file it converts; `command` is
-    'encode' or 'decode'."""
+    """Options of one command invocation, shared by every file it converts (and sent to
+    `--jobs` workers). The defaults are the command line's."""
 
-    def __init__(self, **values: Any) -> None:
-        self.__dict__.update(values)
+    command: str  # "encode" or "decode"
+    weights: str | None = None
+    device: str = "auto"
+    precision: str | None = None  # None: $APCODEC_PRECISION, else auto
+    force: bool = False
+    jobs: int = 1
+    shard: str | None = None  # "K/N"
+    quiet: bool = False
+    streaming: bool = False
+    mono: bool = False  # encode only
+    packet: int = 15  # encode only: frames per live record
+    original_rate: bool = False  # decode only
+    float32: bool = False  # decode only: 32-bit float samples
+    start: float = 0.0  # decode only, seconds
+    duration: float | None = None  # decode only, seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class _Loading:
+    """How this process (the CLI's or a `--jobs` worker) loads its codecs."""
+
+    weights: str | None
+    device: str
+    quiet: bool
+    threads: int  # torch threads; 0: torch's default
+    precision: str | None
+
+
+_LOADING = _Loading(None, "auto", False, 0, None)  # replaced by `setup`
+_CODECS: dict[Any, Any] = {}  # this process's codecs by streamable, loaded once each
 
 
 def warn(message: str, quiet: bool) -> None:
@@ -47,8 +75,8 @@ def fail(message: str) -> None:
 def setup(weights: str | None, device: str, quiet: bool, threads: int = 0,
           precision: str | None = None, preload: bool | None = None) -> None:
     """Say how this process (the CLI's or a pool worker) loads codecs; load one now."""
-    _LOAD.update(weights=weights, device=device, quiet=quiet, threads=threads,
-                 precision=precision)
+    global _LOADING
+    _LOADING = _Loading(weights, device, quiet, threads, precision)
     _CODECS.clear()
     if preload is not None:
         codec(preload)
@@ -58,19 +86,19 @@ def codec(streamable: bool) -> Any:
     """The codec for the full (False) or the streamable (True) model, loaded on first use:
     --weights if given (whatever model it holds, but streaming needs the streamable one),
     else the installed default of that kind."""
-    key = "explicit" if _LOAD["weights"] else streamable
+    key = "explicit" if _LOADING.weights else streamable
     if key not in _CODECS:
         import torch  # deferred: `apcodec --help` and `info` stay fast
 
         from ..codec import Codec
 
-        if _LOAD["threads"]:
-            torch.set_num_threads(_LOAD["threads"])
-        loaded = Codec.load(_LOAD["weights"], device=_LOAD["device"], streamable=streamable,
-                            precision=_LOAD["precision"])
+        if _LOADING.threads:
+            torch.set_num_threads(_LOADING.threads)
+        loaded = Codec.load(_LOADING.weights, device=_LOADING.device, streamable=streamable,
+                            precision=_LOADING.precision)
         if not loaded.weights.trained:
             warn(f"{loaded.weights.path} holds UNTRAINED weights (random initialisation): "
-                 "the decoded audio will not resemble the input", _LOAD["quiet"])
+                 "the decoded audio will not resemble the input", _LOADING.quiet)
         _CODECS[key] = loaded
     found = _CODECS[key]
     if streamable and not found.config.causal:
@@ -155,10 +183,10 @@ def decode_one(opts: Options, job: Job, progress: Callable[[float], None] | None
     """Decode one job's `.apc` file into audio, in the format its output's name says."""
     from ..io.audio import output_format
 
-    fmt, subtype = output_format(job.target, opts.float)
+    fmt, subtype = output_format(job.target, opts.float32)
     if _live(opts, job):
         from ..io.live import decode_pipe
-        return decode_pipe(codec, job.source, job.target, opts.float, progress)
+        return decode_pipe(codec, job.source, job.target, opts.float32, progress)
     source = _open_input(job.source)
     found = _codec_for_file(source)
     result = _write_output(job.target, lambda f: found.decode_file(
@@ -251,7 +279,7 @@ def _check_decode_target(opts: Options, job: Job) -> None:
     from ..io.audio import output_format
 
     try:
-        fmt, _ = output_format(job.target, opts.float)
+        fmt, _ = output_format(job.target, opts.float32)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if _live(opts, job):

@@ -124,7 +124,7 @@ def encode(paths: tuple[str, ...], **options: Any) -> None:
 @_conversion_options
 @click.option("--original-rate", is_flag=True,
               help="Write at the source's sample rate instead of 48 kHz.")
-@click.option("--float", "float", is_flag=True, help="32-bit float WAV instead of 16-bit PCM.")
+@click.option("--float", "float32", is_flag=True, help="32-bit float WAV instead of 16-bit PCM.")
 @click.option("--start", type=Seconds(), default=0.0, metavar="SECONDS",
               help="Decode from this time on (only the chunks needed are read).")
 @click.option("--duration", type=Seconds(), metavar="SECONDS",
