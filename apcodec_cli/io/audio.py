@@ -218,12 +218,12 @@ class WavStreamWriter:
                  float32: bool = False, frames: int | None = None) -> None:
         self._file, self._float, self.channels = fileobj, float32, channels
         width = 4 if float32 else 2
-        size = _UNKNOWN if frames is None else frames * channels * width
-        if size > _UNKNOWN - 36:  # more than a RIFF size holds: unknown
-            size = _UNKNOWN
+        size = UNKNOWN_SIZE if frames is None else frames * channels * width
+        if size > UNKNOWN_SIZE - 36:  # more than a RIFF size holds: unknown
+            size = UNKNOWN_SIZE
         fmt = struct.pack("<HHIIHH", 3 if float32 else 1, channels, sample_rate,
                           sample_rate * channels * width, channels * width, 8 * width)
-        self._file.write(b"RIFF" + _U32.pack(min(_UNKNOWN, size + 36)) + b"WAVE" + b"fmt "
+        self._file.write(b"RIFF" + _U32.pack(min(UNKNOWN_SIZE, size + 36)) + b"WAVE" + b"fmt "
                          + _U32.pack(16) + fmt + b"data" + _U32.pack(size))
         self.clipped = 0
         self._bytes = 0
@@ -274,7 +274,7 @@ def to_int16(block: np.ndarray) -> tuple[np.ndarray, int]:
     return np.rint(block * 32768).astype(np.int16), clipped
 
 
-_UNKNOWN = 0xFFFFFFFF
+UNKNOWN_SIZE = 0xFFFFFFFF  # the RIFF and data size of a WAV stream of open length
 _U32 = struct.Struct("<I")
 
 
