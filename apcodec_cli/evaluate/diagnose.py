@@ -33,8 +33,8 @@ from tqdm import tqdm
 from ..io.weights import load
 from ..nn import spectral
 from ..nn.model import APCodec
-from . import metrics, report
 from ..units import SAMPLE_RATE as RATE
+from . import metrics, report
 from .run import Clip, collect_clips, load_clip
 
 Spectra = tuple[torch.Tensor, torch.Tensor]  # log-amplitude, phase, each (1, n_bins, F)

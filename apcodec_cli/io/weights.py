@@ -27,9 +27,9 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from ..errors import ApcodecError
-from .atomic import atomic_path
 from ..nn.config import CodecConfig
 from ..nn.model import APCodec
+from .atomic import atomic_path
 
 FORMAT = "apcodec-weights"
 VERSION = 1
