@@ -14,13 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Codec", "CodecConfig", "read_apc", "write_apc", "__version__"]
+__all__ = ["ApcodecError", "Codec", "CodecConfig", "read_apc", "write_apc", "__version__"]
 
 _LAZY = {
+    "ApcodecError": "errors",
     "Codec": "codec",
-    "CodecConfig": "config",
-    "read_apc": "bitstream",
-    "write_apc": "bitstream",
+    "CodecConfig": "nn.config",
+    "read_apc": "io.bitstream",
+    "write_apc": "io.bitstream",
 }
 
 

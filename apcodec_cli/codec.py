@@ -22,9 +22,11 @@ import numpy as np
 import soxr
 import torch
 
-from . import bitstream, chunked, stream, weights
-from .audio import AudioWriter, check_finite, read_blocks, resampled_length
-from .bitstream import ApcReader, ApcWriter, Header
+from .engine import chunked, stream
+from .io import bitstream, weights
+from .io.audio import AudioWriter, check_finite, read_blocks, resampled_length
+from .io.bitstream import ApcReader, ApcWriter, Header
+from .units import ceil_div
 
 Progress = Callable[[float], None]  # called with seconds of audio just processed
 Target = str | os.PathLike | BinaryIO
@@ -53,7 +55,7 @@ class Codec:
 
     Attributes:
         forward: Where the chunked forward passes run (see `chunked.Forward`); None (the
-            default) runs them in the calling thread. `multifile.py` sets it to share
+            default) runs them in the calling thread. `engine/shared.py` sets it to share
             passes between files converted at once.
     """
 
@@ -87,7 +89,7 @@ class Codec:
         return chunked.ChunkPlan(n_frames, chunk_frames or self.chunk_frames, self.context_frames)
 
     def _n_frames(self, samples: int) -> int:
-        return _ceil_div(samples, self.config.samples_per_frame)
+        return ceil_div(samples, self.config.samples_per_frame)
 
     # ---- arrays ---------------------------------------------------------------------------
 
@@ -203,7 +205,7 @@ class Codec:
                 skip = first - begin * spf
             else:
                 plan = self._plan(header.n_frames, header.chunk_frames)
-                chunks = plan.covering(first // spf, _ceil_div(first + count, spf))
+                chunks = plan.covering(first // spf, ceil_div(first + count, spf))
                 audio = chunked.decode_chunks(self.model, read_frames, plan, chunks,
                                               self.batch_size, forward=self.forward,
                                               bf16=self.bf16)
@@ -239,7 +241,7 @@ def _frame_reader(f: BinaryIO) -> tuple[Callable[[int, int], np.ndarray], Header
     if not bitstream.peek_header(f).live:
         reader = ApcReader(f)
         return reader.read_frames, reader.header
-    from .live import LiveReader
+    from .io.live import LiveReader
 
     header, codes = LiveReader(f).read_all()
     return (lambda a, b: codes[..., a:b]), header
@@ -269,10 +271,6 @@ def _trim(blocks: Iterable[np.ndarray], skip: int, count: int) -> Iterator[np.nd
         count -= block.shape[1]
         if count <= 0:
             return
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def _concat(parts: Iterable[np.ndarray], empty: tuple[int, ...], dtype: type) -> np.ndarray:

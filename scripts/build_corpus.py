@@ -26,8 +26,8 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from apcodec_cli.train import corpus, pack  # noqa: E402
-from apcodec_cli.train.debian import debian_sources, install_packages, is_installed  # noqa: E402
+from apcodec_cli.data import corpus, pack  # noqa: E402
+from apcodec_cli.data.debian import debian_sources, install_packages, is_installed  # noqa: E402
 
 
 def _log(message: str) -> None:

@@ -11,7 +11,7 @@ where start-up is the time the same command takes on a folder of one 1-second fi
 or runs past `--limit` seconds is reported as such.
 
 Each variant ROWS/PRECISION encodes the folder with $APCODEC_FILE_BATCH=ROWS (rows per
-forward pass shared between files, multifile.py; 0: file by file; the default on CUDA is
+forward pass shared between files, engine/shared.py; 0: file by file; the default on CUDA is
 the codec's batch size, 32) and $APCODEC_PRECISION=PRECISION; the first variant also
 decodes. Results are written after every measurement.
 """

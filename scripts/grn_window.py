@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from apcodec_cli import weights
-from apcodec_cli.blocks import GRN
-from apcodec_cli.causal import CausalGRN
+from apcodec_cli.io import weights
+from apcodec_cli.nn.blocks import GRN
+from apcodec_cli.nn.causal import CausalGRN
 from apcodec_cli.train.data import find_clips
 from apcodec_cli.train.mel import LogMel
 from apcodec_cli.train.validation import load_validation, validate

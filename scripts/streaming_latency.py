@@ -22,10 +22,10 @@ import time
 
 import torch
 
-from apcodec_cli import weights
-from apcodec_cli.config import get_preset
-from apcodec_cli.model import APCodec
-from apcodec_cli.stream import StreamDecoder, StreamEncoder, algorithmic_latency
+from apcodec_cli.io import weights
+from apcodec_cli.nn.config import get_preset
+from apcodec_cli.nn.model import APCodec
+from apcodec_cli.engine.stream import StreamDecoder, StreamEncoder, algorithmic_latency
 
 
 def measured_latency(model: APCodec, position: int) -> int:

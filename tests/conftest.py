@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from apcodec_cli import weights
+from apcodec_cli.io import weights
 from apcodec_cli.codec import Codec
-from apcodec_cli.config import get_preset
-from apcodec_cli.model import APCodec
+from apcodec_cli.nn.config import get_preset
+from apcodec_cli.nn.model import APCodec
 
 
 def make_weights(path: Path, seed: int = 0, grn: bool = True, preset: str = "tiny") -> Path:

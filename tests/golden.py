@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apcodec_cli.bitstream import Header
+from apcodec_cli.io.bitstream import Header
 
 GOLDEN_PATH = Path(__file__).parent / "data" / "golden.apc"
 

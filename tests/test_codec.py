@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apcodec_cli.bitstream import ApcReader, WeightsMismatchError, read_apc, write_apc
+from apcodec_cli.io.bitstream import ApcReader, WeightsMismatchError, read_apc, write_apc
 from apcodec_cli.codec import Codec
-from apcodec_cli.weights import load
+from apcodec_cli.io.weights import load
 
 from conftest import make_weights, write_audio
 from golden import GOLDEN_PATH, golden_codes, golden_header
@@ -103,7 +103,7 @@ def test_loading_onto_cuda_turns_tf32_off(tiny_weights, monkeypatch) -> None:
     cuDNN's default TF32 would round convolutions to a 10-bit mantissa."""
     import torch
 
-    from apcodec_cli import weights
+    from apcodec_cli.io import weights
 
     for flags in (torch.backends.cudnn, torch.backends.cuda.matmul):
         monkeypatch.setattr(flags, "allow_tf32", True)

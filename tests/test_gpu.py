@@ -27,16 +27,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from apcodec_cli import multifile
-from apcodec_cli.audio import read_blocks
-from apcodec_cli.bitstream import read_apc
-from apcodec_cli.cli import main
+from apcodec_cli.engine import shared
+from apcodec_cli.io.audio import read_blocks
+from apcodec_cli.io.bitstream import read_apc
+from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
 from apcodec_cli.train.checkpoint import initialise
 from apcodec_cli.train.config import get_train_preset
 from apcodec_cli.train.distributed import Process
 from apcodec_cli.train.trainer import Trainer
-from apcodec_cli.weights import DEFAULT_NAME, STREAM_NAME
+from apcodec_cli.io.weights import DEFAULT_NAME, STREAM_NAME
 
 from conftest import tone, write_audio
 
@@ -106,7 +106,7 @@ def test_shared_passes_give_the_per_file_codes_on_cuda(speech: np.ndarray, tmp_p
                  48000, subtype="PCM_16")
     codes = {}
     for rows in ("0", "32"):  # file by file; shared passes (the default on CUDA)
-        monkeypatch.setenv(multifile.ENV_VAR, rows)
+        monkeypatch.setenv(shared.ENV_VAR, rows)
         result = CliRunner().invoke(main, ["encode", "-q", "--device", "cuda", "--weights",
                                            str(_shipped(SHIPPED)), str(folder),
                                            str(tmp_path / rows)])
@@ -158,7 +158,7 @@ def test_one_bf16_training_step_on_cuda_is_finite(preset: str) -> None:
 
 def test_streams_code_and_decode_like_the_whole_on_cuda(tiny_stream_weights: Path,
                                                         record_property) -> None:
-    from apcodec_cli.stream import StreamDecoder, StreamEncoder
+    from apcodec_cli.engine.stream import StreamDecoder, StreamEncoder
 
     model = Codec.load(tiny_stream_weights, device="cuda").model
     wav = torch.from_numpy(tone(1.0, channels=2)).to(CUDA) * 0.8

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from apcodec_cli import weights
-from apcodec_cli.train import corpus, manifest, pack
+from apcodec_cli.io import weights
+from apcodec_cli.data import corpus, manifest, pack
 
 from conftest import write_audio
 

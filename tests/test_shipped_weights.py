@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apcodec_cli.audio import read_blocks
+from apcodec_cli.io.audio import read_blocks
 from apcodec_cli.codec import Codec
-from apcodec_cli.weights import DEFAULT_NAME, STREAM_NAME
+from apcodec_cli.io.weights import DEFAULT_NAME, STREAM_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "weights" / DEFAULT_NAME

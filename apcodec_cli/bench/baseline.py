@@ -26,15 +26,16 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from ..config import get_preset
-    from ..model import APCodec
+    from ..nn.config import get_preset
+    from ..nn.model import APCodec
+    from ..units import ceil_div
 
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = APCodec(get_preset(args.preset)).eval().to(args.device)
     spf = model.config.samples_per_frame
-    n = -(-round(args.seconds * model.config.sample_rate) // spf) * spf
+    n = ceil_div(round(args.seconds * model.config.sample_rate), spf) * spf
     rng = np.random.default_rng(0)
     t = np.arange(n) / model.config.sample_rate
     wav = (0.3 * np.sin(2 * np.pi * 440.0 * t) + 0.05 * rng.standard_normal(n)).astype(np.float32)

@@ -14,7 +14,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..model import APCodec
+from ..nn.model import APCodec
 
 
 @dataclasses.dataclass(frozen=True)

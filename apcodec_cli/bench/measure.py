@@ -16,6 +16,8 @@ import sys
 import tempfile
 from typing import Mapping, Sequence
 
+from ..errors import ApcodecError
+
 _MARK = "APCODEC-BENCH-CHILD"
 _LAUNCHER = f"""
 import os, sys, time
@@ -42,7 +44,7 @@ class ProcessRun:
     stdout: str
 
 
-class ProcessFailed(Exception):
+class ProcessFailed(ApcodecError):
     """A measured command exited with a non-zero status."""
 
 

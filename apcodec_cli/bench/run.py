@@ -13,13 +13,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..units import SAMPLE_RATE as RATE
 from .measure import ProcessRun, run_process, thread_env
 
 #: Durations of `--full`, in seconds: 10 s, 1 min, 10 min, 60 min.
 FULL_SECONDS = (10.0, 60.0, 600.0, 3600.0)
 #: The default quick subset.
 QUICK_SECONDS = (10.0, 60.0)
-RATE = 48_000
 OPUS_KBPS = 6
 
 
@@ -133,7 +133,7 @@ def machine() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    from ..weights import resolve_precision
+    from ..io.weights import resolve_precision
 
     info = {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(),
             "python": platform.python_version(), "torch": torch.__version__,
@@ -145,7 +145,7 @@ def machine() -> dict[str, Any]:
 
 def measure(settings: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     """Run every measurement; returns the report as plain data (see `markdown`)."""
-    from .. import weights as weights_mod
+    from ..io import weights as weights_mod
     from .floor import matmul_flops_per_second, model_flops
 
     weights_path = str(settings.weights or weights_mod.default_path())

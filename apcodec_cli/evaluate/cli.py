@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ..params import DEVICE_HELP, Device, stoppable
+from ..cli.params import DEVICE_HELP, Device, stoppable
 
 if TYPE_CHECKING:  # the real imports are deferred, see the module docstring
     from ..codec import Codec
@@ -28,7 +28,7 @@ OPUS_KBPS = (6.0, 12.0)  # the Opus reference points of every run, in kbit/s
 
 def _fail(exc: BaseException | str) -> NoReturn:
     """One-line error on stderr (a traceback with APCODEC_DEBUG set) and exit status 1."""
-    from ..batch import describe
+    from ..cli.batch import describe
 
     if isinstance(exc, BaseException) and os.environ.get("APCODEC_DEBUG"):
         traceback.print_exception(exc)
@@ -53,7 +53,7 @@ def _preamble(codec: "Codec", settings: "Settings", elapsed: float, clips: int) 
 def _write_json(path: str, rows: list["Row"], summary: dict[str, Any],
                 preamble: str) -> None:
     """Per-clip rows and the summary as one JSON file, written atomically (NaN as null)."""
-    from ..atomic import atomic_write
+    from ..io.atomic import atomic_write
 
     def clean(value: Any) -> Any:
         return None if isinstance(value, float) and value != value else value

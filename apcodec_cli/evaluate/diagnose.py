@@ -30,13 +30,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import spectral
-from ..model import APCodec
-from ..weights import load
+from ..io.weights import load
+from ..nn import spectral
+from ..nn.model import APCodec
+from ..units import SAMPLE_RATE as RATE
 from . import metrics, report
 from .run import Clip, collect_clips, load_clip
 
-RATE = 48_000
 Spectra = tuple[torch.Tensor, torch.Tensor]  # log-amplitude, phase, each (1, n_bins, F)
 
 

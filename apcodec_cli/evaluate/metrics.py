@@ -27,6 +27,8 @@ from typing import Any, Callable
 import numpy as np
 import soxr
 
+from ..errors import ApcodecError
+
 Metric = Callable[[np.ndarray, np.ndarray, int], float]
 
 #: Pip packages of the optional metrics, by module name.
@@ -39,7 +41,7 @@ STOI_RATE = 10_000
 MEL_BANDS, MEL_FFT, MEL_WIN, MEL_HOP, MEL_FLOOR = 80, 1024, 320, 40, 1e-5
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(ApcodecError, ImportError):
     """An optional package of the `eval` extra is not installed."""
 
 
@@ -70,7 +72,7 @@ def log_spectral_distance(reference: np.ndarray, degraded: np.ndarray, rate: int
     window of 2048, hop 512, -100 dB floor, frames below -60 dBFS skipped), so the two
     report comparable numbers. `rate` only names the band; the STFT size is in samples.
     """
-    from ..train.pack import log_spectral_distance as lsd
+    from ..data.pack import log_spectral_distance as lsd
 
     del rate  # same STFT at every rate, as in training's validation (always 48 kHz there)
     return lsd(*_aligned(reference, degraded))

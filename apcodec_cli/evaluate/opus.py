@@ -25,15 +25,17 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-RATE = 48_000
+from ..errors import ApcodecError
+from ..units import SAMPLE_RATE as RATE
+
 INSTALL_HINT = "apt-get install opus-tools"
 
 
-class OpusToolsMissingError(RuntimeError):
+class OpusToolsMissingError(ApcodecError, RuntimeError):
     """opusenc or opusdec is not on the PATH."""
 
 
-class OpusError(RuntimeError):
+class OpusError(ApcodecError, RuntimeError):
     """opusenc or opusdec failed on a file."""
 
 

@@ -27,22 +27,23 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 import soundfile as sf
 
-from .. import interrupt
-from ..audio import probe, read_blocks
-from ..batch import AUDIO_EXTENSIONS
-from ..train.manifest import read_manifest, split_score
+from ..cli import interrupt
+from ..cli.batch import AUDIO_EXTENSIONS
+from ..data.manifest import read_manifest, split_score
+from ..errors import ApcodecError
+from ..io.audio import probe, read_blocks
+from ..units import SAMPLE_RATE as RATE
 from . import metrics, opus
 
 if TYPE_CHECKING:  # torch loads with the codec, only when a run starts
     from ..codec import Codec
 
-RATE = 48_000
 CATEGORIES = ("speech", "music")
 Row = dict[str, Any]
 _CODEC: "Codec | None" = None  # the codec of a worker process, loaded by `_init_worker`
 
 
-class ClipError(ValueError):
+class ClipError(ApcodecError, ValueError):
     """No usable clips, or a folder that is neither a corpus nor holds audio."""
 
 

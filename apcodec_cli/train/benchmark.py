@@ -15,6 +15,7 @@ import time
 import click
 import torch
 
+from ..units import SAMPLE_RATE
 from .cli import parse_assignments
 from .config import get_train_preset
 from .distributed import Process
@@ -60,7 +61,7 @@ def main(preset: str, overrides: tuple[str, ...], steps: int, warmup: int, devic
             "batch": config.batch_size, "segment": config.segment,
             "codec_params_m": round(codec / 1e6, 2), "disc_params_m": round(disc / 1e6, 2),
             "steps_per_s": round(rate, 4),
-            "audio_s_per_s": round(rate * config.batch_size * config.segment / 48_000, 3),
+            "audio_s_per_s": round(rate * config.batch_size * config.segment / SAMPLE_RATE, 3),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}))
 
 

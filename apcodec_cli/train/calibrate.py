@@ -33,8 +33,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import spectral, weights
-from ..model import APCodec
+from ..io import weights
+from ..nn import spectral
+from ..nn.model import APCodec
+from ..units import SAMPLE_RATE
 from .data import Clip, find_clips, read_window
 
 
@@ -44,7 +46,7 @@ def pick_windows(clips: list[Clip], count: int, samples: int) -> list[tuple[Clip
     usable = sorted((c for c in clips if c.split == "train" and c.frames >= samples),
                     key=lambda c: (c.path, c.offset))
     if not usable:
-        raise click.ClickException(f"no training clip of {samples / 48000:.1f} s or more")
+        raise click.ClickException(f"no training clip of {samples / SAMPLE_RATE:.1f} s or more")
     step = max(1, len(usable) // count)
     return [(c, (c.frames - samples) // 2) for c in usable[::step][:count]]
 

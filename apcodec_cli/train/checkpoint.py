@@ -12,23 +12,24 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-from .. import weights
-from ..config import CodecConfig
-from ..model import APCodec
+from ..errors import ApcodecError
+from ..io import weights
+from ..io.atomic import atomic_path
+from ..nn.config import CodecConfig
+from ..nn.model import APCodec
 
 FORMAT = "apcodec-train-state"
 VERSION = 1
 STATE_NAME = "state.pt"
 
 
-class StateError(Exception):
+class StateError(ApcodecError):
     """A training state file that is missing or not one of ours."""
 
 
@@ -48,10 +49,8 @@ def remove_weight_norm(model: APCodec) -> APCodec:
 
 def save_state(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """Write a training state atomically (a crash never leaves a half-written file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
 
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:

@@ -70,12 +70,9 @@ def train(data: str, run_dir: str, preset: str | None, overrides: tuple[str, ...
         raise click.UsageError(f"{export_path} exists: pass --force to overwrite it")
     import torch  # deferred: the other commands never load the training code
 
-    from ..audio import AudioError
-    from ..weights import WeightsError
-    from .checkpoint import StateError
+    from ..errors import ApcodecError
     from .config import get_train_preset
-    from .data import DataError
-    from .loop import RunError, RunOptions, run
+    from .loop import RunOptions, run
 
     if threads:
         torch.set_num_threads(threads)
@@ -92,7 +89,7 @@ def train(data: str, run_dir: str, preset: str | None, overrides: tuple[str, ...
         raise click.UsageError(str(exc)) from None
     try:
         result = run(config, options)
-    except (RunError, StateError, DataError, AudioError, WeightsError) as exc:
+    except ApcodecError as exc:  # a bad corpus, state or weights file: one line
         raise click.ClickException(str(exc).splitlines()[0]) from None
     _report(result, run_dir, quiet=quiet or not result.main)
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..quantizer import QuantizerOutput, ResidualVQ
+from ..nn.quantizer import QuantizerOutput, ResidualVQ
 from .distributed import Process
 
 

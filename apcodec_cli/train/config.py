@@ -20,7 +20,7 @@ import json
 import typing
 from typing import Any, Mapping
 
-from ..config import CodecConfig, get_preset
+from ..nn.config import CodecConfig, get_preset
 
 
 #: Bits of the run's seed: it leads the 64-bit seed of each step's crops (train/crops.py).

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..io.audio import to_int16
 from .config import SEED_BITS
 from .data import Clip, read_clip, read_window
 
@@ -123,7 +124,7 @@ class ResidentCrops:
         audio = np.empty(int(lengths.sum()), np.int16)  # filled in place: no float copy
 
         def load(i: int) -> None:
-            x = np.round(read_clip(clips[i]) * 32768).clip(-32768, 32767)
+            x, _ = to_int16(read_clip(clips[i]))
             audio[int(starts[i]):int(starts[i]) + x.size] = x
 
         with ThreadPoolExecutor(threads) as pool:  # decoding releases the GIL

@@ -20,17 +20,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import AudioError, probe, read_blocks, resampled_length
-from .corpus import list_audio_files
-from .manifest import read_manifest, split_score
-from .pack import INDEX_NAME, read_pack_index
+from ..data.corpus import list_audio_files
+from ..data.manifest import read_manifest, split_score
+from ..data.pack import INDEX_NAME, read_pack_index
+from ..errors import ApcodecError
+from ..io.audio import AudioError, probe, read_blocks, resampled_length
+from ..units import SAMPLE_RATE
 
-SAMPLE_RATE = 48_000
 MANIFEST = "manifest.jsonl"
 FOLDER_VAL_FRACTION = 0.05
 
 
-class DataError(Exception):
+class DataError(ApcodecError):
     """A data folder that holds no usable audio, or audio that cannot be read as asked."""
 
 

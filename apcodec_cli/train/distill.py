@@ -24,9 +24,10 @@ import os
 import torch
 import torch.nn.functional as F
 
-from .. import spectral, weights
-from ..config import CodecConfig
-from ..model import CodecOutput
+from ..io import weights
+from ..nn import spectral
+from ..nn.config import CodecConfig
+from ..nn.model import CodecOutput
 from .checkpoint import same_shapes
 from .config import LossWeights
 from .losses import phase_losses

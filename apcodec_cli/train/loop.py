@@ -24,6 +24,7 @@ from tqdm import tqdm
 from . import distributed
 from .checkpoint import STATE_NAME, export, initialise, load_state, rng_state, save_state, \
     set_rng_state
+from ..errors import ApcodecError
 from .config import TrainConfig
 from .crops import CropPlanner, ResidentCrops, StreamCrops, share_weights
 from .data import Clip, find_clips
@@ -35,7 +36,7 @@ WEIGHTS_NAME = "apcodec.pt"
 CONFIG_NAME = "config.json"
 
 
-class RunError(Exception):
+class RunError(ApcodecError):
     """A run that cannot start as asked (existing run folder, bad batch split, ...)."""
 
 

@@ -13,9 +13,9 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from .. import spectral
-from ..config import CodecConfig
-from ..model import CodecOutput
+from ..nn import spectral
+from ..nn.config import CodecConfig
+from ..nn.model import CodecOutput
 from .config import LossWeights
 from .discriminators import DiscriminatorOutput
 

@@ -8,13 +8,13 @@ rate, steps per second), "validation" (scores) or "stop" (why the invocation end
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..io.atomic import atomic_path
 from .trainer import StepResult
 
 LOG_NAME = "log.jsonl"
@@ -32,9 +32,8 @@ class RunLog:
             return
         with open(self.path) as f:
             keep = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
-        tmp = self.path.with_name(f".{self.path.name}.partial")
-        tmp.write_text("".join(keep))
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(keep))
 
     def write(self, event: str, step: int, **fields: Any) -> None:
         record = {"event": event, "step": step, "time": round(time.time(), 3), **fields}

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .. import spectral
-from ..model import APCodec, CodecOutput
-from ..weights import cpu_has_native_bf16
+from ..io.weights import cpu_has_native_bf16
+from ..nn import spectral
+from ..nn.model import APCodec, CodecOutput
 from .checkpoint import apply_weight_norm
 from .codebook import CodebookReviver
 from .config import TrainConfig

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..evaluate import metrics
-from ..model import APCodec
+from ..nn.model import APCodec
 from .data import SAMPLE_RATE, Clip, read_clip
 from .mel import LogMel
 

@@ -1,0 +1,387 @@
+"""What `apcodec encode` and `apcodec decode` do once click has parsed their options.
+
+Each process (the CLI's, or a `--jobs` worker: see `interrupt.py`) loads its codecs once
+(`setup`, `codec`); `encode_one` and `decode_one` convert one job; `run` plans a command's
+jobs, refuses command lines that cannot work (exit 2), runs the jobs and reports on stderr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import click
+
+from ..units import SAMPLE_RATE
+from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, convert_files, \
+    describe, describe_skipped, parse_shard, plan_jobs, run_jobs, same_file
+
+EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Options of one command invocation, shared by every file it converts (and sent to
+    `--jobs` workers). The defaults are the command line's."""
+
+    command: str  # "encode" or "decode"
+    weights: str | None = None
+    device: str = "auto"
+    precision: str | None = None  # None: $APCODEC_PRECISION, else auto
+    force: bool = False
+    jobs: int = 1
+    shard: str | None = None  # "K/N"
+    quiet: bool = False
+    streaming: bool = False
+    mono: bool = False  # encode only
+    packet: int = 15  # encode only: frames per live record
+    original_rate: bool = False  # decode only
+    float32: bool = False  # decode only: 32-bit float samples
+    start: float = 0.0  # decode only, seconds
+    duration: float | None = None  # decode only, seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class _Loading:
+    """How this process (the CLI's or a `--jobs` worker) loads its codecs."""
+
+    weights: str | None
+    device: str
+    quiet: bool
+    threads: int  # torch threads; 0: torch's default
+    precision: str | None
+
+
+_LOADING = _Loading(None, "auto", False, 0, None)  # replaced by `setup`
+_CODECS: dict[Any, Any] = {}  # this process's codecs by streamable, loaded once each
+
+
+def warn(message: str, quiet: bool) -> None:
+    if not quiet:
+        click.echo(f"apcodec: warning: {message}", err=True)
+
+
+def fail(message: str) -> None:
+    click.echo(f"apcodec: error: {message}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+def setup(weights: str | None, device: str, quiet: bool, threads: int = 0,
+          precision: str | None = None, preload: bool | None = None) -> None:
+    """Say how this process (the CLI's or a pool worker) loads codecs; load one now."""
+    global _LOADING
+    _LOADING = _Loading(weights, device, quiet, threads, precision)
+    _CODECS.clear()
+    if preload is not None:
+        codec(preload)
+
+
+def codec(streamable: bool) -> Any:
+    """The codec for the full (False) or the streamable (True) model, loaded on first use:
+    --weights if given (whatever model it holds, but streaming needs the streamable one),
+    else the installed default of that kind."""
+    key = "explicit" if _LOADING.weights else streamable
+    if key not in _CODECS:
+        import torch  # deferred: `apcodec --help` and `info` stay fast
+
+        from ..codec import Codec
+
+        if _LOADING.threads:
+            torch.set_num_threads(_LOADING.threads)
+        loaded = Codec.load(_LOADING.weights, device=_LOADING.device, streamable=streamable,
+                            precision=_LOADING.precision)
+        if not loaded.weights.trained:
+            warn(f"{loaded.weights.path} holds UNTRAINED weights (random initialisation): "
+                 "the decoded audio will not resemble the input", _LOADING.quiet)
+        _CODECS[key] = loaded
+    found = _CODECS[key]
+    if streamable and not found.config.causal:
+        raise ValueError(f"{found.weights.path} holds the full (non-streamable) model; "
+                         "streaming needs the streamable one: pass other --weights")
+    return found
+
+
+def _codec_for_file(source: str | BinaryIO) -> Any:
+    """The codec that can decode `source` (a path or seekable file): by its header."""
+    from ..io.bitstream import peek_header
+
+    if isinstance(source, str):
+        with open(source, "rb") as f:
+            return codec(peek_header(f).streamable)
+    return codec(peek_header(source).streamable)
+
+
+def _open_input(path: str) -> str | BinaryIO:
+    return io.BytesIO(sys.stdin.buffer.read()) if path == "-" else path
+
+
+class _Stdout:
+    """stdout as a stream written front to back: it cannot seek, so writers do not try;
+    its errors name it ("Broken pipe: stdout")."""
+
+    def write(self, data: bytes) -> int:
+        return self._named(sys.stdout.buffer.write, data)
+
+    def flush(self) -> None:
+        self._named(sys.stdout.buffer.flush)
+
+    @staticmethod
+    def _named(call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, "stdout") from None
+
+    def seekable(self) -> bool:
+        return False
+
+
+def _write_output(path: str, write: Callable[[Any], Any], stream: bool = False) -> Any:
+    """Run `write(fileobj)` into `path` atomically, or into stdout for '-': as it is
+    written with `stream`, else whole at the end (a failure then emits nothing)."""
+    from ..io.atomic import atomic_write
+
+    if path == "-":
+        if stream:
+            result = write(_Stdout())
+        else:
+            buffer = io.BytesIO()
+            result = write(buffer)
+            sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.buffer.flush()
+        return result
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:
+        return write(f)
+
+
+def _live(opts: Options, job: Job) -> bool:
+    """Whether a job runs as a real-time pipe: --streaming with stdin or stdout."""
+    return opts.streaming and "-" in (job.source, job.target)
+
+
+def encode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None
+               ) -> None:
+    """Encode one job's audio into a `.apc` file (or a live stream)."""
+    found = codec(opts.streaming)
+    if _live(opts, job):
+        from ..io.live import encode_pipe
+        return encode_pipe(found, job.source, job.target, opts.mono, opts.packet, progress)
+    source = _open_input(job.source)
+    _write_output(job.target, lambda f: found.encode_file(source, f, mono=opts.mono,
+                                                           progress=progress))
+
+
+def decode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None
+               ) -> None:
+    """Decode one job's `.apc` file into audio, in the format its output's name says."""
+    from ..io.audio import output_format
+
+    fmt, subtype = output_format(job.target, opts.float32)
+    if _live(opts, job):
+        from ..io.live import decode_pipe
+        return decode_pipe(codec, job.source, job.target, opts.float32, progress)
+    source = _open_input(job.source)
+    found = _codec_for_file(source)
+    result = _write_output(job.target, lambda f: found.decode_file(
+        source, f, original_rate=opts.original_rate, start=opts.start, duration=opts.duration,
+        subtype=subtype, format=fmt, progress=progress), stream=True)
+    if result.clipped:
+        warn(f"{job.target}: {result.clipped} samples clipped to full scale "
+             f"(try --float to keep them)", opts.quiet)
+
+
+def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
+    """Plan, check and run a conversion command; exit non-zero if anything failed."""
+    from ..io.atomic import remove_stale
+
+    encode = opts.command == "encode"
+    try:
+        plan = plan_jobs(sources, output,
+                         AUDIO_EXTENSIONS if encode else frozenset({APC_EXTENSION}),
+                         APC_EXTENSION if encode else ".wav",
+                         parse_shard(opts.shard) if opts.shard else None)
+    except PlanError as exc:
+        raise click.UsageError(str(exc)) from None
+    jobs = plan.jobs
+    single = len(jobs) == 1 and jobs[0].target == output
+    if single:
+        _check_single(opts, jobs[0])
+    _check_device(opts.device)
+    for line in describe_skipped(plan.skipped):
+        warn(line, opts.quiet)
+    remove_stale(job.target for job in jobs if job.target != "-")
+    try:
+        setup(opts.weights, opts.device, opts.quiet, precision=opts.precision,
+              preload=_first_kind(opts, jobs))
+    except Exception as exc:
+        fail(describe(exc))
+    start = time.monotonic()
+    summary = _run_single(opts, jobs[0]) if single else _run_batch(opts, jobs)
+    _report(opts, summary, single, time.monotonic() - start)
+
+
+def _progress_bar(opts: Options, **kwargs: Any) -> Any:
+    """A tqdm bar on stderr, drawn only on a terminal and without --quiet."""
+    from tqdm import tqdm
+
+    return tqdm(file=sys.stderr, disable=opts.quiet or not sys.stderr.isatty(), **kwargs)
+
+
+def _run_single(opts: Options, job: Job) -> Summary:
+    convert = encode_one if opts.command == "encode" else decode_one
+    ranged = getattr(opts, "start", 0) or getattr(opts, "duration", None) is not None
+    total = None if ranged or job.source == "-" else _duration(job.source)
+    with _progress_bar(opts, desc=Path(job.source).name, unit="s", total=total,
+                       bar_format="{desc}: {n:.1f} s [{elapsed}]" if total is None else
+                       "{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]") as bar:
+        return run_jobs([job], functools.partial(convert, opts, progress=bar.update),
+                        force=True, n_jobs=1)
+
+
+def _run_batch(opts: Options, jobs: list[Job]) -> Summary:
+    convert = functools.partial(encode_one if opts.command == "encode" else decode_one, opts)
+    with _progress_bar(opts, total=len(jobs), unit="file") as bar:
+        rows = _shared_rows(opts)
+        if rows:  # one process, forward passes shared between files (a GPU's way)
+            return convert_files(jobs, convert, _CODECS[False], force=opts.force, rows=rows,
+                                 on_done=lambda job: bar.update())
+        return run_jobs(
+            jobs, convert, force=opts.force, n_jobs=opts.jobs,
+            initializer=setup if opts.jobs > 1 else None,
+            initargs=(opts.weights, opts.device, True,
+                      max(1, (os.cpu_count() or 1) // opts.jobs), opts.precision),
+            on_done=lambda job: bar.update())
+
+
+def _check_single(opts: Options, job: Job) -> None:
+    """Refuse, as usage errors, single conversions that cannot do what was asked."""
+    target = job.target
+    if same_file(job):
+        raise click.UsageError(f"{target} is the input itself: name another output")
+    if opts.command == "encode":
+        if target != "-" and not target.lower().endswith(APC_EXTENSION):
+            raise click.UsageError(f"{target}: encode writes a .apc bitstream, not audio; "
+                                   "name the output *.apc (or '-' for stdout)")
+    else:
+        _check_decode_target(opts, job)
+    if target != "-" and os.path.exists(target) and not opts.force:
+        fail(f"{target} already exists (use --force to overwrite)")
+
+
+def _check_decode_target(opts: Options, job: Job) -> None:
+    from ..io.audio import output_format
+
+    try:
+        fmt, _ = output_format(job.target, opts.float32)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if _live(opts, job):
+        if opts.original_rate or opts.start or opts.duration is not None or fmt != "WAV":
+            raise click.UsageError(
+                "a real-time pipe writes 48 kHz WAV from the start: drop --original-rate, "
+                "--start, --duration and non-WAV outputs, or decode without --streaming")
+        return
+    if opts.start and job.source != "-":
+        length = _duration(job.source)
+        if length is not None and opts.start >= length:
+            raise click.UsageError(f"--start {opts.start:g} is at or past the end of "
+                                   f"{job.source} ({length:.3f} s)")
+
+
+def _check_device(name: str) -> None:
+    """A --device that names no device here is a usage error."""
+    from ..io.weights import DeviceError, resolve_device
+
+    try:
+        resolve_device(name)
+    except DeviceError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _shared_rows(opts: Options) -> int:
+    """Rows per forward pass shared between a folder's files (see engine/shared.py), or 0 to
+    convert them one by one: shared with the full model on CUDA and --jobs 1."""
+    if opts.jobs > 1 or False not in _CODECS:  # --jobs asks for processes; -s, or streamable
+        return 0
+    from ..engine.shared import shared_rows
+    return shared_rows(_CODECS[False])
+
+
+def _first_kind(opts: Options, jobs: list[Job]) -> bool | None:
+    """Which codec to load before converting (so a missing model fails once, up front):
+    encode's by --streaming; decode's by the first file's header, when it can be read."""
+    if opts.command == "encode":
+        return opts.streaming
+    if not jobs or jobs[0].source == "-":
+        return None
+    try:
+        from ..io.bitstream import read_header
+        with open(jobs[0].source, "rb") as f:
+            return read_header(f).streamable
+    except Exception:  # the conversion reports unreadable files
+        return None
+
+
+def _duration(source: str) -> float | None:
+    """Seconds of audio in a source file (audio or a `.apc` file that is not a live
+    stream); None when unknown."""
+    try:
+        if source.endswith(APC_EXTENSION):
+            from ..io.bitstream import peek_header
+            with open(source, "rb") as f:
+                header = peek_header(f)
+            return None if header.live else header.duration
+        from ..io.audio import probe, resampled_length
+        info, rate = probe(source), SAMPLE_RATE  # every preset codes at 48 kHz
+        return resampled_length(info.frames, info.sample_rate, rate) / rate
+    except Exception:  # the conversion itself reports unreadable inputs
+        return None
+
+
+def _report(opts: Options, summary: Summary, single: bool, elapsed: float) -> None:
+    for job, error in summary.failed:
+        click.echo(f"apcodec: error: {job.source}: {error}", err=True)
+    if not single and not opts.quiet:
+        click.echo(f"apcodec: {len(summary.done)} converted, {len(summary.skipped)} skipped "
+                   f"(already exist; --force to redo), {len(summary.failed)} failed", err=True)
+        if summary.done:
+            click.echo(f"apcodec: {_totals(opts.command, summary.done, elapsed)}", err=True)
+    if summary.failed:
+        sys.exit(EXIT_FAILED)
+
+
+def _totals(command: str, done: list[Job], elapsed: float) -> str:
+    """Sizes, bitrate and speed of the converted files, in one line."""
+    seconds = size_in = size_out = 0.0
+    for job in done:
+        try:
+            apc = job.target if command == "encode" else job.source
+            size_in += os.path.getsize(job.source)
+            size_out += os.path.getsize(job.target)
+            seconds += _duration(apc) or 0.0
+        except OSError:  # moved away meanwhile: counted as far as it goes
+            continue
+    apc_bytes = size_out if command == "encode" else size_in
+    line = f"{len(done)} files, {seconds:.1f} s of audio: {_size(size_in)} in, " \
+           f"{_size(size_out)} out"
+    if seconds:
+        line += f", {apc_bytes * 8 / seconds / 1000:.2f} kbit/s coded"
+    line += f"; {elapsed:.1f} s"
+    if seconds and elapsed:
+        line += f" ({seconds / elapsed:.1f}x real time)"
+    return line
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"

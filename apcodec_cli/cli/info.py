@@ -1,0 +1,85 @@
+"""`apcodec info`: a readable (or JSON) account of a `.apc` file and its integrity."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import BinaryIO
+
+from ..io.bitstream import ApcError, ApcReader, Header, peek_header
+
+
+def _human(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes)}:{secs:06.3f}" if minutes else f"{secs:.3f} s"
+
+
+def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = None
+                  ) -> tuple[str, bool]:
+    """Describe one file (read from `fileobj`, a seekable file, when given; `path` then
+    only names it); returns (text, intact). Never raises for a bad file."""
+    try:
+        with open(path, "rb") if fileobj is None else contextlib.nullcontext(fileobj) as f:
+            h, problems, chunks = _check(f)
+            size = f.seek(0, os.SEEK_END)
+    except (ApcError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if as_json:
+            return json.dumps({"file": path, "ok": False, "errors": [message]}), False
+        return f"{path}: error: {message}", False
+    fields = {
+        "file": path,
+        "ok": not problems,
+        "model": h.model_name,
+        "streamable": h.streamable,
+        "live": chunks is not None,
+        "weights_fingerprint": h.fingerprint.hex(),
+        "channels": h.channels,
+        "source_sample_rate": h.source_sample_rate,
+        "source_samples": h.source_length,
+        "sample_rate": h.sample_rate,
+        "duration_s": round(h.duration, 6),
+        "frame_rate": h.frame_rate,
+        "codebooks": h.n_codebooks,
+        "bits_per_code": h.bits_per_code,
+        "chunk_frames": h.chunk_frames,
+        "chunks": h.n_chunks if chunks is None else chunks,
+        "bytes": size,
+        "nominal_bitrate": h.nominal_bitrate,
+        "bitrate_on_disk": round(size * 8 / h.duration, 1) if h.duration else None,
+        "errors": [str(p) for p in problems],
+    }
+    if as_json:
+        return json.dumps(fields), not problems
+    lines = [
+        f"{path}",
+        f"  model        {h.model_name}{' (streamable)' if h.streamable else ''}, "
+        f"weights {h.fingerprint.hex()}",
+        f"  source       {h.channels} ch, {h.source_sample_rate} Hz, {h.source_length} samples",
+        f"  duration     {_human(h.duration)} at {h.sample_rate} Hz",
+        f"  codes        {h.n_codebooks} x {h.bits_per_code} bit at {h.frame_rate:g} frames/s "
+        f"= {h.nominal_bitrate:g} bit/s",
+        f"  size         {size} bytes"
+        + (f", {fields['bitrate_on_disk'] / 1000:.3f} kbit/s on disk" if h.duration else ""),
+        (f"  integrity    {h.n_chunks} chunks of {h.chunk_frames} frames: "
+         if chunks is None else
+         f"  integrity    live stream, {chunks} records of up to {h.chunk_frames} frames: ")
+        + ("all intact" if not problems else f"{len(problems)} damaged"),
+    ]
+    lines += [f"    {p}" for p in problems]
+    return "\n".join(lines), not problems
+
+
+def _check(f: object) -> tuple[Header, list[ApcError], int | None]:
+    """(header with lengths, problems, records of a live stream or None for a file).
+    A live stream is read to its end (its lengths record says where that is); a damaged
+    record raises, as a damaged header does."""
+    if not peek_header(f).live:
+        reader = ApcReader(f)
+        return reader.header, reader.verify(), None
+    from ..io.live import LiveReader
+
+    reader = LiveReader(f)
+    records = sum(1 for _ in reader)
+    return reader.file_header, [], records

@@ -1,0 +1,159 @@
+"""Stopping cleanly on Ctrl-C, SIGTERM or a dead parent, in the CLI and in its workers.
+
+In the CLI's process, Ctrl-C raises KeyboardInterrupt and, inside `sigterm_raises`, SIGTERM
+raises `Interrupted`: both unwind through `atomic_write`, which removes the partial output,
+and the command exits with 128 + the signal's number (130, 143; see `exit_status`).
+
+`--jobs N` workers come from `process_pool`:
+
+- spawned, never forked: the parent has usually loaded a codec, which on a GPU initialises
+  CUDA, and a forked child cannot use CUDA ("Cannot re-initialize CUDA in forked
+  subprocess"); forking a process that runs threads (torch's) is unsafe anyway;
+- a worker ignores SIGINT: a terminal's Ctrl-C reaches the whole process group, and only
+  the parent decides what happens (otherwise each worker drops its current file and takes
+  the next one from the queue);
+- on SIGTERM, or as soon as its parent is gone (SIGKILL included: a thread watches the
+  parent's process id), a worker removes its partial outputs and exits at once;
+- a parent that stops early cancels the queued jobs, sends SIGTERM to every worker and
+  waits for them (a second Ctrl-C meanwhile is ignored: it used to deadlock) before exiting.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any, Callable, Iterator
+
+from ..io import atomic
+
+#: Seconds between a worker's checks that its parent still runs.
+PARENT_POLL = 0.2
+#: Seconds a stopping parent waits for a worker to exit after SIGTERM, before SIGKILL.
+GRACE = 5.0
+
+
+class Interrupted(BaseException):
+    """A stop signal (SIGTERM) arrived: unwinds like KeyboardInterrupt, no handler catches it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def exit_status(stop: BaseException) -> int:
+    """The exit status of a command stopped by `stop`: 128 + signal number (Ctrl-C: 130)."""
+    return 128 + (stop.signum if isinstance(stop, Interrupted) else signal.SIGINT)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While active, SIGTERM raises `Interrupted` in the main thread (elsewhere: no change)."""
+    if not _in_main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back until the block ends (it is delivered then).
+
+    Around `submit`: the workers it spawns inherit the blocked signal, so a Ctrl-C cannot
+    reach them while they start up (before they ignore it), only the parent.
+    """
+    if not (_in_main_thread() and hasattr(signal, "pthread_sigmask")):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
+def process_pool(workers: int, initializer: Callable[..., None] | None = None,
+                 initargs: tuple = ()) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """A pool of `workers` spawned processes, each prepared by `initializer(*initargs)`.
+
+    Submit inside `sigint_deferred`. If the block raises (Ctrl-C, SIGTERM, an error), the
+    queued jobs are cancelled and the workers stopped before the exception goes on.
+    """
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker, initargs=(os.getpid(), initializer, initargs))
+    try:
+        yield pool
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Cancel what has not started; SIGTERM every worker; wait for them (SIGKILL late ones).
+    Another Ctrl-C or SIGTERM meanwhile is ignored: the stop is already under way."""
+    ignoring = _in_main_thread()
+    previous = {sig: signal.signal(sig, signal.SIG_IGN)
+                for sig in (signal.SIGINT, signal.SIGTERM)} if ignoring else {}
+    try:
+        # The pool keeps no public list of its processes; `_processes` (pid -> Process)
+        # has been there since Python 3.2.
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + GRACE
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _start_worker(parent: int, initializer: Callable[..., None] | None, initargs: tuple
+                  ) -> None:
+    """Runs first in every worker: the signal rules above, then the caller's initializer."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_now)
+    if hasattr(signal, "pthread_sigmask"):  # blocked by `sigint_deferred` in the parent
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    threading.Thread(target=_watch_parent, args=(parent,), name="apcodec-parent-watch",
+                     daemon=True).start()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _exit_now(signum: int, frame: Any = None) -> None:
+    """Remove this process's partial outputs and exit at once, whatever it was doing."""
+    atomic.remove_partials()
+    os._exit(128 + signum)
+
+
+def _watch_parent(parent: int) -> None:
+    """A worker's thread: exit when the parent is gone (the worker is then re-parented)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL)
+    _exit_now(signal.SIGTERM)

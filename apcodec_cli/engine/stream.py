@@ -1,0 +1,134 @@
+"""Incremental coding with the streamable (causal) model: audio in as it arrives, codes
+out frame by frame, and back.
+
+    >>> enc, dec = StreamEncoder(model), StreamDecoder(model)
+    >>> codes = enc.push(samples)      # (B, n) float -> (B, n_codebooks, frames) int64
+    >>> audio = dec.push(codes)        # -> (B, samples) float, as soon as they are final
+    >>> codes = enc.finish()           # end of input: pads the last frame, plus one
+    >>> audio = dec.push(codes)
+
+The whole state of a stream lives in the engine objects (the networks' `StepState`, the
+STFT's sample buffer and the overlap-add tail), so one model serves many streams. Pushing a
+signal in pieces of any sizes gives the codes and samples of coding it at once, to float
+rounding (tests/engine/test_stream.py).
+
+Latency, with zero compute time: a code frame is emitted once its 320 samples have
+arrived, and the decoder's output for a frame is final once the next frame has overlapped
+it (win_length - hop_length = 280 samples): 320 + 280 = 600 samples, 12.5 ms at 48 kHz,
+at worst (see `algorithmic_latency`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from ..nn import spectral
+from ..nn.config import CodecConfig
+from ..nn.model import APCodec
+from ..units import ceil_div
+from .streamnet import StepState, StreamNet
+
+
+def algorithmic_latency(config: CodecConfig) -> int:
+    """Worst-case delay in samples from an input sample to its decoded output sample."""
+    return config.samples_per_frame + config.win_length - config.hop_length
+
+
+def decoder_history(config: CodecConfig) -> int:
+    """Code frames of past that fully determine the decoder's next output.
+
+    The causal decoder's receptive field is finite (the causal GRN only looks `grn_window`
+    frames back), so decoding may start this many frames before the wanted range, from a
+    fresh state, and give the same samples as decoding from the start.
+    """
+    c = config
+    stft_frames = ((c.kernel_size - 1) * 2  # branch conv and output heads
+                   + c.n_blocks * (c.kernel_size - 1 + c.grn_window - 1)
+                   + ceil_div(c.win_length - c.hop_length, c.hop_length))  # overlap-add
+    return (c.kernel_size - 1) + 1 + ceil_div(stft_frames, c.downsample)
+
+
+class _Stream:
+    """One stream through a causal model: its packed networks and this stream's state."""
+
+    def __init__(self, model: APCodec) -> None:
+        self.config = model.config
+        self._net = StreamNet.for_model(model)  # raises if the model is not causal
+        self._state = StepState()
+        self._device = next(model.parameters()).device
+
+
+class StreamEncoder(_Stream):
+    """Samples in, code frames out: one frame per `samples_per_frame` samples."""
+
+    def __init__(self, model: APCodec) -> None:
+        super().__init__(model)
+        self._analysis = spectral.StreamAnalysis(model.config, self._device)
+        self.samples = 0  # samples pushed so far, per channel
+
+    @torch.inference_mode()
+    def push(self, samples: torch.Tensor) -> torch.Tensor:
+        """(B, n) samples at the codec's rate -> (B, n_codebooks, frames) int64 codes of the
+        frames they complete (on the CPU)."""
+        samples = samples.to(self._device, torch.float32)
+        self.samples += samples.shape[-1]
+        return self._net.encode_step(*self._analysis.push(samples), self._state)
+
+    def finish(self, channels: int = 1) -> torch.Tensor:
+        """End of input: zeros complete the last frame, then one more frame, whose codes let
+        the decoder finish the last real samples. Returns those final codes."""
+        spf = self.config.samples_per_frame
+        pad = (-self.samples) % spf + spf
+        return self.push(torch.zeros(channels, pad))
+
+
+class StreamDecoder(_Stream):
+    """Code frames in, samples out as soon as no later frame can change them."""
+
+    def __init__(self, model: APCodec) -> None:
+        super().__init__(model)
+        self._synthesis = spectral.StreamSynthesis(model.config, self._device)
+
+    @torch.inference_mode()
+    def push(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, n_codebooks, frames) codes -> (B, samples) float32 audio (on the CPU)."""
+        codes = torch.as_tensor(codes, dtype=torch.long).to(self._device)
+        return self._synthesis.push(*self._net.decode_step(codes, self._state)).cpu()
+
+    def flush(self) -> torch.Tensor:
+        """The last win_length - hop_length samples as they stand (no frame follows)."""
+        return self._synthesis.flush().cpu()
+
+
+# ---- whole signals and files --------------------------------------------------------------
+
+
+def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], channels: int
+                  ) -> Iterator[np.ndarray]:
+    """Codes of audio arriving in (C, n) float32 blocks at the codec's rate: one
+    (C, n_codebooks, frames) array per block, then the final frames (`StreamEncoder.finish`).
+    A signal of L > 0 samples gives ceil(L / samples_per_frame) + 1 frames in all."""
+    encoder = StreamEncoder(model)
+    for block in blocks:
+        yield encoder.push(torch.from_numpy(np.ascontiguousarray(block))).numpy()
+    if encoder.samples:
+        yield encoder.finish(channels).numpy()
+
+
+def decode_frames(model: APCodec, read_frames: Callable[[int, int], np.ndarray], start: int,
+                  stop: int, step: int) -> Iterator[np.ndarray]:
+    """Audio of frames [start, stop) of a code sequence, decoded from a fresh state.
+
+    `read_frames(a, b)` returns (C, n_codebooks, b - a) codes; they are read `step` frames
+    at a time. Yields (C, n) float32 blocks whose concatenation is the audio of samples
+    [start * samples_per_frame, stop * samples_per_frame) as a decoder started at frame
+    `start` hears it: identical to decoding from frame 0 once `decoder_history` frames
+    have passed. The last block is the decoder's flush.
+    """
+    decoder = StreamDecoder(model)
+    for a in range(start, stop, step):
+        yield decoder.push(torch.from_numpy(read_frames(a, min(a + step, stop)))).numpy()
+    yield decoder.flush().numpy()

@@ -1,0 +1,269 @@
+"""Weights files: save, safe load, fingerprint, and where the default weights live.
+
+A weights file is a `torch.save` of a plain dict (loaded with `weights_only=True`):
+
+    {"format": "apcodec-weights", "version": 1,
+     "config": {...CodecConfig fields...},
+     "state_dict": {name: tensor, ...},          # stored in half precision or float32
+     "info": {"trained": bool, "description": str, ...free-form str/int/float...}}
+
+The fingerprint is the first 8 bytes of a SHA-256 over the stored tensors (names, dtypes,
+shapes and bytes, in sorted name order). It is written into every `.apc` file so a decoder
+can refuse codes made by other weights.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from ..errors import ApcodecError
+from ..nn.config import CodecConfig
+from ..nn.model import APCodec
+from .atomic import atomic_path
+
+FORMAT = "apcodec-weights"
+VERSION = 1
+ENV_VAR = "APCODEC_WEIGHTS"
+DEFAULT_NAME = "apcodec.pt"
+#: The streamable model's weights (see stream.py) and their environment variable.
+STREAM_ENV_VAR = "APCODEC_STREAM_WEIGHTS"
+STREAM_NAME = "apcodec-s.pt"
+
+
+class WeightsError(ApcodecError):
+    """A weights file is missing, unreadable or not an apcodec weights file."""
+
+
+class DeviceError(WeightsError):
+    """The device asked for does not exist on this machine."""
+
+
+def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
+    """8-byte identity of a state dict, independent of the device it lives on."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.digest()[:8]
+
+
+def save(path: str | os.PathLike, model: APCodec, *, trained: bool, half: bool = True,
+         **info: Any) -> bytes:
+    """Write `model` as a weights file; returns its fingerprint.
+
+    Args:
+        path: Destination file.
+        model: The codec to save (weight norm must already be removed).
+        trained: Whether these weights come from training; untrained weights are
+            flagged as such by every command that loads them.
+        half: Store floating-point tensors in float16 (half the size).
+        **info: Extra metadata (str, int, float or bool values), e.g. steps or data.
+    """
+    dtype = torch.float16 if half else torch.float32
+    state = {
+        name: (t.detach().to("cpu", dtype) if t.is_floating_point() else t.detach().cpu())
+        for name, t in model.state_dict().items()
+    }
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": state,
+        "info": {"trained": bool(trained), **info},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return fingerprint(state)
+
+
+class LoadedWeights:
+    """A model loaded from a weights file, with its provenance.
+
+    Attributes:
+        model: The codec in eval mode, float32, on the requested device.
+        fingerprint: 8-byte identity of the stored weights.
+        info: The file's metadata; `info["trained"]` says whether they were trained.
+        path: Where they were loaded from.
+    """
+
+    def __init__(self, model: APCodec, fingerprint: bytes, info: dict[str, Any], path: Path):
+        self.model = model
+        self.fingerprint = fingerprint
+        self.info = info
+        self.path = path
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.info.get("trained", False))
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedWeights:
+    """Load a weights file safely (no pickle code execution) onto `device`."""
+    path = Path(path)
+    payload = _read_payload(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WeightsError(f"{path} is not an apcodec weights file")
+    if payload.get("version") != VERSION:
+        raise WeightsError(f"{path}: weights format version {payload.get('version')!r} "
+                           f"is not supported (this apcodec reads version {VERSION})")
+    try:
+        config = CodecConfig.from_dict(payload["config"])
+        with _SkipInit():  # every tensor is replaced below: no random initialisation
+            model = APCodec(config)
+        state = payload["state_dict"]
+        # strict (the default): a missing, extra or misshapen tensor is an error.
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in state.items()}, assign=True)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise WeightsError(f"{path}: invalid weights: {exc}".splitlines()[0]) from None
+    model.eval().requires_grad_(False).to(device)
+    return LoadedWeights(model, fingerprint(state), dict(payload.get("info", {})), path)
+
+
+#: How files written by `torch.save` start: a zip archive, or (before torch 1.6) a pickle.
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
+def _read_payload(path: Path) -> Any:
+    """The object in a `torch.save` file, loaded without running pickled code.
+
+    Raises WeightsError in one line of our own: torch's messages run over several lines
+    and advise `weights_only=False`, which would run whatever code the file holds.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise WeightsError(f"weights file not found: {path}") from None
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights file {path}: {exc.strerror}") from None
+    if not head:
+        raise WeightsError(f"{path} is empty: not an apcodec weights file")
+    if not head.startswith(_TORCH_MAGIC):
+        raise WeightsError(f"{path} is not an apcodec weights file (not a PyTorch file: "
+                           "another format, or damaged)")
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickles; we refuse them
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise WeightsError(f"{path} is not an apcodec weights file: damaged, or it holds "
+                           "Python objects other than tensors and plain data (never loaded: "
+                           "they could run code)") from None
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise WeightsError(f"{path} is damaged or not an apcodec weights file "
+                           f"({type(exc).__name__})") from None
+
+
+class _SkipInit(TorchFunctionMode):
+    """While active, the `torch.nn.init` functions leave their tensor as it is.
+
+    For building a model whose every parameter a weights file then replaces: random
+    initialisation took 70 % of building the model, and the results cannot depend on it
+    (docs/speed.md, start-up). Unlike building on the 'meta' device, this imports nothing
+    more (a meta `normal_` imports torch._dynamo, 1 s).
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
+def search_paths(streamable: bool = False) -> list[Path]:
+    """Where the installed default weights are looked for, in order.
+
+    `weights/` next to the package (a checkout or an editable install), then the data
+    directory that a regular `pip install` copies them to.
+    """
+    name = STREAM_NAME if streamable else DEFAULT_NAME
+    return [
+        Path(__file__).resolve().parents[2] / "weights" / name,
+        Path(sys.prefix) / "share" / "apcodec" / "weights" / name,
+    ]
+
+
+def default_path(streamable: bool = False) -> Path:
+    """The default weights: $APCODEC_WEIGHTS (streamable: $APCODEC_STREAM_WEIGHTS) if
+    set, else the first installed file.
+
+    Raises WeightsError, saying where it looked, when no weights are installed.
+    """
+    env = STREAM_ENV_VAR if streamable else ENV_VAR
+    if os.environ.get(env):
+        # An explicit setting must not silently fall back to other weights.
+        return Path(os.environ[env])
+    for path in search_paths(streamable):
+        if path.is_file():
+            return path
+    looked = ", ".join(str(p) for p in search_paths(streamable))
+    kind = "streamable " if streamable else ""
+    raise WeightsError(
+        f"no trained {kind}weights are installed (looked in {looked}); "
+        f"pass --weights FILE or set {env}"
+    )
+
+
+#: Environment variable with the default arithmetic of the full model: auto, fp32 or bf16.
+PRECISION_ENV = "APCODEC_PRECISION"
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), per /proc/cpuinfo
+    (without them bf16 is emulated); False where there is no /proc/cpuinfo."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_precision(name: str | None, device: torch.device) -> bool:
+    """Whether the full model's passes run in bf16 (autocast; the quantizer stays float32).
+
+    `name` None reads $APCODEC_PRECISION (default auto). 'auto' is bf16 on a CPU with bf16
+    instructions, where the model runs about 1.5x faster with no measured loss
+    (docs/speed.md), and float32 elsewhere (GPUs included: not measured there).
+    """
+    name = name or os.environ.get(PRECISION_ENV) or "auto"
+    if name not in PRECISIONS:
+        raise WeightsError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    if name == "auto":
+        return device.type == "cpu" and cpu_has_native_bf16()
+    return name == "bf16"
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device named 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.
+
+    Raises DeviceError for a CUDA device that this machine does not have.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"--device {name}: not a device (auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise DeviceError(f"--device {name} was asked for but no CUDA device is available")
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"--device {name}: no such CUDA device (this machine has "
+                              f"{count}: cuda:0 to cuda:{count - 1})")
+    return device

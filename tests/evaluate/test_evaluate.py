@@ -1,0 +1,243 @@
+"""`apcodec eval`: metrics, clip choice, aggregation, tables, the Opus round trip, the command.
+
+Tests of the optional metric packages (the `eval` extra) and of opus-tools skip where they
+are not installed, so the suite passes with `.[test]` alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+from click.testing import CliRunner
+
+from apcodec_cli.evaluate import metrics, opus, report
+from apcodec_cli.evaluate.cli import evaluate
+from apcodec_cli.evaluate.run import ClipError, collect_clips, load_clip
+
+RATE = 48_000
+
+
+def music(seconds: float, seed: int = 0) -> np.ndarray:
+    """(T,) harmonic tone reaching 13 kHz, slowly modulated, with a little noise."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = sum(0.1 / k * np.sin(2 * np.pi * 220 * k * t) for k in range(1, 60))
+    noise = 0.01 * np.random.default_rng(seed).standard_normal(t.size)
+    return (x * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t)) + noise).astype(np.float32)
+
+
+def speechlike(seconds: float) -> np.ndarray:
+    """(T,) voiced "syllables": a gliding 120 Hz pulse train gated three times a second."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    phase = 2 * np.pi * np.cumsum(120 + 20 * np.sin(2 * np.pi * 0.7 * t)) / RATE
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 40))
+    return (0.2 * voiced * np.clip(np.sin(2 * np.pi * 3 * t), 0, None)).astype(np.float32)
+
+
+def low_passed(x: np.ndarray, hz: int = 4000) -> np.ndarray:
+    return soxr.resample(soxr.resample(x, RATE, 2 * hz), 2 * hz, RATE)[:len(x)]
+
+
+def noisy(x: np.ndarray, level: float, seed: int = 1) -> np.ndarray:
+    return x + level * np.random.default_rng(seed).standard_normal(x.size).astype(np.float32)
+
+
+# ---- metrics in numpy ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("distance", [metrics.log_spectral_distance, metrics.log_mel_distance])
+def test_spectral_distances_zero_when_identical_and_grow_with_noise(distance) -> None:
+    x = music(1.0)
+    assert distance(x, x, RATE) == pytest.approx(0.0, abs=1e-9)
+    scores = [distance(x, noisy(x, level), RATE) for level in (0.001, 0.01, 0.1)]
+    assert 0 < scores[0] < scores[1] < scores[2]
+
+
+def test_spectral_distances_not_measurable_on_silence_or_nothing() -> None:
+    silence = np.zeros(RATE, np.float32)
+    assert math.isnan(metrics.log_spectral_distance(silence, silence, RATE))
+    assert math.isnan(metrics.log_spectral_distance(music(0.01), music(0.01), RATE))
+    assert math.isnan(metrics.log_mel_distance(silence[:0], silence[:0], RATE))
+
+
+def test_distances_match_those_of_training_validation() -> None:
+    """Same definitions as the training log's lsd_db and mel_l1, so the numbers compare."""
+    torch = pytest.importorskip("torch")
+    from apcodec_cli.train.mel import LogMel
+    from apcodec_cli.data.pack import log_spectral_distance
+
+    x, y = music(0.5), noisy(music(0.5), 0.01)
+    assert metrics.log_spectral_distance(x, y, RATE) == pytest.approx(
+        log_spectral_distance(x, y), rel=1e-9)
+    mel = LogMel(RATE)
+    expected = (mel(torch.from_numpy(x).view(1, 1, -1)) -
+                mel(torch.from_numpy(y).view(1, 1, -1))).abs().mean().item()
+    assert metrics.log_mel_distance(x, y, RATE) == pytest.approx(expected, rel=1e-4)
+
+
+def test_missing_package_names_the_extra() -> None:
+    with pytest.raises(metrics.MissingDependencyError, match=r"apcodec\[eval\]"):
+        metrics.require("no_such_metric_package")
+
+
+# ---- metrics of the eval extra ---------------------------------------------------------------
+
+def test_visqol_high_for_identical_lower_for_low_passed() -> None:
+    pytest.importorskip("visqol")
+    x = music(2.0)
+    same = metrics.visqol(x, x, RATE)
+    assert same > 4.0
+    assert metrics.visqol(x, low_passed(x), RATE) < same - 1.0
+    assert math.isnan(metrics.visqol(x[:RATE // 2], x[:RATE // 2], RATE))  # under ~1 s
+
+
+def test_pesq_and_estoi_rank_clean_above_noisy() -> None:
+    pytest.importorskip("pesq")
+    pytest.importorskip("pystoi")
+    x = speechlike(3.0)
+    assert metrics.pesq_wb(x, x, RATE) > 4.0 > metrics.pesq_wb(x, noisy(x, 0.05), RATE)
+    assert metrics.estoi(x, x, RATE) > 0.99 > metrics.estoi(x, noisy(x, 0.05), RATE)
+    assert math.isnan(metrics.estoi(x[:4000], x[:4000], RATE))  # too few frames: NaN
+    assert set(metrics.score(x, x, RATE, speech=False)) == {"visqol", "lsd", "mel"}
+
+
+# ---- aggregation and tables ------------------------------------------------------------------
+
+def test_mean_and_standard_error() -> None:
+    stat = report.mean_se([1.0, 2.0, 3.0, float("nan"), None])
+    assert (stat.mean, stat.n) == (2.0, 3)
+    assert stat.se == pytest.approx(1.0 / math.sqrt(3))  # sample std 1, three values
+    assert report.mean_se([5.0]).n == 1 and math.isnan(report.mean_se([5.0]).se)
+    assert report.mean_se([]).n == 0
+
+
+def test_format_stat() -> None:
+    assert report.format_stat(report.Stat(3.2861, 0.0512, 4), 2, 4) == "3.29 ± 0.05"
+    assert report.format_stat(report.Stat(3.2861, 0.0512, 3), 2, 4) == "3.29 ± 0.05 (n=3)"
+    assert report.format_stat(report.Stat(1.5, math.nan, 1), 1, 1) == "1.5"
+    assert report.format_stat(report.Stat(math.nan, math.nan, 0), 2, 4) == "–"
+
+
+def _row(category: str, system: str, **scores: float) -> dict:
+    return {"category": category, "system": system, "kbps": 6.0, **scores}
+
+
+def test_one_table_per_category_with_only_measured_columns() -> None:
+    rows = [_row("speech", "apcodec", visqol=3.0, pesq=2.0, estoi=0.8, lsd=9.0, mel=1.0),
+            _row("speech", "apcodec", visqol=4.0, pesq=3.0, estoi=0.9, lsd=7.0, mel=0.5),
+            _row("speech", "opus-6k-cbr", visqol=2.0, pesq=1.5, estoi=0.6, lsd=12.0, mel=1.5),
+            _row("music", "apcodec", visqol=3.5, lsd=8.0, mel=0.9)]
+    text = report.markdown_report(report.summarize(rows), "Preamble.")
+    assert text.startswith("Preamble.\n\n### music (1 clip)\n")
+    music_part, speech_part = text.split("### speech (2 clips)")
+    assert "PESQ" not in music_part and "| apcodec | 6.00 | 3.50 | 8.00 | 0.900 |" in music_part
+    assert "| apcodec | 6.00 ± 0.00 | 3.50 ± 0.50 | 2.50 ± 0.50 | 0.850 ± 0.050 |" in speech_part
+    assert "| opus-6k-cbr | 6.00 (n=1) |" in speech_part  # fewer clips than the category
+    summary = report.summary_json(report.summarize(rows))
+    assert summary["music"]["apcodec"]["pesq"] == {"mean": None, "se": None, "n": 0}
+
+
+# ---- clips -----------------------------------------------------------------------------------
+
+def _corpus(root: Path) -> Path:
+    """A corpus folder: two packages of validation music, speech, and some training rows."""
+    rows = []
+    for i in range(6):
+        for category, package in (("music", f"m{i % 2}"), ("speech", "s")):
+            path = f"segments/{package}/{category}{i}.flac"
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(root / path, music(1.2, seed=i), RATE)
+            split = "train" if i == 5 else "validation"
+            rows.append({"path": path, "category": category, "package": package,
+                         "split": split, "duration": 1.2})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_corpus_clips_validation_only_deterministic_packages_take_turns(tmp_path) -> None:
+    root = _corpus(tmp_path)
+    clips = collect_clips(root, None, max_clips=2)
+    assert [c.category for c in clips] == ["music", "music", "speech", "speech"]
+    assert {Path(c.path).parent.name for c in clips[:2]} == {"m0", "m1"}
+    assert clips == collect_clips(root, None, max_clips=2)
+    everything = collect_clips(root, "speech", max_clips=None)
+    assert len(everything) == 5 and "speech5.flac" not in {c.name for c in everything}
+    with pytest.raises(ClipError):
+        collect_clips(root, None, max_clips=2, min_seconds=2.0)
+
+
+def test_folder_clips_need_a_category(tmp_path) -> None:
+    sf.write(tmp_path / "a.wav", music(1.5), 44100)
+    with pytest.raises(ClipError, match="--category"):
+        collect_clips(tmp_path, None, None)
+    (clip,) = collect_clips(tmp_path, "music", None)
+    wav = load_clip(clip.path, seconds=1.0)
+    assert wav.shape == (RATE,) and wav.dtype == np.float32  # resampled, cropped from the start
+
+
+# ---- Opus ------------------------------------------------------------------------------------
+
+def test_opus_round_trip_keeps_length_and_bitrate() -> None:
+    if shutil.which("opusenc") is None or shutil.which("opusdec") is None:
+        pytest.skip("opus-tools not installed (apt-get install opus-tools)")
+    x = speechlike(1.0)
+    assert opus.round_trip(x, 6.0).audio.shape == x.shape  # VBR, the default
+    result = opus.round_trip(x, 6.0, vbr=False)
+    assert result.audio.shape == x.shape and result.audio.dtype == np.float32
+    # 51 packets of 15 bytes (one more for the pre-skip), 4 Ogg page headers (133 bytes)
+    # and the two header packets (159 bytes): 8.7 kbit/s over 1 s, 6.8 over 10 s
+    assert 6.0 < result.kbps < 9.5
+    assert result.size_bytes * 8 / 1000 == pytest.approx(result.kbps)
+
+
+def test_missing_opus_tools_say_how_to_install(monkeypatch) -> None:
+    monkeypatch.setattr(opus.shutil, "which", lambda tool: None)
+    with pytest.raises(opus.OpusToolsMissingError, match="apt-get install opus-tools"):
+        opus.require_opus_tools()
+
+
+# ---- the command -----------------------------------------------------------------------------
+
+def test_command_module_imports_only_click() -> None:
+    script = ("import sys, apcodec_cli.evaluate.cli\n"
+              "print(sorted(m for m in ('torch', 'numpy', 'soundfile') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_command_end_to_end(tmp_path, tiny_weights) -> None:
+    pytest.importorskip("visqol")
+    sf.write(tmp_path / "clip.wav", music(1.5), RATE)
+    args = ["-w", str(tiny_weights), "--data", str(tmp_path), "--category", "music",
+            "--no-opus", "--device", "cpu", "--json-out", str(tmp_path / "out.json"), "-q"]
+    result = CliRunner().invoke(evaluate, args)
+    assert result.exit_code == 0, result.output
+    assert "### music (1 clip)" in result.stdout and "| apcodec | " in result.stdout
+    document = json.loads((tmp_path / "out.json").read_text())
+    (row,) = document["rows"]
+    assert row["system"] == "apcodec" and row["kbps"] > 6.0 and row["visqol"] is not None
+    again = CliRunner().invoke(evaluate, args)
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_command_fails_in_one_line_without_the_eval_extra(tmp_path, tiny_weights,
+                                                           monkeypatch) -> None:
+    def missing(module: str):
+        raise metrics.MissingDependencyError(f"the {module!r} module is missing: "
+                                             "pip install 'apcodec[eval]'")
+
+    monkeypatch.setattr(metrics, "require", missing)
+    sf.write(tmp_path / "clip.wav", music(1.5), RATE)
+    result = CliRunner().invoke(evaluate, ["-w", str(tiny_weights), "--data", str(tmp_path),
+                                           "--category", "speech", "--no-opus"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("apcodec: error: the 'visqol' module is missing: "
+                                     "pip install 'apcodec[eval]'")

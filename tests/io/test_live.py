@@ -1,0 +1,225 @@
+"""Real-time pipes: the live stream format, WAV streams, and `--streaming` on the CLI."""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from apcodec_cli.io import bitstream, live
+from apcodec_cli.io.audio import resampled_length
+from apcodec_cli.io.bitstream import (ChecksumError, Header, LiveStreamError, TrailingDataError,
+                                   TruncatedError, read_apc)
+from apcodec_cli.cli.main import main
+from conftest import tone, write_audio
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _header(**changes) -> Header:
+    values = dict(sample_rate=48_000, samples_per_frame=320, n_codebooks=4, bits_per_code=10,
+                  chunk_frames=15, channels=2, source_sample_rate=44_100, source_length=0,
+                  coded_length=0, fingerprint=b"12345678", model_name="tiny-s",
+                  streamable=True, live=True)
+    return Header(**{**values, **changes})
+
+
+def _live_bytes(codes: np.ndarray, pieces: list[int], coded: int) -> bytes:
+    out = io.BytesIO()
+    writer = live.LiveWriter(out, _header())
+    pos = 0
+    for n in pieces:
+        writer.write(codes[:, :, pos:pos + n])
+        pos += n
+    writer.close(source_length=coded * 44_100 // 48_000, coded_length=coded)
+    return out.getvalue()
+
+
+def test_live_streams_round_trip_records_of_any_size() -> None:
+    codes = np.random.default_rng(0).integers(0, 1024, (2, 4, 40))
+    data = _live_bytes(codes, [1, 0, 20, 3, 16], coded=12_480)  # 40 frames = ceil(L / 320) + 1
+    reader = live.LiveReader(io.BytesIO(data))
+    records = list(reader)
+    assert [r.shape[2] for r in records] == [15, 15, 10]
+    assert np.array_equal(np.concatenate(records, axis=2), codes)
+    assert (reader.file_header.source_length, reader.file_header.coded_length) == (11_466, 12_480)
+    header, whole = live.LiveReader(io.BytesIO(data)).read_all()
+    assert header.coded_length == 12_480 and not header.live and np.array_equal(whole, codes)
+    with pytest.raises(LiveStreamError):  # no random access into a live stream
+        read_apc(data)
+
+
+def test_the_lengths_come_before_the_last_frames() -> None:
+    """A decoder learns where the signal ends before it decodes the frames that reach it."""
+    codes = np.random.default_rng(2).integers(0, 1024, (2, 4, 40))
+    out = io.BytesIO()
+    writer = live.LiveWriter(out, _header())
+    writer.write(codes[:, :, :37])  # frames of audio that had arrived before the end
+    writer.end(source_length=11_466, coded_length=12_480)
+    writer.write(codes[:, :, 37:])  # the encoder's last frames
+    writer.close()
+    reader = live.LiveReader(io.BytesIO(out.getvalue()))
+    known_at = [(r.shape[2], reader.file_header is not None) for r in reader]
+    assert known_at == [(15, False), (15, False), (10, True)]
+
+
+def _old_live_bytes(codes: np.ndarray, coded: int) -> bytes:
+    """A live stream as written before the lengths record moved: the lengths come last."""
+    h = _header()
+    data = h.to_bytes()
+    for index, start in enumerate(range(0, codes.shape[2], 15)):
+        part = codes[:, :, start:start + 15]
+        body = struct.pack("<H", part.shape[2]) + bitstream.pack_frames(h, part)
+        data += body + struct.pack("<I", bitstream.indexed_crc(index, body))
+    end = struct.pack("<HQQ", 0, coded * 44_100 // 48_000, coded)
+    return data + end + struct.pack("<I", bitstream.indexed_crc(index + 1, end))
+
+
+def test_streams_with_the_lengths_last_still_read() -> None:
+    codes = np.random.default_rng(3).integers(0, 1024, (2, 4, 40))
+    header, whole = live.LiveReader(io.BytesIO(_old_live_bytes(codes, 12_480))).read_all()
+    assert header.coded_length == 12_480 and np.array_equal(whole, codes)
+
+
+@pytest.mark.parametrize("samples, rate", [(317, 48_000), (48_007, 48_000), (20_000, 44_100)])
+def test_streaming_pipes_keep_the_exact_length(tiny_stream_weights: Path, tmp_path: Path,
+                                               samples: int, rate: int) -> None:
+    """`encode -s - - < a.wav | decode -s - b.wav` was up to 360 samples long."""
+    sf.write(tmp_path / "in.wav", tone(samples / rate, rate)[0], rate)
+    w = tiny_stream_weights
+    encoded = _cli("encode", "-s", "-q", "-w", w, "-", "-",
+                   input=(tmp_path / "in.wav").read_bytes())
+    assert encoded.exit_code == 0, encoded.output
+    assert _cli("decode", "-s", "-q", "-w", w, "-", tmp_path / "out.wav",
+                input=encoded.stdout_bytes).exit_code == 0
+    expected = samples if rate == 48_000 else resampled_length(samples, rate, 48_000)
+    assert sf.info(tmp_path / "out.wav").frames == expected
+
+
+@pytest.mark.parametrize("damage, error", [
+    (lambda d: d[:-30], TruncatedError),
+    (lambda d: d[:-22], TruncatedError),  # cut in the last record
+    (lambda d: d[:80] + bytes([d[80] ^ 1]) + d[81:], ChecksumError),
+    (lambda d: d + b"\0", TrailingDataError),
+])
+def test_damaged_live_streams_are_refused(damage, error) -> None:
+    codes = np.random.default_rng(1).integers(0, 1024, (2, 4, 40))
+    data = damage(_live_bytes(codes, [40], coded=12_480))
+    with pytest.raises(error):
+        list(live.LiveReader(io.BytesIO(data)))
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT", "PCM_U8"])
+def test_wav_streams_of_unknown_length_read_like_files(subtype: str) -> None:
+    audio = tone(0.1, 44_100, 2)
+    buffer = io.BytesIO()
+    sf.write(buffer, audio.T, 44_100, subtype=subtype, format="WAV")
+    data = bytearray(buffer.getvalue())
+    data[data.index(b"data") + 4:data.index(b"data") + 8] = struct.pack("<I", 0xFFFFFFFF)
+    reader = live.WavStreamReader(io.BytesIO(bytes(data)))
+    got = np.concatenate([reader.read(1000) for _ in range(6)], axis=1)
+    expected, _ = sf.read(io.BytesIO(buffer.getvalue()), dtype="float32")
+    assert (reader.sample_rate, reader.channels) == (44_100, 2)
+    np.testing.assert_allclose(got, expected.T, atol=1e-6)
+
+
+def _cli(*args: object, input: bytes | None = None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+
+def test_streaming_pipes_code_like_files(tiny_stream_weights: Path, tmp_path: Path) -> None:
+    write_audio(tmp_path / "in.wav", 1.3, rate=44_100, channels=2)
+    w = tiny_stream_weights
+    encoded = _cli("encode", "-s", "-q", "-w", w, "-", "-",
+                   input=(tmp_path / "in.wav").read_bytes())
+    assert encoded.exit_code == 0, encoded.output
+    live_codes = live.LiveReader(io.BytesIO(encoded.stdout_bytes)).read_all()
+    assert _cli("encode", "-s", "-q", "-w", w, tmp_path / "in.wav", tmp_path / "f.apc"
+                ).exit_code == 0
+    file_header, file_codes = read_apc(tmp_path / "f.apc")
+    assert file_header.streamable and live_codes[0].coded_length == file_header.coded_length
+    assert (live_codes[1] == file_codes).mean() > 0.99  # streamed vs whole-file resampling
+    decoded = _cli("decode", "-s", "-q", "-w", w, "-", "-", input=encoded.stdout_bytes)
+    assert decoded.exit_code == 0, decoded.output
+    out = live.WavStreamReader(io.BytesIO(decoded.stdout_bytes)).read(10**6)
+    assert out.shape == (2, 62_400)  # exactly the input's length (issue 11.11)
+    # A live stream saved to a file decodes exactly, with or without --streaming.
+    (tmp_path / "live.apc").write_bytes(encoded.stdout_bytes)
+    assert _cli("decode", "-q", "-w", w, tmp_path / "live.apc", tmp_path / "a.wav"
+                ).exit_code == 0
+    assert _cli("decode", "-q", "-s", "-w", w, tmp_path / "f.apc", tmp_path / "b.wav"
+                ).exit_code == 0
+    assert sf.info(tmp_path / "a.wav").frames == sf.info(tmp_path / "b.wav").frames == 62_400
+    # A file streamed to a pipe is read front to back and trimmed exactly.
+    piped = _cli("decode", "-s", "-q", "-w", w, tmp_path / "f.apc", "-")
+    assert piped.exit_code == 0, piped.output
+    samples = live.WavStreamReader(io.BytesIO(piped.stdout_bytes)).read(10**6)
+    whole, _ = sf.read(tmp_path / "b.wav", dtype="float32")
+    np.testing.assert_allclose(samples.T, whole, atol=1 / 16384)
+    assert "live stream" in _cli("info", tmp_path / "live.apc").output
+
+
+def test_streaming_needs_the_streamable_model(tiny_weights: Path, tmp_path: Path) -> None:
+    write_audio(tmp_path / "in.wav", 0.2)
+    result = _cli("encode", "-s", "-w", tiny_weights, tmp_path / "in.wav", tmp_path / "x.apc")
+    assert result.exit_code == 1 and "streaming needs the streamable one" in result.output
+    assert not (tmp_path / "x.apc").exists()
+
+
+def test_explicit_streamable_weights_code_files_without_the_flag(
+        tiny_stream_weights: Path, tmp_path: Path) -> None:
+    write_audio(tmp_path / "in.wav", 0.2)
+    assert _cli("encode", "-q", "-w", tiny_stream_weights, tmp_path / "in.wav",
+                tmp_path / "x.apc").exit_code == 0
+    assert read_apc(tmp_path / "x.apc")[0].streamable
+
+
+def _read_available(stream, want: int, seconds: float) -> bytes:
+    """What `stream` delivers within `seconds`, stopping early once `want` bytes came."""
+    data, end = b"", time.monotonic() + seconds
+    while time.monotonic() < end and len(data) < want:
+        ready, _, _ = select.select([stream], [], [], 0.05)
+        if ready:
+            piece = os.read(stream.fileno(), 65536)
+            if not piece:
+                break
+            data += piece
+    return data
+
+
+def test_a_real_time_pipe_writes_codes_while_the_audio_still_flows(
+        tiny_stream_weights: Path) -> None:
+    """Half a second of audio in, stdin left open: the records for it must come out."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apcodec_cli", "encode", "-s", "-q", "--packet", "1",
+         "-w", str(tiny_stream_weights), "-", "-"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        header = b"RIFF\xff\xff\xff\xffWAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, 48_000,
+                                                             96_000, 2, 16)
+        proc.stdin.write(header + b"data\xff\xff\xff\xff")
+        samples = (tone(0.5)[0] * 32767).astype("<i2")
+        proc.stdin.write(samples.tobytes())
+        proc.stdin.flush()
+        # 75 frames of 320 samples are complete; records of 1 frame are 2 + 5 + 4 bytes.
+        want = 53 + len("tiny-s") + 75 * 11
+        early = _read_available(proc.stdout, want, 60.0)
+        assert len(early) >= want
+        assert proc.poll() is None  # ... and the encoder is still waiting for more
+        proc.stdin.close()
+        rest = proc.stdout.read()
+        assert proc.wait(30) == 0, proc.stderr.read()
+        assert len(rest) >= 11 + 22  # the lengths record and the last frames
+    finally:
+        proc.kill()

@@ -1,0 +1,43 @@
+"""Level calibration (train/calibrate.py): the decoded energy per bin matches the source's
+afterwards, and the codes do not change."""
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from apcodec_cli.io import weights
+from apcodec_cli.train.calibrate import bin_energy_ratio, calibrate, pick_windows
+from apcodec_cli.train.data import Clip
+
+
+def _clips(folder: Path, count: int = 3, seconds: float = 0.5) -> list[Clip]:
+    rng = np.random.default_rng(0)
+    clips = []
+    for i in range(count):
+        t = np.arange(int(48000 * seconds)) / 48000
+        wav = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) + 0.05 * rng.standard_normal(t.size)
+        path = folder / f"c{i}.wav"
+        sf.write(path, wav.astype(np.float32), 48000, subtype="FLOAT")
+        clips.append(Clip(str(path), 0, t.size, "train", True, "music"))
+    clips.append(Clip(str(folder / "c0.wav"), 0, t.size, "validation", True, "music"))
+    return clips
+
+
+def test_calibration_matches_the_energy_per_bin_and_keeps_the_codes(tmp_path, tiny_weights):
+    model = weights.load(tiny_weights).model
+    hop = model.config.samples_per_frame
+    samples = 12000 // hop * hop
+    windows = pick_windows(_clips(tmp_path), 8, samples)
+    assert all(clip.split == "train" for clip, _ in windows)
+    wav = torch.from_numpy(sf.read(tmp_path / "c1.wav", dtype="float32")[0][:samples]).view(1, 1, -1)
+    codes_before = model(wav).quantized.codes.clone()
+    before = bin_energy_ratio(model, windows, samples, quiet=True)
+    calibrate(model, windows, samples, passes=3, quiet=True)
+    after = bin_energy_ratio(model, windows, samples, quiet=True)
+    db_before = 10 * torch.log10(before).abs().mean()
+    db_after = 10 * torch.log10(after).abs().mean()
+    assert db_before > 1.0  # random weights are far off
+    assert db_after < 0.25 * db_before
+    assert torch.equal(model(wav).quantized.codes, codes_before)

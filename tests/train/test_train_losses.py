@@ -1,0 +1,123 @@
+"""Training losses, mel filterbank, discriminators and configuration: properties, CPU, fast."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from apcodec_cli.nn import spectral
+from apcodec_cli.nn.config import get_preset
+from apcodec_cli.nn.model import CodecOutput
+from apcodec_cli.nn.quantizer import QuantizerOutput
+from apcodec_cli.train import losses
+from apcodec_cli.train.config import LossWeights, TrainConfig, get_train_preset
+from apcodec_cli.train.discriminators import PERIODS, RESOLUTIONS, Discriminators
+from apcodec_cli.train.mel import LogMel, filterbank
+
+CONFIG = get_preset("tiny")
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _wav(batch: int = 2, samples: int = 1600, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(samples) / 48_000
+    tone = 0.3 * torch.sin(2 * math.pi * 440 * t)
+    return (tone + 0.05 * torch.randn(batch, 1, samples, generator=g)).float()
+
+
+def test_anti_wrap_is_periodic_and_bounded() -> None:
+    x = torch.linspace(-20, 20, 1001, dtype=torch.float64)
+    assert torch.all(losses.anti_wrap(x) <= math.pi + 1e-12)
+    assert torch.allclose(losses.anti_wrap(x + 6 * math.pi), losses.anti_wrap(x), atol=1e-9)
+    assert losses.anti_wrap(torch.tensor(0.3)).item() == pytest.approx(0.3)
+
+
+def test_phase_losses_zero_for_identical_and_invariant_to_2pi_shifts() -> None:
+    g = torch.Generator().manual_seed(1)
+    phase = (torch.rand(2, 513, 40, generator=g) * 2 - 1) * math.pi
+    other = (torch.rand(2, 513, 40, generator=g) * 2 - 1) * math.pi
+    assert all(v.item() == 0 for v in losses.phase_losses(phase, phase))
+    shift = 2 * math.pi * torch.randint(-3, 4, phase.shape, generator=g)
+    for a, b in [(phase + shift, phase), (phase, phase + shift)]:
+        assert all(v.item() < 1e-5 for v in losses.phase_losses(a, b))
+    base = losses.phase_losses(phase, other)
+    shifted = losses.phase_losses(phase + shift, other - shift)
+    for v, w in zip(base, shifted):
+        assert v.item() > 1.0 and w.item() == pytest.approx(v.item(), abs=1e-4)
+
+
+def test_consistency_zero_for_a_real_stft_only() -> None:
+    spec = spectral.stft(_wav(), CONFIG)
+    assert losses.consistency_loss(spec, CONFIG).item() < 1e-9
+    noise = torch.polar(spec.abs(), torch.rand(spec.shape) * 2 * math.pi)
+    assert losses.consistency_loss(noise, CONFIG).item() > 1e-3
+
+
+def test_perfect_reconstruction_scores_zero_spectral_losses() -> None:
+    wav = _wav()
+    log_amp, phase = spectral.analyse(wav, CONFIG)
+    spec = spectral.stft(wav, CONFIG)
+    log_mel = LogMel(48_000)
+    zero = torch.zeros(())
+    out = CodecOutput(log_amp, phase, wav, QuantizerOutput(None, None, None, zero, zero))
+    target = losses.Targets(log_amp, phase, spec, log_mel(wav))
+    terms = dict(losses.generator_loss(out, target, log_mel(wav), zero, zero, CONFIG,
+                                       LossWeights()).items())
+    for name in ("amplitude", "phase_ip", "phase_gd", "phase_ptd", "mel_l1", "mel_l2"):
+        assert terms[name].item() == 0, name
+    for name in ("consistency", "real", "imag"):
+        assert terms[name].item() < 2e-5, name  # only the 1e-5 log floor remains
+    assert terms["total"].item() < 1e-3
+
+
+def test_mel_filterbank_covers_the_band_with_unit_area_filters() -> None:
+    fb = filterbank(48_000)
+    assert fb.shape == (80, 513)
+    assert torch.all(fb >= 0) and torch.all(fb.sum(dim=1) > 0)
+    peaks = fb.argmax(dim=1)
+    assert torch.all(peaks[1:] >= peaks[:-1]) and peaks[-1] > 480
+    covered = fb.sum(dim=0) > 0
+    assert covered[1:peaks[-1]].all()
+    area = fb.sum(dim=1) * (24_000 / 512)
+    assert torch.allclose(area[40:], torch.ones(40), rtol=0.05)
+    assert LogMel(48_000)(_wav()).shape == (2, 80, 1600 // 40 + 1)
+
+
+def test_hinge_losses_vanish_beyond_the_margins() -> None:
+    real, fake = [torch.full((2, 5), 1.5)], [torch.full((2, 5), -1.0)]
+    assert losses.discriminator_hinge(real, fake).item() == 0
+    assert losses.generator_hinge([torch.full((2, 5), 1.0)]).item() == 0
+    assert losses.discriminator_hinge(fake, real).item() == pytest.approx(2.0 + 2.5)
+
+
+def test_discriminators_shapes_and_batch_split() -> None:
+    torch.manual_seed(0)
+    disc = Discriminators((4, 8, 8, 8, 8), 4)
+    a, b = _wav(seed=1), _wav(seed=2)
+    mpd, mrd = disc(torch.cat([a, b]))
+    assert len(mpd.logits) == len(PERIODS) and len(mrd.logits) == len(RESOLUTIONS)
+    assert all(x.shape[0] == 4 and x.ndim == 2 for x in mpd.logits + mrd.logits)
+    assert all(len(maps) == 6 for maps in mpd.features + mrd.features)
+    alone, _ = disc(a)
+    first, _ = mpd.halves()
+    for x, y in zip(first.logits + sum(first.features, []), alone.logits + sum(alone.features, [])):
+        assert torch.allclose(x, y, atol=1e-5)
+    assert losses.feature_matching(first, alone).item() < 1e-5
+
+
+def test_config_round_trip_overrides_and_unknown_keys() -> None:
+    ref = get_train_preset("reference")
+    assert TrainConfig.from_dict(ref.to_dict()) == ref
+    assert ref.codec == get_preset("apcodec-48k") and ref.segment == 8000
+    changed = ref.override({"codec.dim": "128", "mpd_channels": "[1,2,3,4,5]", "lr": "1"})
+    assert changed.codec.dim == 128 and changed.mpd_channels == (1, 2, 3, 4, 5)
+    assert changed.lr == 1.0
+    for bad in ({"nope": "1"}, {"codec.nope": "1"}, {"batch_size": "x"}, {"segment": "8001"}):
+        with pytest.raises(ValueError):
+            ref.override(bad)
+    with pytest.raises(ValueError, match="known"):
+        get_train_preset("nope")
