@@ -22,6 +22,7 @@ sizes, which players read as "until the end of the stream".
 from __future__ import annotations
 
 import dataclasses
+import io
 import struct
 from typing import BinaryIO, Callable, Iterator
 
@@ -31,6 +32,7 @@ import torch
 
 from . import bitstream
 from .bitstream import ApcError, ChecksumError, Header, TrailingDataError, TruncatedError
+from .entropy import CodeTables
 from .stream import StreamDecoder, StreamEncoder
 
 _COUNT = struct.Struct("<H")
@@ -297,12 +299,14 @@ def encode(model: torch.nn.Module, header: Header, blocks: Iterator[np.ndarray],
 
 
 def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavStreamWriter,
-           progress: Progress | None = None) -> int:
+           progress: Progress | None = None, tables: CodeTables | None = None) -> int:
     """Decode a `.apc` stream (live, or a file read front to back) from `source` (positioned
     after the header) to `sink`, writing samples as soon as they are final.
 
     A file's output is trimmed to its exact length. A live stream's length arrives only at
-    its end, after up to 360 samples (7.5 ms) past it may have been written.
+    its end, after up to 360 samples (7.5 ms) past it may have been written. A range-coded
+    (version 2) file, decoded with `tables`, is read whole first: its chunk index is at
+    its end.
 
     Returns:
         Samples written per channel.
@@ -312,7 +316,7 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
         records: Iterator[np.ndarray] = iter(reader)
         limit = None
     else:
-        records = _chunks(header, source)
+        records = _chunks(header, source, tables)
         limit = header.coded_length
     decoder, written = StreamDecoder(model), 0
 
@@ -333,7 +337,11 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     return written
 
 
-def _chunks(header: Header, source: BinaryIO) -> Iterator[np.ndarray]:
+def _chunks(header: Header, source: BinaryIO, tables: CodeTables | None
+            ) -> Iterator[np.ndarray]:
+    if header.coded:
+        yield from bitstream.ApcReader(io.BytesIO(header.to_bytes() + source.read()), tables)
+        return
     for index in range(header.n_chunks):
         size = header.chunk_size(index)
         data = source.read(size)
@@ -397,11 +405,11 @@ def decode_pipe(codec_for: Callable[[bool], object], source: str, target: str,
         if target == "-":
             sink = WavStreamWriter(sys.stdout.buffer, header.sample_rate, header.channels,
                                    float32)
-            decode(codec.model, header, src, sink, progress)
+            decode(codec.model, header, src, sink, progress, codec.weights.code_tables)
             return
         with atomic_write(target) as f:
             sink = WavStreamWriter(f, header.sample_rate, header.channels, float32)
-            decode(codec.model, header, src, sink, progress)
+            decode(codec.model, header, src, sink, progress, codec.weights.code_tables)
             sink.finish()
 
     if source == "-":
