@@ -113,11 +113,11 @@ def _measure(codec: Codec, coder: _Coder, data: Path, minutes: float | None) -> 
         v2 = codec.file_header(codes.shape[0], rate, length, total)
         v1 = dataclasses.replace(v2, version=1, network_fingerprint=None,
                                  fingerprint=codec.weights.network_fingerprint)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         buffer = io.BytesIO()
         bitstream.write_apc(buffer, v2, codes, tables)
         back = bitstream.read_apc(buffer.getvalue(), tables)[1]
-        coder_seconds += time.perf_counter() - t0
+        coder_seconds += time.process_time() - t0
         identical &= bool(np.array_equal(back, codes))
         cat = row["category"]
         sums[cat] += (v2.duration, v1.file_size, len(buffer.getvalue()), 0)
@@ -142,7 +142,7 @@ def _measure(codec: Codec, coder: _Coder, data: Path, minutes: float | None) -> 
                    f"{bits / seconds / 1000:.3f} |")
     audio = sum(s[0] for s in sums.values())
     click.echo(f"every v2 file reads back to exactly its codes: {identical}")
-    click.echo(f"range coder (write + read of all v2 files): {1000 * coder_seconds / audio:.2f} "
+    click.echo(f"CPU time of writing and reading all v2 files: {1000 * coder_seconds / audio:.2f} "
                "ms per second of audio")
 
 
@@ -196,7 +196,8 @@ def _write_read(header: bitstream.Header, codes: np.ndarray, tables) -> np.ndarr
                                                        path_type=Path),
               help="Corpus folder with manifest.jsonl (read only).")
 @click.option("--max-minutes", required=True, type=click.FloatRange(min=0),
-              help="Time for encoding training audio (the fit itself comes after).")
+              help="Time for encoding training audio (the fit itself comes after); 0: keep "
+                   "the tables the weights hold (to --measure them).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the weights with their tables here (default: --weights itself).")
 @click.option("--buckets", default=128, show_default=True, type=click.IntRange(1, 1024),
@@ -219,6 +220,14 @@ def main(weights_path: Path, data: Path, max_minutes: float, out: Path | None, b
         torch.set_num_threads(threads)
     codec = Codec.load(weights_path, device="cpu")
     coder = _Coder(codec, cache)
+    if not max_minutes:  # nothing to estimate: measure the tables the weights hold
+        if codec.weights.code_tables is None:
+            raise click.ClickException(f"{weights_path} holds no code tables to measure")
+        if measure:
+            _measure(codec, coder, data, measure_minutes)
+        if measure and time_seconds:
+            _timing(codec, data, time_seconds)
+        return
     counts, seconds = _count(codec, coder, data, max_minutes)
     if not counts.frames:
         raise click.ClickException("no training audio was coded: raise --max-minutes")
