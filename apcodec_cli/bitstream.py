@@ -1,6 +1,7 @@
 """The `.apc` file format: a header, then CRC-protected chunks of codes; writer and reader.
 
-Specified byte by byte in docs/format.md; the header is `header.py`. A file holds its code
+Specified byte by byte in docs/format.md; the header is `header.py`, the chunks and the
+chunk index `chunks.py`, this module puts them together. A file holds its code
 frames in chunks of `chunk_frames` frames, each chunk with a CRC-32 seeded with its index,
 so that a reader can name the damaged chunk and its time and read any chunk on its own:
 
@@ -19,13 +20,16 @@ from __future__ import annotations
 import io
 import os
 import struct
-import zlib
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Iterator, Union
 
 import numpy as np
 
-from .header import (  # noqa: F401 - re-exported: the format's API in one place
+from .chunks import (  # noqa: F401 - re-exported: the format's API in one place
+    INDEX_MARK, INDEX_PACKED, check_codes, check_tables, chunk_index, chunk_label,
+    decode_chunk, decode_coded_chunk, encode_chunk, encode_coded_chunk, index_entry,
+    indexed_crc, pack_codes, pack_frames, unpack_codes, unpack_frames)
+from .header import (  # noqa: F401 - re-exported
     MAGIC, VERSION, VERSION_CODED, VERSIONS, ApcError, BadMagicError, ChecksumError,
     CodeTablesMismatchError, Header, HeaderError, LiveStreamError, TrailingDataError,
     TruncatedError, UnsupportedVersionError, WeightsMismatchError, peek_header, read_header)
@@ -34,186 +38,7 @@ if TYPE_CHECKING:
     from .entropy import CodeTables
 
 _U32 = struct.Struct("<I")
-#: A version 2 file ends with its chunk index: a u32 per chunk, a u32 CRC-32, this mark.
-INDEX_MARK = b"\x89IDX"
-#: Bit 31 of a chunk index entry: the chunk is bit-packed (as in version 1), not range-coded.
-INDEX_PACKED = 1 << 31
-
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
-
-
-def _check_bits(bits: int) -> None:
-    if not 1 <= bits <= 16:
-        raise ValueError(f"bits per code must be 1..16, got {bits}")
-
-
-def pack_codes(values: np.ndarray, bits: int) -> bytes:
-    """Pack integers as `bits`-bit fields, MSB first, zero-padded to a whole byte.
-
-    Args:
-        values: Integers in [0, 2**bits), flattened in C order.
-        bits: Field width, 1..16.
-
-    Returns:
-        ceil(values.size * bits / 8) bytes.
-
-    Raises:
-        ValueError: Non-integer values, values out of range, or bad `bits`.
-    """
-    _check_bits(bits)
-    flat = np.asarray(values).ravel()
-    if flat.size and not np.issubdtype(flat.dtype, np.integer):
-        raise ValueError(f"codes must be integers, got dtype {flat.dtype}")
-    if flat.size and (flat.min() < 0 or flat.max() >= 1 << bits):
-        raise ValueError(f"codes must lie in [0, {1 << bits}) for {bits}-bit packing")
-    as_bytes = flat.astype(">u2").view(np.uint8).reshape(-1, 2)
-    bit_rows = np.unpackbits(as_bytes, axis=1)[:, 16 - bits :]
-    return np.packbits(bit_rows.ravel()).tobytes()
-
-
-def unpack_codes(data: bytes, count: int, bits: int) -> np.ndarray:
-    """Inverse of `pack_codes`: read `count` fields of `bits` bits, MSB first.
-
-    Returns:
-        1-D int64 array of length `count`. Bytes after the fields are ignored.
-
-    Raises:
-        ValueError: `data` is too short, or bad `count` or `bits`.
-    """
-    _check_bits(bits)
-    need = (count * bits + 7) // 8
-    if count < 0 or len(data) < need:
-        raise ValueError(f"{count} codes of {bits} bits need {need} bytes, got {len(data)}")
-    raw = np.frombuffer(data, dtype=np.uint8, count=need)
-    padded = np.zeros((count, 16), dtype=np.uint8)
-    padded[:, 16 - bits :] = np.unpackbits(raw, count=count * bits).reshape(count, bits)
-    return np.packbits(padded, axis=1).view(">u2").ravel().astype(np.int64)
-
-
-def _chunk_label(header: Header, index: int) -> str:
-    start, stop = header.chunk_frame_range(index)
-    rate = header.frame_rate
-    return f"chunk {index} ({start / rate:.2f}–{stop / rate:.2f} s)"
-
-
-def indexed_crc(index: int, payload: bytes) -> int:
-    """CRC-32 of `payload` seeded with u32le(index): chunks and live records use it, so a
-    piece moved to another position fails its check."""
-    return zlib.crc32(payload, zlib.crc32(_U32.pack(index)))
-
-
-def _check_codes(header: Header, codes: np.ndarray, frames: int | None = None) -> np.ndarray:
-    """Validate codes of shape (channels, n_codebooks, frames); return them as int64."""
-    arr = np.asarray(codes)
-    want = (header.channels, header.n_codebooks, "frames" if frames is None else frames)
-    if arr.ndim != 3 or arr.shape[:2] != want[:2] or frames not in (None, arr.shape[2]):
-        raise ValueError(
-            f"codes must have shape (channels, codebooks, frames) = {want}, got {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"codes must be integers, got dtype {arr.dtype}")
-    if arr.size and (arr.min() < 0 or arr.max() >= 1 << header.bits_per_code):
-        raise ValueError(f"codes must lie in [0, {1 << header.bits_per_code})")
-    return arr.astype(np.int64, copy=False)
-
-
-def encode_chunk(header: Header, index: int, codes: np.ndarray) -> bytes:
-    """Encode chunk `index`: codes of shape (channels, n_codebooks, frames in chunk).
-
-    Returns:
-        The packed payload followed by its index-seeded CRC.
-
-    Raises:
-        IndexError: No such chunk. ValueError: wrong shape, dtype or values.
-    """
-    start, stop = header.chunk_frame_range(index)
-    arr = _check_codes(header, codes, stop - start)
-    payload = pack_frames(header, arr)
-    return payload + _U32.pack(indexed_crc(index, payload))
-
-
-def pack_frames(header: Header, codes: np.ndarray) -> bytes:
-    """Codes (channels, n_codebooks, frames) packed frame-major, as a chunk holds them."""
-    return pack_codes(codes.transpose(2, 0, 1), header.bits_per_code)
-
-
-def unpack_frames(header: Header, payload: bytes, frames: int, label: str,
-                  index: int) -> np.ndarray:
-    """Inverse of `pack_frames` for `frames` frames; `label` and `index` name the piece.
-
-    Raises:
-        ChecksumError: The padding bits are not zero.
-    """
-    count = frames * header.channels * header.n_codebooks
-    pad = len(payload) * 8 - count * header.bits_per_code
-    if pad and payload[-1] & ((1 << pad) - 1):
-        raise ChecksumError(f"{label} is damaged: padding bits are not zero", index)
-    flat = unpack_codes(payload, count, header.bits_per_code)
-    shaped = flat.reshape(frames, header.channels, header.n_codebooks)
-    return np.ascontiguousarray(shaped.transpose(1, 2, 0))
-
-
-def decode_chunk(header: Header, index: int, data: bytes) -> np.ndarray:
-    """Decode chunk `index` into int64 codes of shape (channels, n_codebooks, frames).
-
-    Raises:
-        TruncatedError: `data` is shorter than the chunk.
-        ChecksumError: CRC mismatch or non-zero padding bits.
-        ApcError: `data` is longer than the chunk.
-    """
-    start, stop = header.chunk_frame_range(index)
-    size, label = header.chunk_size(index), _chunk_label(header, index)
-    if len(data) < size:
-        raise TruncatedError(f"{label} is incomplete: {size - len(data)} bytes missing")
-    if len(data) > size:
-        raise ApcError(f"{label} should be {size} bytes, got {len(data)}")
-    payload = bytes(data[:-_U32.size])
-    if indexed_crc(index, payload) != _U32.unpack_from(data, size - _U32.size)[0]:
-        raise ChecksumError(f"{label} is damaged: checksum mismatch", index)
-    return unpack_frames(header, payload, stop - start, label, index)
-
-
-def encode_coded_chunk(header: Header, index: int, codes: np.ndarray, tables: CodeTables
-                       ) -> tuple[bytes, bool]:
-    """Chunk `index` of a version 2 file: range-coded, or bit-packed where that is not larger.
-
-    Returns:
-        The chunk (its CRC included) and whether it is bit-packed.
-    """
-    start, stop = header.chunk_frame_range(index)
-    payload = tables.encode(_check_codes(header, codes, stop - start))
-    if len(payload) + _U32.size >= header.chunk_size(index):
-        return encode_chunk(header, index, codes), True
-    return payload + _U32.pack(indexed_crc(index, payload)), False
-
-
-def decode_coded_chunk(header: Header, index: int, payload: bytes, tables: CodeTables | None
-                       ) -> np.ndarray:
-    """Decode the range-coded payload (CRC already checked) of chunk `index`.
-
-    Raises:
-        CodeTablesMismatchError: No tables. ChecksumError: the payload decodes to no
-            valid codes (it can only be damaged, as its CRC matched).
-    """
-    label = _chunk_label(header, index)
-    if tables is None:
-        raise CodeTablesMismatchError(
-            f"{label} is range-coded: decoding it needs the code tables of the weights that "
-            f"made the file (fingerprint {header.fingerprint.hex()})")
-    start, stop = header.chunk_frame_range(index)
-    try:
-        return tables.decode(payload, header.channels, stop - start)
-    except ValueError as exc:
-        raise ChecksumError(f"{label} is damaged: {exc}", index) from None
-
-
-def chunk_index(entries: list[int]) -> bytes:
-    """The end of a version 2 file: its chunk index entries, their CRC, the index mark."""
-    body = np.asarray(entries, dtype="<u4").tobytes()
-    return body + _U32.pack(indexed_crc(len(entries), body)) + INDEX_MARK
-
-
-def _index_entry(size: int, packed: bool) -> int:
-    return size | (INDEX_PACKED if packed else 0)
 
 
 class ApcWriter:
@@ -255,7 +80,7 @@ class ApcWriter:
         """
         if self._closed:
             raise ValueError("write to a closed ApcWriter")
-        arr = _check_codes(self.header, codes)
+        arr = check_codes(self.header, codes)
         if self._frames + arr.shape[2] > self.header.n_frames:
             raise ApcError(f"too many code frames: the header announces {self.header.n_frames}")
         if arr.shape[2]:
@@ -271,7 +96,7 @@ class ApcWriter:
         if self._tables is None:
             return encode_chunk(self.header, index, codes)
         data, packed = encode_coded_chunk(self.header, index, codes, self._tables)
-        self._index.append(_index_entry(len(data), packed))
+        self._index.append(index_entry(len(data), packed))
         return data
 
     def _emit(self, final: bool) -> None:
@@ -316,20 +141,6 @@ class ApcWriter:
             self._closed = True
 
 
-def check_tables(header: Header, tables: CodeTables | None) -> None:
-    """Raise CodeTablesMismatchError unless `tables` are the ones a version 2 header names:
-    its weights fingerprint must be that of its network fingerprint with these tables."""
-    if tables is None:
-        raise CodeTablesMismatchError(
-            "a version 2 (range-coded) file needs the code tables of its weights "
-            f"(fingerprint {header.fingerprint.hex()}); none are loaded")
-    if tables.weights_fingerprint(header.network_fingerprint) != header.fingerprint:
-        raise CodeTablesMismatchError(
-            f"the file was range-coded with other code tables (weights fingerprint "
-            f"{header.fingerprint.hex()}) than those loaded (tables {tables.fingerprint.hex()})")
-    tables.check_geometry(header.n_codebooks, header.bits_per_code)
-
-
 class ApcReader:
     """Random access to the chunks of a `.apc` file.
 
@@ -368,7 +179,7 @@ class ApcReader:
         h = self.header
         if actual < h.file_size:
             index = min((actual - h.header_size) // h.chunk_size(0), h.n_chunks - 1)
-            raise TruncatedError(f"file is truncated: {_chunk_label(h, index)} is incomplete, "
+            raise TruncatedError(f"file is truncated: {chunk_label(h, index)} is incomplete, "
                                  f"{h.file_size - actual} bytes missing")
         if actual > h.file_size:
             raise TrailingDataError(f"{actual - h.file_size} unexpected bytes after the last chunk")
@@ -423,7 +234,7 @@ class ApcReader:
         offset, size, packed = self._chunks[index]
         self._file.seek(self._base + offset)
         data = self._file.read(size)
-        label = _chunk_label(h, index)
+        label = chunk_label(h, index)
         if len(data) < size:
             raise TruncatedError(f"{label} is incomplete: {size - len(data)} bytes missing")
         payload = bytes(data[:-_U32.size])
@@ -442,7 +253,7 @@ class ApcReader:
         if not packed:
             return decode_coded_chunk(self.header, index, payload, self._tables)
         start, stop = self.header.chunk_frame_range(index)
-        return unpack_frames(self.header, payload, stop - start, _chunk_label(self.header, index),
+        return unpack_frames(self.header, payload, stop - start, chunk_label(self.header, index),
                              index)
 
     def read_frames(self, start: int, stop: int) -> np.ndarray:
