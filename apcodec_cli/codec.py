@@ -27,6 +27,7 @@ from .io import bitstream, weights
 from .io.audio import AudioWriter, check_finite, read_blocks, resampled_length
 from .io.bitstream import ApcReader, ApcWriter, Header
 from .units import ceil_div
+from .io.entropy import CodeTables
 
 Progress = Callable[[float], None]  # called with seconds of audio just processed
 Target = str | os.PathLike | BinaryIO
@@ -138,26 +139,37 @@ class Codec:
 
     # ---- files ----------------------------------------------------------------------------
 
-    def encode_file(self, source: str | BinaryIO, target: Target, mono: bool = False,
-                    progress: Progress | None = None) -> Header:
-        """Encode an audio file (any format soundfile reads) into a `.apc` file."""
-        info, total, blocks = read_blocks(source, self.config.sample_rate, mono=mono)
-        header = Header(
+    def file_header(self, channels: int, source_sample_rate: int, source_length: int,
+                    coded_length: int) -> Header:
+        """The header of the file these weights make of such audio: range-coded (format
+        version 2) when the weights hold code tables, else bit-packed (version 1)."""
+        coded = self.weights.code_tables is not None
+        return Header(
             sample_rate=self.config.sample_rate,
             samples_per_frame=self.config.samples_per_frame,
             n_codebooks=self.config.n_codebooks,
             bits_per_code=self.config.bits_per_code,
             chunk_frames=self.chunk_frames,
-            channels=1 if mono else info.channels,
-            source_sample_rate=info.sample_rate,
-            source_length=info.frames,
-            coded_length=total,
+            channels=channels,
+            source_sample_rate=source_sample_rate,
+            source_length=source_length,
+            coded_length=coded_length,
             fingerprint=self.weights.fingerprint,
             model_name=self.config.name,
             streamable=self.config.causal,
+            version=bitstream.VERSION_CODED if coded else bitstream.VERSION,
+            network_fingerprint=self.weights.network_fingerprint if coded else None,
         )
+
+    def encode_file(self, source: str | BinaryIO, target: Target, mono: bool = False,
+                    progress: Progress | None = None) -> Header:
+        """Encode an audio file (any format soundfile reads) into a `.apc` file."""
+        info, total, blocks = read_blocks(source, self.config.sample_rate, mono=mono)
+        header = self.file_header(1 if mono else info.channels, info.sample_rate,
+                                  info.frames, total)
+        tables = self.weights.code_tables
         with _binary(target, "wb") as f:
-            writer = ApcWriter(f, header)
+            writer = ApcWriter(f, header, tables)
             done = 0  # samples coded so far, for progress (the last frame is padded)
             for codes in self._encode_blocks(blocks, total, header.channels):
                 writer.write(codes)
@@ -169,13 +181,24 @@ class Codec:
         return header
 
     def check_compatible(self, header: Header) -> None:
-        """Raise WeightsMismatchError unless these weights made the codes in `header`."""
-        if header.fingerprint != self.weights.fingerprint:
-            raise bitstream.WeightsMismatchError(
-                f"the file was made by other weights (model {header.model_name!r}, fingerprint "
-                f"{header.fingerprint.hex()}) than those loaded ({self.config.name!r}, "
-                f"{self.weights.fingerprint.hex()}); pass the matching --weights"
-            )
+        """Raise WeightsMismatchError unless these weights made the codes in `header`.
+
+        A version 1 file needs the same network (its payload does not depend on code
+        tables, so files made before the tables were added still decode). A version 2
+        file needs the same network and tables: CodeTablesMismatchError when only the
+        tables differ (or are missing).
+        """
+        w = self.weights
+        if header.fingerprint == w.fingerprint or (
+                not header.coded and header.fingerprint == w.network_fingerprint):
+            return
+        if header.coded and header.network_fingerprint == w.network_fingerprint:
+            bitstream.check_tables(header, w.code_tables)  # raises: the tables differ
+        raise bitstream.WeightsMismatchError(
+            f"the file was made by other weights (model {header.model_name!r}, fingerprint "
+            f"{header.fingerprint.hex()}) than those loaded ({self.config.name!r}, "
+            f"{w.fingerprint.hex()}); pass the matching --weights"
+        )
 
     def decode_file(self, source: str | BinaryIO, target: Target, original_rate: bool = False,
                     start: float = 0.0, duration: float | None = None, subtype: str = "PCM_16",
@@ -188,8 +211,8 @@ class Codec:
         `original_rate`, at the source's rate.
         """
         with _binary(source, "rb") as f:
-            read_frames, header = _frame_reader(f)
-            self.check_compatible(header)
+            self.check_compatible(bitstream.peek_header(f))
+            read_frames, header = _frame_reader(f, self.weights.code_tables)
             first, count = _sample_range(header, start, duration)
             rate = header.source_sample_rate if original_rate else header.sample_rate
             if original_rate and first == 0 and count == header.coded_length:
@@ -235,11 +258,14 @@ def no_tf32() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
-def _frame_reader(f: BinaryIO) -> tuple[Callable[[int, int], np.ndarray], Header]:
+def _frame_reader(f: BinaryIO, tables: CodeTables | None
+                  ) -> tuple[Callable[[int, int], np.ndarray], Header]:
     """`read_frames(start, stop)` of a seekable `.apc` file, and its header with lengths.
-    A live stream (see `live.py`) is read whole first: it has no random access."""
-    if not bitstream.peek_header(f).live:
-        reader = ApcReader(f)
+    A live stream (see `live.py`) is read whole first: it has no random access. `tables`
+    decode a range-coded (version 2) file."""
+    header = bitstream.peek_header(f)
+    if not header.live:
+        reader = ApcReader(f, tables if header.coded else None)
         return reader.read_frames, reader.header
     from .io.live import LiveReader
 

@@ -1,17 +1,21 @@
-"""The codes and header of the committed golden file `data/golden.apc` (format version 1).
+"""The codes and headers of the committed golden files `data/golden.apc` (format version 1)
+and `data/golden_v2.apc` (version 2, with the code tables `golden_tables`).
 
-The file was written once with `write_apc(GOLDEN_PATH, golden_header(), golden_codes())`
-and must keep reading back to exactly these codes: it guards the format against silent
-changes. Never regenerate it to make a test pass.
+They were written once with `write_apc(GOLDEN_PATH, golden_header(), golden_codes())` and
+`write_apc(GOLDEN_V2_PATH, golden_v2_header(), golden_v2_codes(), golden_tables())` and
+must keep reading back to exactly these codes: they guard the format against silent
+changes. Never regenerate them to make a test pass.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from apcodec_cli.io.bitstream import Header
+from apcodec_cli.io.entropy import TOTAL, CodeTables
 
 GOLDEN_PATH = Path(__file__).parent / "data" / "golden.apc"
 
@@ -28,3 +32,42 @@ def golden_codes() -> np.ndarray:
     """(2, 4, 375) codes that use every bit position, from a fixed formula."""
     c, q, n = np.meshgrid(np.arange(2), np.arange(4), np.arange(375), indexing="ij")
     return (n * 37 + q * 257 + c * 511 + (n * n) % 97) % 1024
+
+
+# ---- format version 2 ---------------------------------------------------------------------
+
+GOLDEN_V2_PATH = Path(__file__).parent / "data" / "golden_v2.apc"
+GOLDEN_NETWORK = bytes.fromhex("fedcba9876543210")
+
+
+def golden_tables() -> CodeTables:
+    """Small code tables from an integer formula (no floating point): 3, 2, 2, 2 buckets.
+
+    In every row the multiples of 97 and REPEAT are likely, every other code has
+    frequency 1 or 2.
+    """
+    n_buckets = (3, 2, 2, 2)
+    rows = sum(1 + n for n in n_buckets)
+    freq = np.ones((rows, 1025), dtype=np.int64)
+    for r in range(rows):
+        freq[r, :1024:2] += 1
+        freq[r, 0:1024:97] = 100_000 * (r + 1) + 1000 * np.arange(11)
+        freq[r, 1024] = 0
+        freq[r, 1024] = TOTAL - freq[r].sum()
+    buckets = np.arange(1024)[None] % np.array(n_buckets)[:, None]
+    return CodeTables(freq, buckets, n_buckets)
+
+
+def golden_v2_codes() -> np.ndarray:
+    """(2, 4, 375) codes: chunks 0 and 2 in runs of multiples of 97 (range-coded), chunk 1
+    the noise-like codes of `golden_codes` (larger range-coded: stored bit-packed)."""
+    c, q, n = np.meshgrid(np.arange(2), np.arange(4), np.arange(375), indexing="ij")
+    runs = 97 * ((n // (2 + q) + 3 * q + c + (n * n) % 7 // 5) % 11)
+    return np.where((n >= 150) & (n < 300), golden_codes(), runs)
+
+
+def golden_v2_header() -> Header:
+    """The geometry of `golden_header`, in version 2, coded with `golden_tables`."""
+    return dataclasses.replace(
+        golden_header(), version=2, network_fingerprint=GOLDEN_NETWORK,
+        fingerprint=golden_tables().weights_fingerprint(GOLDEN_NETWORK))

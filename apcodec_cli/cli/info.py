@@ -28,9 +28,11 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
         if as_json:
             return json.dumps({"file": path, "ok": False, "errors": [message]}), False
         return f"{path}: error: {message}", False
+    actual = size * 8 / h.duration if h.duration else None
     fields = {
         "file": path,
         "ok": not problems,
+        "format_version": h.version,
         "model": h.model_name,
         "streamable": h.streamable,
         "live": chunks is not None,
@@ -47,7 +49,7 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
         "chunks": h.n_chunks if chunks is None else chunks,
         "bytes": size,
         "nominal_bitrate": h.nominal_bitrate,
-        "bitrate_on_disk": round(size * 8 / h.duration, 1) if h.duration else None,
+        "bitrate_on_disk": round(actual, 1) if actual else None,
         "errors": [str(p) for p in problems],
     }
     if as_json:
@@ -59,9 +61,11 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
         f"  source       {h.channels} ch, {h.source_sample_rate} Hz, {h.source_length} samples",
         f"  duration     {_human(h.duration)} at {h.sample_rate} Hz",
         f"  codes        {h.n_codebooks} x {h.bits_per_code} bit at {h.frame_rate:g} frames/s "
-        f"= {h.nominal_bitrate:g} bit/s",
+        f"= {h.nominal_bitrate:g} bit/s nominal, "
+        + ("range-coded (format 2)" if h.coded else "bit-packed (format 1)"),
         f"  size         {size} bytes"
-        + (f", {fields['bitrate_on_disk'] / 1000:.3f} kbit/s on disk" if h.duration else ""),
+        + (f", {actual / 1000:.3f} kbit/s on disk ({100 * actual / h.nominal_bitrate:.1f} % "
+           "of nominal)" if actual else ""),
         (f"  integrity    {h.n_chunks} chunks of {h.chunk_frames} frames: "
          if chunks is None else
          f"  integrity    live stream, {chunks} records of up to {h.chunk_frames} frames: ")

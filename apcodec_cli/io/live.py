@@ -29,6 +29,7 @@ the stream".
 from __future__ import annotations
 
 import dataclasses
+import io
 import struct
 from typing import BinaryIO, Callable, Iterator
 
@@ -40,7 +41,8 @@ from ..engine.stream import StreamDecoder, StreamEncoder
 from ..units import ceil_div
 from . import bitstream
 from .audio import WavStreamWriter, check_finite
-from .bitstream import ApcError, ChecksumError, Header, TrailingDataError
+from .bitstream import ApcError, ChecksumError, Header, TrailingDataError, TruncatedError
+from .entropy import CodeTables
 from .wavstream import WavStreamReader, read_exactly as _read_exactly
 
 _COUNT = struct.Struct("<H")
@@ -211,13 +213,15 @@ def encode(model: torch.nn.Module, header: Header, blocks: Iterator[np.ndarray],
 
 
 def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavStreamWriter,
-           progress: Progress | None = None) -> int:
+           progress: Progress | None = None, tables: CodeTables | None = None) -> int:
     """Decode a `.apc` stream (live, or a file read front to back) from `source` (positioned
     after the header) to `sink`, writing samples as soon as they are final.
 
     The output is trimmed to the exact length: a file's from its header, a live stream's
     from its lengths record (which comes before the frames that reach the end; a stream
     from before that order may have had up to 360 samples, 7.5 ms, written past its end).
+    A range-coded (version 2) file, decoded with `tables`, is read whole first: its chunk
+    index is at its end.
 
     Returns:
         Samples written per channel.
@@ -227,7 +231,7 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
         records: Iterator[np.ndarray] = iter(reader)
         limit = None
     else:
-        records = _chunks(header, source)
+        records = _chunks(header, source, tables)
         limit = header.coded_length
     decoder, written = StreamDecoder(model), 0
 
@@ -250,7 +254,11 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     return written
 
 
-def _chunks(header: Header, source: BinaryIO) -> Iterator[np.ndarray]:
+def _chunks(header: Header, source: BinaryIO, tables: CodeTables | None
+            ) -> Iterator[np.ndarray]:
+    if header.coded:
+        yield from bitstream.ApcReader(io.BytesIO(header.to_bytes() + source.read()), tables)
+        return
     for index in range(header.n_chunks):
         size = header.chunk_size(index)
         data = source.read(size)
@@ -314,11 +322,11 @@ def decode_pipe(codec_for: Callable[[bool], object], source: str, target: str,
         if target == "-":
             sink = WavStreamWriter(sys.stdout.buffer, header.sample_rate, header.channels,
                                    float32)
-            decode(codec.model, header, src, sink, progress)
+            decode(codec.model, header, src, sink, progress, codec.weights.code_tables)
             return
         with atomic_write(target) as f:
             sink = WavStreamWriter(f, header.sample_rate, header.channels, float32)
-            decode(codec.model, header, src, sink, progress)
+            decode(codec.model, header, src, sink, progress, codec.weights.code_tables)
             sink.finish()
 
     if source == "-":

@@ -5,11 +5,15 @@ A weights file is a `torch.save` of a plain dict (loaded with `weights_only=True
     {"format": "apcodec-weights", "version": 1,
      "config": {...CodecConfig fields...},
      "state_dict": {name: tensor, ...},          # stored in half precision or float32
-     "info": {"trained": bool, "description": str, ...free-form str/int/float...}}
+     "info": {"trained": bool, "description": str, ...free-form str/int/float...},
+     "code_tables": {"frequencies": int32 tensor, "buckets": int32 tensor,   # optional:
+                     "n_buckets": int32 tensor, "info": {...}}}            # see entropy.py
 
-The fingerprint is the first 8 bytes of a SHA-256 over the stored tensors (names, dtypes,
-shapes and bytes, in sorted name order). It is written into every `.apc` file so a decoder
-can refuse codes made by other weights.
+The network fingerprint is the first 8 bytes of a SHA-256 over the stored tensors (names,
+dtypes, shapes and bytes, in sorted name order). The weights fingerprint is the same, or,
+when the file holds code tables, a SHA-256 of it and the tables' own fingerprint
+(`entropy.CodeTables.weights_fingerprint`): it names the tables too. It is written into
+every `.apc` file so a decoder can refuse codes made by other weights.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..errors import ApcodecError
 from ..nn.config import CodecConfig
 from ..nn.model import APCodec
 from .atomic import atomic_path
+from .entropy import CodeTables
 
 FORMAT = "apcodec-weights"
 VERSION = 1
@@ -49,7 +54,8 @@ class DeviceError(WeightsError):
 
 
 def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
-    """8-byte identity of a state dict, independent of the device it lives on."""
+    """8-byte identity of a state dict (the network fingerprint), independent of the
+    device it lives on."""
     digest = hashlib.sha256()
     for name in sorted(state_dict):
         tensor = state_dict[name].detach().to("cpu").contiguous()
@@ -92,14 +98,22 @@ class LoadedWeights:
 
     Attributes:
         model: The codec in eval mode, float32, on the requested device.
-        fingerprint: 8-byte identity of the stored weights.
+        fingerprint: 8-byte identity of the weights: the network and its code tables.
+        network_fingerprint: 8-byte identity of the network alone (the same as
+            `fingerprint` when the file holds no code tables).
+        code_tables: The tables that range-code this network's codes (format version 2),
+            or None.
         info: The file's metadata; `info["trained"]` says whether they were trained.
         path: Where they were loaded from.
     """
 
-    def __init__(self, model: APCodec, fingerprint: bytes, info: dict[str, Any], path: Path):
+    def __init__(self, model: APCodec, network_fingerprint: bytes, info: dict[str, Any],
+                 path: Path, code_tables: CodeTables | None = None):
         self.model = model
-        self.fingerprint = fingerprint
+        self.network_fingerprint = network_fingerprint
+        self.code_tables = code_tables
+        self.fingerprint = (network_fingerprint if code_tables is None
+                            else code_tables.weights_fingerprint(network_fingerprint))
         self.info = info
         self.path = path
 
@@ -108,15 +122,33 @@ class LoadedWeights:
         return bool(self.info.get("trained", False))
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedWeights:
-    """Load a weights file safely (no pickle code execution) onto `device`."""
-    path = Path(path)
+def _read(path: Path) -> dict[str, Any]:
+    """The payload dict of a weights file, safely (no pickle code execution)."""
     payload = _read_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise WeightsError(f"{path} is not an apcodec weights file")
     if payload.get("version") != VERSION:
         raise WeightsError(f"{path}: weights format version {payload.get('version')!r} "
                            f"is not supported (this apcodec reads version {VERSION})")
+    return payload
+
+
+def _code_tables(payload: dict[str, Any], path: Path) -> CodeTables | None:
+    stored = payload.get("code_tables")
+    if stored is None:
+        return None
+    try:
+        return CodeTables.from_arrays({k: v.numpy() for k, v in stored.items()
+                                       if isinstance(v, torch.Tensor)})
+    except (AttributeError, ValueError) as exc:
+        raise WeightsError(f"{path}: invalid code tables: {exc}".splitlines()[0]) from None
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedWeights:
+    """Load a weights file safely (no pickle code execution) onto `device`."""
+    path = Path(path)
+    payload = _read(path)
+    tables = _code_tables(payload, path)
     try:
         config = CodecConfig.from_dict(payload["config"])
         with _SkipInit():  # every tensor is replaced below: no random initialisation
@@ -128,7 +160,32 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedW
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise WeightsError(f"{path}: invalid weights: {exc}".splitlines()[0]) from None
     model.eval().requires_grad_(False).to(device)
-    return LoadedWeights(model, fingerprint(state), dict(payload.get("info", {})), path)
+    return LoadedWeights(model, fingerprint(state), dict(payload.get("info", {})), path, tables)
+
+
+def store_code_tables(path: str | os.PathLike, tables: CodeTables,
+                      out: str | os.PathLike | None = None, **info: Any) -> bytes:
+    """Put `tables` into the weights file `path` (replacing any there), keeping everything
+    else in it, and write the result atomically to `out` (default: `path` itself).
+
+    Args:
+        info: Provenance of the tables (str, int, float or bool values), e.g. the data.
+
+    Returns:
+        The new weights fingerprint.
+    """
+    path = Path(path)
+    payload = _read(path)
+    stored = {k: torch.from_numpy(v) for k, v in tables.to_arrays().items()}
+    payload["code_tables"] = {**stored, "info": dict(info)}
+    target = Path(out) if out is not None else path
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return tables.weights_fingerprint(fingerprint(payload["state_dict"]))
 
 
 #: How files written by `torch.save` start: a zip archive, or (before torch 1.6) a pickle.
