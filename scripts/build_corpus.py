@@ -3,7 +3,7 @@
 
 Examples:
 
-    # Every package of /work/shared/DATA.md (installed with apt-get), plus a 40 MiB Opus pack:
+    # Every package of /work/shared/DATA.md (installed with apt-get), plus a 34 MiB Opus pack:
     python scripts/build_corpus.py --debian --pack-out data/pack
 
     # A folder of your own (VCTK, your music), as speech:
@@ -190,9 +190,10 @@ def _pack(rows: list[dict[str, Any]], out_dir: Path, pack_out: Path, hours: floa
               help="Also write a compact Ogg Opus pack of the corpus to this folder.")
 @click.option("--pack-hours", type=float, default=None,
               help="Training hours in the pack (default: as many as fit in --pack-max-mib).")
-@click.option("--pack-max-mib", default=40.0, show_default=True,
-              help="Size cap of the pack (with the tracked tree, weights included, it must "
-                   "stay under the 64 MiB that travels to a GPU machine).")
+@click.option("--pack-max-mib", default=34.0, show_default=True,
+              help="Size cap of the pack (with the tracked tree, about 24 MiB since the "
+                   "weights hold code tables, and the carried wheels, it must stay under the "
+                   "64 MiB that travels to a GPU machine).")
 @click.option("--pack-kbps", default=64.0, show_default=True,
               help="Opus bitrate of the pack (mono, VBR).")
 @click.option("--pack-share", "pack_shares", multiple=True, metavar="CATEGORY=WEIGHT",

@@ -12,10 +12,10 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from apcodec_cli import live, weights
+from apcodec_cli.io import live, weights
 from apcodec_cli.io.bitstream import (CodeTablesMismatchError, WeightsMismatchError, read_apc,
                                    read_header)
-from apcodec_cli.cli import main
+from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
 from apcodec_cli.train.codetables import TableCounts
 
