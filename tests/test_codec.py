@@ -105,12 +105,18 @@ def test_loading_onto_cuda_turns_tf32_off(tiny_weights, monkeypatch) -> None:
 
     from apcodec_cli.io import weights
 
-    for flags in (torch.backends.cudnn, torch.backends.cuda.matmul):
-        monkeypatch.setattr(flags, "allow_tf32", True)
-    Codec.load(tiny_weights, device="cpu")
-    assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
-    real_load = weights.load
-    monkeypatch.setattr(weights, "resolve_device", lambda name: torch.device(name))
-    monkeypatch.setattr(weights, "load", lambda path, device: real_load(path, "cpu"))
-    Codec.load(tiny_weights, device="cuda")
-    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    # Saved and restored by hand: torch's flag objects are properties that monkeypatch's
+    # undo cannot always delete (cuBLASModule has no instance attribute to remove).
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        Codec.load(tiny_weights, device="cpu")
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        real_load = weights.load
+        monkeypatch.setattr(weights, "resolve_device", lambda name: torch.device(name))
+        monkeypatch.setattr(weights, "load", lambda path, device: real_load(path, "cpu"))
+        Codec.load(tiny_weights, device="cuda")
+        assert not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
