@@ -36,6 +36,10 @@ class LossWeights:
     adversarial term (generator, discriminator, feature matching) is MPD + mrd*MRD.
     With a teacher (see train/distill.py) the total also has distill_latent*MSE(latent) +
     distill_amplitude*MSE(log-amplitude) + distill_phase*L_P against the teacher's outputs.
+
+    `phase_power` weighs each bin's phase errors by its true amplitude to this power (0:
+    the published plain mean; 1: as much as the complex error they cause; see
+    `losses.phase_weight`).
     """
 
     amplitude: float = 45.0
@@ -49,6 +53,7 @@ class LossWeights:
     distill_latent: float = 10.0
     distill_amplitude: float = 45.0
     distill_phase: float = 100.0
+    phase_power: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +95,9 @@ class TrainConfig:
         val_seconds: Length of each validation clip (rounded down to whole latent frames).
         teacher: Weights file of a non-causal model to distil into this causal one (''
             for none; see train/distill.py).
+        freeze_encoder: Train the decoder only: the encoder and the quantizer keep the
+            weights the run starts from (give --init), so the codes, and the code tables
+            estimated for them, stay valid; their backward pass is saved.
     """
 
     name: str = "reference"
@@ -120,6 +128,7 @@ class TrainConfig:
     val_clips: int = 16
     val_seconds: float = 2.0
     teacher: str = ""
+    freeze_encoder: bool = False
 
     def __post_init__(self) -> None:
         if self.segment % self.codec.samples_per_frame:

@@ -30,7 +30,7 @@ from ..nn.config import CodecConfig
 from ..nn.model import CodecOutput
 from .checkpoint import same_shapes
 from .config import LossWeights
-from .losses import phase_losses
+from .losses import phase_losses, phase_weight
 
 
 @dataclasses.dataclass
@@ -75,7 +75,8 @@ class Teacher:
 def distillation_loss(out: CodecOutput, teacher: TeacherOutput,
                       weights: LossWeights) -> torch.Tensor:
     """Weighted sum of the latent, amplitude and phase distillation terms."""
-    ip, gd, ptd = phase_losses(teacher.phase, out.phase.float())
+    ip, gd, ptd = phase_losses(teacher.phase, out.phase.float(),
+                               phase_weight(teacher.log_amp, weights.phase_power))
     return (weights.distill_latent * F.mse_loss(out.encoded.float(), teacher.latent)
             + weights.distill_amplitude * F.mse_loss(out.log_amp.float(), teacher.log_amp)
             + weights.distill_phase * (ip + gd + ptd))

@@ -25,22 +25,46 @@ def anti_wrap(x: torch.Tensor) -> torch.Tensor:
     return torch.abs(x - 2 * math.pi * torch.round(x / (2 * math.pi)))
 
 
-def phase_losses(phase: torch.Tensor, phase_hat: torch.Tensor
+def phase_losses(phase: torch.Tensor, phase_hat: torch.Tensor,
+                 weight: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Anti-wrapped instantaneous-phase, group-delay and phase-time-difference losses.
 
     Args:
         phase, phase_hat: (B, n_bins, F) true and decoded phase spectra.
+        weight: (B, n_bins, F) non-negative weight of each bin's error, or None for the
+            published plain mean. Each example's weights are scaled to mean 1 (a difference
+            between two bins weighs the geometric mean of theirs), so a loss keeps the
+            scale of a mean error: pi/2 for a random phase whatever the weights.
 
     Returns:
         (L_IP, L_GD, L_PTD): mean anti-wrapped error of the phase itself, of its difference
         between adjacent frequency bins, and of its difference between adjacent frames.
     """
     error = phase - phase_hat
-    instantaneous = anti_wrap(error).mean()
-    group_delay = anti_wrap(torch.diff(error, dim=1)).mean()
-    time_difference = anti_wrap(torch.diff(error, dim=2)).mean()
-    return instantaneous, group_delay, time_difference
+    ip = anti_wrap(error)
+    gd = anti_wrap(torch.diff(error, dim=1))
+    ptd = anti_wrap(torch.diff(error, dim=2))
+    if weight is None:
+        return ip.mean(), gd.mean(), ptd.mean()
+    pair_f = torch.sqrt(weight[:, 1:] * weight[:, :-1])
+    pair_t = torch.sqrt(weight[..., 1:] * weight[..., :-1])
+    return ((ip * _unit_mean(weight)).mean(), (gd * _unit_mean(pair_f)).mean(),
+            (ptd * _unit_mean(pair_t)).mean())
+
+
+def _unit_mean(weight: torch.Tensor) -> torch.Tensor:
+    """`weight` (B, ...) scaled so each example's weights average 1."""
+    dims = tuple(range(1, weight.dim()))
+    return weight / weight.mean(dim=dims, keepdim=True).clamp_min(1e-12)
+
+
+def phase_weight(log_amp: torch.Tensor, power: float) -> torch.Tensor | None:
+    """Weights of the phase losses from the true log-amplitude: |X|**power (None for 0,
+    the published uniform weighting). With power 1 a bin's phase error counts as much as
+    the complex-spectrum error it causes (|X|·|e^{j·d} - 1| ~ |X|·|d|), so the loud bins
+    whose phase is heard lead, instead of the many quiet bins whose phase is noise."""
+    return None if power == 0 else torch.exp(power * log_amp.detach())
 
 
 def consistency_loss(spec_hat: torch.Tensor, config: CodecConfig) -> torch.Tensor:
@@ -128,7 +152,8 @@ def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
     `distill` already weighted, see train/distill.py)."""
     distill = torch.zeros_like(adversarial) if distill is None else distill
     spec_hat = spectral.spectrum(out.log_amp.float(), out.phase.float())
-    ip, gd, ptd = phase_losses(target.phase, out.phase.float())
+    ip, gd, ptd = phase_losses(target.phase, out.phase.float(),
+                               phase_weight(target.log_amp, weights.phase_power))
     amplitude = F.mse_loss(out.log_amp.float(), target.log_amp)
     consistency = consistency_loss(spec_hat, config)
     real = F.l1_loss(spec_hat.real, target.spec.real)

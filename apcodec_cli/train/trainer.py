@@ -37,19 +37,24 @@ from .mel import LogMel
 class Generator(nn.Module):
     """The codec's training pass with explicit precision regions (see module docstring)."""
 
-    def __init__(self, codec: APCodec, bf16: bool) -> None:
+    def __init__(self, codec: APCodec, bf16: bool, freeze_encoder: bool = False) -> None:
         super().__init__()
         self.codec = codec
         self.bf16 = bf16
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            codec.encoder.requires_grad_(False)
+            codec.quantizer.requires_grad_(False)
 
     def autocast(self, device: torch.device) -> ContextManager:
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def forward(self, log_amp: torch.Tensor, phase: torch.Tensor) -> CodecOutput:
         """True spectra (B, n_bins, F) -> decoded spectra and waveform (float32)."""
-        with self.autocast(log_amp.device):
-            latent = self.codec.encoder(log_amp, phase)
-        quantized = self.codec.quantizer(latent.float())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            with self.autocast(log_amp.device):
+                latent = self.codec.encoder(log_amp, phase)
+            quantized = self.codec.quantizer(latent.float())
         with self.autocast(log_amp.device):
             amp, pha = self.codec.decoder.branches(quantized.latent)
         # The heads run in float32: the losses compare their outputs to float32 targets.
@@ -79,12 +84,14 @@ class Trainer:
         self.log_mel = LogMel(config.codec.sample_rate).to(device)
         bf16 = (config.bf16 and device.type == "cuda") or \
             (config.cpu_bf16 and device.type == "cpu" and cpu_has_native_bf16())
-        self.generator = Generator(self.codec, bf16)
+        self.generator = Generator(self.codec, bf16, config.freeze_encoder)
         self.g_net = self._parallel(self.generator)
         self.d_net = self._parallel(self.disc)
         self.opt_g, self.sched_g = self._optimiser(self.codec)
         self.opt_d, self.sched_d = self._optimiser(self.disc)
-        self.reviver = CodebookReviver(self.codec.quantizer, config.revive_every, process)
+        self.reviver = CodebookReviver(self.codec.quantizer,
+                                       0 if config.freeze_encoder else config.revive_every,
+                                       process)
         self.teacher = Teacher(config.teacher, config.codec, device) if config.teacher else None
         self.step_count = 0
         self.skipped_updates = 0  # updates left out for non-finite gradients (this process)
@@ -97,7 +104,8 @@ class Trainer:
 
     def _optimiser(self, module: nn.Module) -> tuple[torch.optim.Optimizer, Any]:
         c = self.config
-        opt = torch.optim.AdamW(module.parameters(), lr=c.lr, betas=c.betas,
+        params = [p for p in module.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=c.lr, betas=c.betas,
                                 weight_decay=c.weight_decay)
         return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=c.lr_decay)
 

@@ -89,6 +89,22 @@ def test_a_batch_with_non_finite_gradients_updates_nothing() -> None:
     assert not all(torch.equal(v, trainer.codec.state_dict()[k]) for k, v in before.items())
 
 
+def test_freeze_encoder_trains_the_decoder_only() -> None:
+    config = dataclasses.replace(TINY, freeze_encoder=True, gan_start=0)
+    trainer = Trainer(config, Process(0, 1, torch.device("cpu")))
+    before = {k: v.clone() for k, v in trainer.codec.state_dict().items()}
+    wav = 0.1 * torch.randn(2, 1, TINY.segment, generator=torch.Generator().manual_seed(3))
+    for _ in range(2):
+        trainer.step(wav)
+    after = trainer.codec.state_dict()
+    changed = {k for k, v in before.items() if not torch.equal(v, after[k])}
+    assert changed and all(k.startswith("decoder.") for k in changed)
+    assert any(k.startswith("encoder.") for k in before)
+    assert trainer.reviver.every == 0  # re-seeding would change the codes too
+    opt_params = {id(p) for group in trainer.opt_g.param_groups for p in group["params"]}
+    assert opt_params == {id(p) for p in trainer.codec.decoder.parameters()}
+
+
 def test_bf16_autocast_path_gives_float32_losses() -> None:
     """CPU autocast stands in for CUDA here: the precision boundaries must hold."""
     trainer = Trainer(TINY, Process(0, 1, torch.device("cpu")))

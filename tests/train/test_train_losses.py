@@ -50,6 +50,30 @@ def test_phase_losses_zero_for_identical_and_invariant_to_2pi_shifts() -> None:
         assert v.item() > 1.0 and w.item() == pytest.approx(v.item(), abs=1e-4)
 
 
+def test_amplitude_weighted_phase_losses_follow_the_loud_bins() -> None:
+    g = torch.Generator().manual_seed(2)
+    phase = (torch.rand(2, 64, 30, generator=g) * 2 - 1) * math.pi
+    noise = (torch.rand(2, 64, 30, generator=g) * 2 - 1) * math.pi
+    log_amp = torch.full((2, 64, 30), -9.0)
+    log_amp[:, 10:14] = 0.0  # four loud bins, 8100 times (78 dB) above the rest
+    assert losses.phase_weight(log_amp, 0.0) is None
+    # Constant weights are the plain mean, whatever their scale.
+    flat = losses.phase_losses(phase, noise, torch.full_like(phase, 3.0))
+    for a, b in zip(flat, losses.phase_losses(phase, noise)):
+        assert a.item() == pytest.approx(b.item(), rel=1e-5)
+    # Right in the loud bins, random elsewhere: nearly zero when weighted, ~pi/2 if not.
+    estimate = noise.clone()
+    estimate[:, 10:14] = phase[:, 10:14]
+    weight = losses.phase_weight(log_amp, 1.0)
+    plain = losses.phase_losses(phase, estimate)
+    weighted = losses.phase_losses(phase, estimate, weight)
+    assert plain[0].item() > 1.3 and weighted[0].item() < 0.01
+    assert weighted[2].item() < 0.01  # time differences within the loud bins
+    # A random phase scores about pi/2 under any weights.
+    assert losses.phase_losses(phase, noise, weight)[0].item() == pytest.approx(math.pi / 2,
+                                                                                abs=0.25)
+
+
 def test_consistency_zero_for_a_real_stft_only() -> None:
     spec = spectral.stft(_wav(), CONFIG)
     assert losses.consistency_loss(spec, CONFIG).item() < 1e-9
