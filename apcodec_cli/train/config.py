@@ -98,6 +98,8 @@ class TrainConfig:
         freeze_encoder: Train the decoder only: the encoder and the quantizer keep the
             weights the run starts from (give --init), so the codes, and the code tables
             estimated for them, stay valid; their backward pass is saved.
+        compile: Run the generator's training pass through torch.compile (see
+            docs/training.md for what it measured).
     """
 
     name: str = "reference"
@@ -129,6 +131,7 @@ class TrainConfig:
     val_seconds: float = 2.0
     teacher: str = ""
     freeze_encoder: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.segment % self.codec.samples_per_frame:

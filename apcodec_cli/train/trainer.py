@@ -86,6 +86,8 @@ class Trainer:
             (config.cpu_bf16 and device.type == "cpu" and cpu_has_native_bf16())
         self.generator = Generator(self.codec, bf16, config.freeze_encoder)
         self.g_net = self._parallel(self.generator)
+        if config.compile:
+            self.g_net = torch.compile(self.g_net)
         self.d_net = self._parallel(self.disc)
         self.opt_g, self.sched_g = self._optimiser(self.codec)
         self.opt_d, self.sched_d = self._optimiser(self.disc)
