@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--windows", default="50,100,200,400,1600")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    weights.set_threads(1)
     config = weights.load(args.weights).model.config
     wavs = load_validation(find_clips(args.data), args.clips, args.seconds,
                            config.samples_per_frame)

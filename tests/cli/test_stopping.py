@@ -167,7 +167,7 @@ class _RecordingPool(concurrent.futures.Executor):
         return future
 
 
-def _ok(job: batch.Job) -> None:
+def _ok(context: None, job: batch.Job) -> None:
     pass
 
 
@@ -179,9 +179,9 @@ def test_pools_spawn_their_workers_never_fork(monkeypatch, codec, tmp_path) -> N
     _RecordingPool.contexts = []
     monkeypatch.setattr(interrupt.concurrent.futures, "ProcessPoolExecutor", _RecordingPool)
     jobs = [batch.Job(f"{i}.wav", str(tmp_path / f"{i}.apc")) for i in range(3)]
-    summary = batch.run_jobs(jobs, _ok, force=True, n_jobs=2)
+    summary = batch.run_jobs(jobs, _ok, None, force=True, n_jobs=2)
     assert len(summary.done) == 3
-    monkeypatch.setattr(evaluate_run, "_evaluate_in_worker", lambda clip, settings: [])
+    monkeypatch.setattr(evaluate_run, "evaluate_clip", lambda codec, clip, settings: [])
     clips = [evaluate_run.Clip(name=f"c{i}", path=f"{i}.wav", category="speech")
              for i in range(2)]
     assert evaluate_run.evaluate_all(clips, None, codec, jobs=2) == []
