@@ -216,8 +216,7 @@ def _write_read(header: bitstream.Header, codes: np.ndarray, tables) -> np.ndarr
 def main(weights_path: Path, data: Path, max_minutes: float, out: Path | None, buckets: int,
          smoothing: float, measure: bool, measure_minutes: float | None, cache: Path | None,
          time_seconds: float, threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(threads)
+    weights.set_threads(threads or 0)
     codec = Codec.load(weights_path, device="cpu")
     coder = _Coder(codec, cache)
     if not max_minutes:  # nothing to estimate: measure the tables the weights hold

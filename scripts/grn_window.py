@@ -22,7 +22,6 @@ from apcodec_cli.io import weights
 from apcodec_cli.nn.blocks import GRN
 from apcodec_cli.nn.causal import CausalGRN
 from apcodec_cli.train.data import find_clips
-from apcodec_cli.train.mel import LogMel
 from apcodec_cli.train.validation import load_validation, validate
 
 
@@ -45,11 +44,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--windows", default="50,100,200,400,1600")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    weights.set_threads(1)
     config = weights.load(args.weights).model.config
     wavs = load_validation(find_clips(args.data), args.clips, args.seconds,
                            config.samples_per_frame)
-    log_mel = LogMel(config.sample_rate)
     print(f"{len(wavs)} validation clips of up to {args.seconds:g} s, weights {args.weights}\n")
     print("| GRN statistic | LSD dB | log-mel L1 |\n|---|---:|---:|")
     rows = [("whole signal (as trained)", None)] + [
@@ -59,7 +57,7 @@ def main() -> None:
         model = weights.load(args.weights).model
         if window:
             with_causal_grn(model, window)
-        result = validate(model, wavs, log_mel, torch.device("cpu"))
+        result = validate(model, wavs, None, torch.device("cpu"))
         print(f"| {label} | {result.lsd_db:.2f} | {result.mel_l1:.3f} |")
 
 

@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="audio timed")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    weights.set_threads(args.threads)
     model = weights.load(args.weights).model if args.weights else \
         APCodec(get_preset("apcodec-s-48k-small")).eval()
     config = model.config

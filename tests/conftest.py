@@ -1,32 +1,18 @@
-"""Shared fixtures: a tiny random-weights model (fast, CPU) and synthetic audio files; the
-`gpu` marker's skip without CUDA."""
+"""Shared fixtures: tiny random-weights models (fast, CPU), the `apcodec` command run in
+this process, the `gpu` marker's skip without CUDA. Plain helpers are in `helpers.py`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
+from click.testing import CliRunner, Result
 
-from apcodec_cli.io import weights
+from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
-from apcodec_cli.nn.config import get_preset
-from apcodec_cli.nn.model import APCodec
-
-
-def make_weights(path: Path, seed: int = 0, grn: bool = True, preset: str = "tiny") -> Path:
-    """Write untrained tiny weights; with `grn`, give GRN non-zero weights as training does
-    (at initialisation GRN is the identity, which would hide its whole-signal statistics)."""
-    torch.manual_seed(seed)
-    model = APCodec(get_preset(preset))
-    if grn:
-        for name, param in model.named_parameters():
-            if ".grn." in name:
-                param.data.normal_(0.0, 0.5)
-    weights.save(path, model, trained=False)
-    return path
+from apcodec_cli.io import weights
+from helpers import make_weights
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -74,19 +60,11 @@ def codec(tiny_weights: Path) -> Codec:
     return Codec.load(tiny_weights, device="cpu")
 
 
-def tone(seconds: float, rate: int = 48_000, channels: int = 1, seed: int = 0) -> np.ndarray:
-    """(channels, samples) test signal: a chord plus a little noise, peak about 0.5."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(round(seconds * rate))) / rate
-    out = []
-    for c in range(channels):
-        x = sum(0.15 * np.sin(2 * np.pi * f * (c + 1) * t) for f in (220.0, 330.0, 440.0))
-        out.append(x + 0.02 * rng.standard_normal(t.size))
-    return np.asarray(out, dtype=np.float32)
+@pytest.fixture
+def cli():
+    """Run the `apcodec` command in this process: `cli("encode", path, ..., input=b"...")`
+    gives click's Result (stdout and stderr apart); arguments may be paths."""
+    def invoke(*args: object, input: bytes | None = None) -> Result:
+        return CliRunner().invoke(main, [str(a) for a in args], input=input)
 
-
-def write_audio(path: Path, seconds: float, rate: int = 48_000, channels: int = 1,
-                subtype: str = "PCM_16") -> np.ndarray:
-    audio = tone(seconds, rate, channels)
-    sf.write(path, audio.T, rate, subtype=subtype)
-    return audio
+    return invoke

@@ -12,7 +12,7 @@ from apcodec_cli.io.bitstream import ApcReader, WeightsMismatchError, read_apc, 
 from apcodec_cli.codec import Codec
 from apcodec_cli.io.weights import load
 
-from conftest import make_weights, write_audio
+from helpers import make_weights, write_audio
 from golden import GOLDEN_PATH, golden_codes, golden_header
 
 

@@ -38,7 +38,7 @@ from apcodec_cli.train.distributed import Process
 from apcodec_cli.train.trainer import Trainer
 from apcodec_cli.io.weights import DEFAULT_NAME, STREAM_NAME
 
-from conftest import tone, write_audio
+from helpers import tone, write_audio
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED, STREAMABLE = ROOT / "weights" / DEFAULT_NAME, ROOT / "weights" / STREAM_NAME

@@ -14,7 +14,7 @@ import pytest
 from apcodec_cli.io import weights
 from apcodec_cli.data import corpus, manifest, pack
 
-from conftest import write_audio
+from helpers import write_audio
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_audio
+from helpers import write_audio
 
 PACKAGE = Path(__file__).resolve().parent.parent / "apcodec_cli"
 #: Each layer may import itself and those before it; "base" (the package root's

@@ -26,12 +26,12 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from ..io.weights import set_threads
     from ..nn.config import get_preset
     from ..nn.model import APCodec
     from ..units import ceil_div
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     torch.manual_seed(0)
     model = APCodec(get_preset(args.preset)).eval().to(args.device)
     spf = model.config.samples_per_frame

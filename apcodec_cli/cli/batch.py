@@ -14,7 +14,7 @@ import os
 import traceback
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import soundfile as sf
 
@@ -26,6 +26,7 @@ AUDIO_EXTENSIONS = frozenset(
     {f".{ext.lower()}" for ext in sf.available_formats()} | {".opus", ".oga", ".aif", ".wave"}
 )
 APC_EXTENSION = ".apc"
+C = TypeVar("C")  # what a converter needs besides the job (the CLI's: its `Codecs`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,31 +223,39 @@ def record(summary: Summary, job: Job, error: str | None,
         on_done(job)
 
 
-def run_jobs(jobs: Sequence[Job], convert: Callable[[Job], None], *, force: bool, n_jobs: int,
-             initializer: Callable[..., None] | None = None, initargs: tuple = (),
+def run_jobs(jobs: Sequence[Job], convert: Callable[[C, Job], None], context: C, *,
+             force: bool, n_jobs: int, prepare: Callable[..., C] | None = None,
+             args: tuple = (), threads: int = 0,
              on_done: Callable[[Job], None] | None = None) -> Summary:
-    """Convert every job, skipping existing targets unless `force`; never stop on a failure.
+    """Convert every job with `convert(context, job)`, skipping existing targets unless
+    `force`; never stop on a failure.
 
-    With `n_jobs > 1`, `convert` runs in spawned worker processes prepared by
-    `initializer` (which, like `convert`, must be a picklable module-level function); a
-    Ctrl-C or SIGTERM stops them at once (see `interrupt.py`) and goes on to the caller.
+    With `n_jobs > 1` the jobs run in spawned worker processes instead: each one sets
+    `threads` torch threads (0: torch's default) and makes its own context with
+    `prepare(*args)` when it starts (`convert` and `prepare` must be picklable: module-level
+    functions, classes, partials of them). A Ctrl-C or SIGTERM stops them at once (see
+    `interrupt.py`) and goes on to the caller.
     """
     summary = Summary()
     todo = select_jobs(jobs, force, summary)
     finish = functools.partial(record, summary, on_done=on_done)
 
     if n_jobs <= 1 or len(todo) <= 1:
-        if initializer:
-            initializer(*initargs)
         for job in todo:
-            finish(job, attempt(convert, job))
+            finish(job, attempt(functools.partial(convert, context), job))
         return summary
-    with interrupt.process_pool(n_jobs, initializer, initargs) as pool:
+    with interrupt.process_pool(n_jobs, prepare, args, threads) as pool:
         with interrupt.sigint_deferred():
-            futures = {pool.submit(attempt, convert, job): job for job in todo}
+            futures = {pool.submit(interrupt.in_worker, _attempt_with, convert, job): job
+                       for job in todo}
         for future in concurrent.futures.as_completed(futures):
             finish(futures[future], future.result())
     return summary
+
+
+def _attempt_with(context: C, convert: Callable[[C, Job], None], job: Job) -> str | None:
+    """`attempt` in a worker, with the context its `prepare` made."""
+    return attempt(functools.partial(convert, context), job)
 
 
 def convert_files(jobs: Sequence[Job], convert: Callable[[Job], None], codec: Any, *,

@@ -1,8 +1,9 @@
 """What `apcodec encode` and `apcodec decode` do once click has parsed their options.
 
-Each process (the CLI's, or a `--jobs` worker: see `interrupt.py`) loads its codecs once
-(`setup`, `codec`); `encode_one` and `decode_one` convert one job; `run` plans a command's
-jobs, refuses command lines that cannot work (exit 2), runs the jobs and reports on stderr.
+Each process (the CLI's, or a `--jobs` worker: see `interrupt.py`) holds its codecs in one
+`Codecs`, which loads each once, on first use, as its `Loading` says; `encode_one` and
+`decode_one` convert one job with them; `run` plans a command's jobs, refuses command lines
+that cannot work (exit 2), runs the jobs and reports on stderr.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 import click
 
 from ..units import SAMPLE_RATE
 from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, convert_files, \
     describe, describe_skipped, parse_shard, plan_jobs, run_jobs, same_file
+
+if TYPE_CHECKING:  # torch loads with the first codec, not with the command line
+    from ..codec import Codec
 
 EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
 
@@ -48,18 +52,13 @@ class Options:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Loading:
-    """How this process (the CLI's or a `--jobs` worker) loads its codecs."""
+class Loading:
+    """How a process (the CLI's or a `--jobs` worker) loads its codecs."""
 
-    weights: str | None
-    device: str
-    quiet: bool
-    threads: int  # torch threads; 0: torch's default
-    precision: str | None
-
-
-_LOADING = _Loading(None, "auto", False, 0, None)  # replaced by `setup`
-_CODECS: dict[Any, Any] = {}  # this process's codecs by streamable, loaded once each
+    weights: str | None = None  # None: the installed default of each kind
+    device: str = "auto"
+    quiet: bool = False  # no warning about untrained weights
+    precision: str | None = None  # None: $APCODEC_PRECISION, else auto
 
 
 def warn(message: str, quiet: bool) -> None:
@@ -72,49 +71,51 @@ def fail(message: str) -> None:
     sys.exit(EXIT_FAILED)
 
 
-def setup(weights: str | None, device: str, quiet: bool, threads: int = 0,
-          precision: str | None = None, preload: bool | None = None) -> None:
-    """Say how this process (the CLI's or a pool worker) loads codecs; load one now."""
-    global _LOADING
-    _LOADING = _Loading(weights, device, quiet, threads, precision)
-    _CODECS.clear()
-    if preload is not None:
-        codec(preload)
+class Codecs:
+    """The codecs of one process, each loaded once, on first use, as `loading` says.
 
+    The CLI's process makes one in `run` and hands it to every conversion; each `--jobs`
+    worker makes its own when it starts (`batch.run_jobs`' `prepare`).
+    """
 
-def codec(streamable: bool) -> Any:
-    """The codec for the full (False) or the streamable (True) model, loaded on first use:
-    --weights if given (whatever model it holds, but streaming needs the streamable one),
-    else the installed default of that kind."""
-    key = "explicit" if _LOADING.weights else streamable
-    if key not in _CODECS:
-        import torch  # deferred: `apcodec --help` and `info` stay fast
+    def __init__(self, loading: Loading) -> None:
+        self.loading = loading
+        self._loaded: dict[bool | str, Codec] = {}  # by streamable, or "explicit" (--weights)
 
-        from ..codec import Codec
+    def get(self, streamable: bool) -> Codec:
+        """The codec for the full (False) or the streamable (True) model: --weights if given
+        (whatever model it holds, but streaming needs the streamable one), else the
+        installed default of that kind."""
+        loading = self.loading
+        key = "explicit" if loading.weights else streamable
+        if key not in self._loaded:
+            from ..codec import Codec  # deferred: `apcodec --help` and `info` stay fast
 
-        if _LOADING.threads:
-            torch.set_num_threads(_LOADING.threads)
-        loaded = Codec.load(_LOADING.weights, device=_LOADING.device, streamable=streamable,
-                            precision=_LOADING.precision)
-        if not loaded.weights.trained:
-            warn(f"{loaded.weights.path} holds UNTRAINED weights (random initialisation): "
-                 "the decoded audio will not resemble the input", _LOADING.quiet)
-        _CODECS[key] = loaded
-    found = _CODECS[key]
-    if streamable and not found.config.causal:
-        raise ValueError(f"{found.weights.path} holds the full (non-streamable) model; "
-                         "streaming needs the streamable one: pass other --weights")
-    return found
+            loaded = Codec.load(loading.weights, device=loading.device, streamable=streamable,
+                                precision=loading.precision)
+            if not loaded.weights.trained:
+                warn(f"{loaded.weights.path} holds UNTRAINED weights (random initialisation): "
+                     "the decoded audio will not resemble the input", loading.quiet)
+            self._loaded[key] = loaded
+        found = self._loaded[key]
+        if streamable and not found.config.causal:
+            raise ValueError(f"{found.weights.path} holds the full (non-streamable) model; "
+                             "streaming needs the streamable one: pass other --weights")
+        return found
 
+    def for_file(self, source: str | BinaryIO) -> Codec:
+        """The codec that can decode `source` (a path or seekable file): by its header."""
+        from ..io.bitstream import peek_header
 
-def _codec_for_file(source: str | BinaryIO) -> Any:
-    """The codec that can decode `source` (a path or seekable file): by its header."""
-    from ..io.bitstream import peek_header
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                return self.get(peek_header(f).streamable)
+        return self.get(peek_header(source).streamable)
 
-    if isinstance(source, str):
-        with open(source, "rb") as f:
-            return codec(peek_header(f).streamable)
-    return codec(peek_header(source).streamable)
+    @property
+    def full(self) -> Codec | None:
+        """The installed full model's codec once loaded (not an explicit --weights')."""
+        return self._loaded.get(False)
 
 
 def _open_input(path: str) -> str | BinaryIO:
@@ -166,10 +167,10 @@ def _live(opts: Options, job: Job) -> bool:
     return opts.streaming and "-" in (job.source, job.target)
 
 
-def encode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None
-               ) -> None:
+def encode_one(opts: Options, codecs: Codecs, job: Job,
+               progress: Callable[[float], None] | None = None) -> None:
     """Encode one job's audio into a `.apc` file (or a live stream)."""
-    found = codec(opts.streaming)
+    found = codecs.get(opts.streaming)
     if _live(opts, job):
         from ..io.live import encode_pipe
         return encode_pipe(found, job.source, job.target, opts.mono, opts.packet, progress)
@@ -178,17 +179,17 @@ def encode_one(opts: Options, job: Job, progress: Callable[[float], None] | None
                                                            progress=progress))
 
 
-def decode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None
-               ) -> None:
+def decode_one(opts: Options, codecs: Codecs, job: Job,
+               progress: Callable[[float], None] | None = None) -> None:
     """Decode one job's `.apc` file into audio, in the format its output's name says."""
     from ..io.audio import output_format
 
     fmt, subtype = output_format(job.target, opts.float32)
     if _live(opts, job):
         from ..io.live import decode_pipe
-        return decode_pipe(codec, job.source, job.target, opts.float32, progress)
+        return decode_pipe(codecs.get, job.source, job.target, opts.float32, progress)
     source = _open_input(job.source)
-    found = _codec_for_file(source)
+    found = codecs.for_file(source)
     result = _write_output(job.target, lambda f: found.decode_file(
         source, f, original_rate=opts.original_rate, start=opts.start, duration=opts.duration,
         subtype=subtype, format=fmt, progress=progress), stream=True)
@@ -217,13 +218,15 @@ def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
     for line in describe_skipped(plan.skipped):
         warn(line, opts.quiet)
     remove_stale(job.target for job in jobs if job.target != "-")
+    codecs = Codecs(Loading(opts.weights, opts.device, opts.quiet, opts.precision))
     try:
-        setup(opts.weights, opts.device, opts.quiet, precision=opts.precision,
-              preload=_first_kind(opts, jobs))
+        kind = _first_kind(opts, jobs)
+        if kind is not None:  # load it now, so that a missing model fails once, up front
+            codecs.get(kind)
     except Exception as exc:
         fail(describe(exc))
     start = time.monotonic()
-    summary = _run_single(opts, jobs[0]) if single else _run_batch(opts, jobs)
+    summary = _run_single(opts, codecs, jobs[0]) if single else _run_batch(opts, codecs, jobs)
     _report(opts, summary, single, time.monotonic() - start)
 
 
@@ -234,29 +237,29 @@ def _progress_bar(opts: Options, **kwargs: Any) -> Any:
     return tqdm(file=sys.stderr, disable=opts.quiet or not sys.stderr.isatty(), **kwargs)
 
 
-def _run_single(opts: Options, job: Job) -> Summary:
+def _run_single(opts: Options, codecs: Codecs, job: Job) -> Summary:
     convert = encode_one if opts.command == "encode" else decode_one
     ranged = getattr(opts, "start", 0) or getattr(opts, "duration", None) is not None
     total = None if ranged or job.source == "-" else _duration(job.source)
     with _progress_bar(opts, desc=Path(job.source).name, unit="s", total=total,
                        bar_format="{desc}: {n:.1f} s [{elapsed}]" if total is None else
                        "{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]") as bar:
-        return run_jobs([job], functools.partial(convert, opts, progress=bar.update),
+        return run_jobs([job], functools.partial(convert, opts, progress=bar.update), codecs,
                         force=True, n_jobs=1)
 
 
-def _run_batch(opts: Options, jobs: list[Job]) -> Summary:
+def _run_batch(opts: Options, codecs: Codecs, jobs: list[Job]) -> Summary:
     convert = functools.partial(encode_one if opts.command == "encode" else decode_one, opts)
     with _progress_bar(opts, total=len(jobs), unit="file") as bar:
-        rows = _shared_rows(opts)
+        rows = _shared_rows(opts, codecs)
         if rows:  # one process, forward passes shared between files (a GPU's way)
-            return convert_files(jobs, convert, _CODECS[False], force=opts.force, rows=rows,
-                                 on_done=lambda job: bar.update())
+            return convert_files(jobs, functools.partial(convert, codecs), codecs.full,
+                                 force=opts.force, rows=rows, on_done=lambda job: bar.update())
+        # --jobs workers: quiet codecs of their own, and their share of the CPU cores.
         return run_jobs(
-            jobs, convert, force=opts.force, n_jobs=opts.jobs,
-            initializer=setup if opts.jobs > 1 else None,
-            initargs=(opts.weights, opts.device, True,
-                      max(1, (os.cpu_count() or 1) // opts.jobs), opts.precision),
+            jobs, convert, codecs, force=opts.force, n_jobs=opts.jobs, prepare=Codecs,
+            args=(dataclasses.replace(codecs.loading, quiet=True),),
+            threads=max(1, (os.cpu_count() or 1) // opts.jobs),
             on_done=lambda job: bar.update())
 
 
@@ -305,13 +308,14 @@ def _check_device(name: str) -> None:
         raise click.UsageError(str(exc)) from None
 
 
-def _shared_rows(opts: Options) -> int:
+def _shared_rows(opts: Options, codecs: Codecs) -> int:
     """Rows per forward pass shared between a folder's files (see engine/shared.py), or 0 to
     convert them one by one: shared with the full model on CUDA and --jobs 1."""
-    if opts.jobs > 1 or False not in _CODECS:  # --jobs asks for processes; -s, or streamable
+    full = codecs.full
+    if opts.jobs > 1 or full is None:  # --jobs asks for processes; -s, or streamable
         return 0
     from ..engine.shared import shared_rows
-    return shared_rows(_CODECS[False])
+    return shared_rows(full)
 
 
 def _first_kind(opts: Options, jobs: list[Job]) -> bool | None:

@@ -15,7 +15,9 @@ and the command exits with 128 + the signal's number (130, 143; see `exit_status
 - on SIGTERM, or as soon as its parent is gone (SIGKILL included: a thread watches the
   parent's process id), a worker removes its partial outputs and exits at once;
 - a parent that stops early cancels the queued jobs, sends SIGTERM to every worker and
-  waits for them (a second Ctrl-C meanwhile is ignored: it used to deadlock) before exiting.
+  waits for them (a second Ctrl-C meanwhile is ignored: it used to deadlock) before exiting;
+- a worker sets its torch threads and makes its context (its codecs, say) once, when it
+  starts; tasks submitted through `in_worker` receive that context.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from ..io import atomic
 
@@ -36,6 +38,13 @@ from ..io import atomic
 PARENT_POLL = 0.2
 #: Seconds a stopping parent waits for a worker to exit after SIGTERM, before SIGKILL.
 GRACE = 5.0
+
+T = TypeVar("T")
+
+#: What `process_pool`'s `prepare` returned in this worker process (None in any other).
+#: A pool runs each task as a pickled function call, so what a worker keeps from one task
+#: to the next can only live in its module state: this one slot, set once when it starts.
+_context: Any = None
 
 
 class Interrupted(BaseException):
@@ -90,16 +99,17 @@ def sigint_deferred() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def process_pool(workers: int, initializer: Callable[..., None] | None = None,
-                 initargs: tuple = ()) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
-    """A pool of `workers` spawned processes, each prepared by `initializer(*initargs)`.
+def process_pool(workers: int, prepare: Callable[..., Any] | None = None, args: tuple = (),
+                 threads: int = 0) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """A pool of `workers` spawned processes. Each, when it starts, sets `threads` torch
+    threads (0: torch's default) and keeps `prepare(*args)` as its context for `in_worker`.
 
     Submit inside `sigint_deferred`. If the block raises (Ctrl-C, SIGTERM, an error), the
     queued jobs are cancelled and the workers stopped before the exception goes on.
     """
     pool = concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker, initargs=(os.getpid(), initializer, initargs))
+        initializer=_start_worker, initargs=(os.getpid(), threads, prepare, args))
     try:
         yield pool
     except BaseException:
@@ -133,17 +143,27 @@ def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
             signal.signal(sig, handler)
 
 
-def _start_worker(parent: int, initializer: Callable[..., None] | None, initargs: tuple
-                  ) -> None:
-    """Runs first in every worker: the signal rules above, then the caller's initializer."""
+def in_worker(task: Callable[..., T], *args: Any) -> T:
+    """`task(context, *args)` with this worker's context (what the pool's `prepare` made):
+    submit tasks to a `process_pool` as `pool.submit(in_worker, task, ...)`."""
+    return task(_context, *args)
+
+
+def _start_worker(parent: int, threads: int, prepare: Callable[..., Any] | None,
+                  args: tuple) -> None:
+    """Runs first in every worker: the signal rules above, the threads, the context."""
+    global _context
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_now)
     if hasattr(signal, "pthread_sigmask"):  # blocked by `sigint_deferred` in the parent
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_watch_parent, args=(parent,), name="apcodec-parent-watch",
                      daemon=True).start()
-    if initializer is not None:
-        initializer(*initargs)
+    if threads:
+        from ..io.weights import set_threads  # torch: workers that compute load it anyway
+
+        set_threads(threads)
+    _context = prepare(*args) if prepare is not None else None
 
 
 def _exit_now(signum: int, frame: Any = None) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
+from ..evaluate.metrics import log_spectral_distance
 from ..io.atomic import atomic_path
 from .corpus import SAMPLE_RATE
 
@@ -190,36 +191,6 @@ def iter_pack(pack_dir: str | os.PathLike[str]) -> Iterator[tuple[dict[str, Any]
         audio, _ = sf.read(Path(pack_dir) / name, dtype="float32")
         for entry in entries:
             yield entry, audio[entry["offset"]: entry["offset"] + entry["frames"]]
-
-
-def log_spectral_distance(reference: np.ndarray, test: np.ndarray, max_hz: float | None = None,
-                          n_fft: int = 2048, hop: int = 512, floor_db: float = -100.0,
-                          silence_db: float = -60.0) -> float:
-    """Log-spectral distance in dB between two aligned 48 kHz signals.
-
-    Power spectra (Hann window, scaled so a full-scale sine peaks at 0 dB) are floored at
-    ``floor_db``; the distance is the RMS difference of the dB spectra over bins up to
-    ``max_hz``, averaged over frames whose reference level is above ``silence_db``.
-    """
-    n = min(len(reference), len(test))
-    if n < n_fft:
-        return float("nan")
-    window = np.hanning(n_fft)
-    scale = (window.sum() / 2) ** 2
-    bins = n_fft // 2 + 1 if max_hz is None else int(max_hz * n_fft / SAMPLE_RATE) + 1
-
-    def frames(x: np.ndarray) -> np.ndarray:
-        return np.lib.stride_tricks.sliding_window_view(x[:n].astype(np.float64), n_fft)[::hop]
-
-    def spectrum(x: np.ndarray) -> np.ndarray:
-        power = np.abs(np.fft.rfft(frames(x) * window, axis=1)[:, :bins]) ** 2 / scale
-        return 10 * np.log10(np.maximum(power, 10 ** (floor_db / 10)))
-
-    active = 10 * np.log10(np.mean(frames(reference) ** 2, axis=1) + 1e-12) > silence_db
-    if not active.any():
-        return float("nan")
-    diff = spectrum(reference)[active] - spectrum(test)[active]
-    return float(np.mean(np.sqrt(np.mean(diff**2, axis=1))))
 
 
 def measure_pack_quality(corpus_dir: str | os.PathLike[str], pack_dir: str | os.PathLike[str],

@@ -3,5 +3,6 @@
 `apcodec eval` codes each clip with APCodec (real `.apc` files) and with Opus at 6 and
 12 kbit/s, scores every result against the original and prints one markdown table per
 category. The metrics need the `eval` extra (``pip install 'apcodec[eval]'``) and Opus needs
-Debian's opus-tools; nothing here is imported by encode, decode or training.
+Debian's opus-tools. Encode and decode import nothing from here; training's validation and
+losses and the corpus's packs take their measures from `metrics.py`.
 """

@@ -77,12 +77,11 @@ def _prepare(data: str, category: str | None, max_clips: int | None, min_seconds
         metrics.check_dependencies(speech=any(c.category == "speech" for c in clips))
         if opus:
             opus_tools.require_opus_tools()
-        import torch  # deferred: torch loads only once the inputs are known good
-
+        # deferred: torch loads only once the inputs are known good
         from ..codec import Codec
+        from ..io.weights import set_threads
 
-        if threads:
-            torch.set_num_threads(threads)
+        set_threads(threads)  # this process's, once, before any computation
         return clips, Codec.load(weights_path, device=device)
     except Exception as exc:
         _fail(exc)

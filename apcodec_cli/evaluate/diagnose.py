@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..io.weights import load
+from ..io.weights import load, set_threads
 from ..nn import spectral
 from ..nn.model import APCodec
 from ..units import SAMPLE_RATE as RATE
@@ -108,8 +108,7 @@ def markdown(rows: list[dict]) -> str:
 def main(weights_path: str, data: str, category: str | None, max_clips: int, seconds: float,
          threads: int, quiet: bool) -> None:
     """Print the amplitude / phase / quantizer split of a weights file's quality."""
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     model = load(weights_path).model.float().eval()
     clips = collect_clips(data, category, max_clips)
     rows: list[dict] = []

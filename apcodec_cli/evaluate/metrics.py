@@ -1,4 +1,6 @@
-"""Objective quality of a degraded signal against its reference.
+"""Objective quality of a degraded signal against its reference: the package's one metrics
+module, used by `apcodec eval`, training's validation (`train/validation.py`) and the pack
+quality check (`data/pack.py`).
 
 Every metric takes two aligned mono float arrays (reference, degraded) of shape (T,) at
 `rate` Hz and returns a float; NaN means "not measurable on this clip" (too short, silent).
@@ -10,9 +12,10 @@ Every metric takes two aligned mono float arrays (reference, degraded) of shape 
     lsd         lower      as given    log-spectral distance in dB, here in numpy
     mel         lower      as given    L1 distance of natural-log mel magnitudes, here in numpy
 
-LSD and the mel distance use the definitions of training's validation (`train.pack`,
-`train.mel`), so `apcodec eval` and the training log report comparable numbers. PESQ and
-ESTOI are meaningful for speech only. The optional packages are imported on first use.
+LSD and the mel distance are written here once, so `apcodec eval` and the training log
+report the same numbers. The mel filterbank is built here once too: training's mel losses
+(`train/mel.LogMel`, in torch) use `mel_filterbank` and the framing constants below. PESQ
+and ESTOI are meaningful for speech only. The optional packages are imported on first use.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 import soxr
 
 from ..errors import ApcodecError
+from ..units import SAMPLE_RATE
 
 Metric = Callable[[np.ndarray, np.ndarray, int], float]
 
@@ -37,7 +41,9 @@ VISQOL_RATE = 48_000
 PESQ_RATE = 16_000
 STOI_RATE = 10_000
 
-# Mel distance (as train.mel.LogMel): 80 Slaney bands, 1024-point FFT, window 320, hop 40.
+#: The mel spectrogram of the mel distance and of training's mel losses (`train/mel.py`):
+#: 80 Slaney bands of unit area over the whole band, 1024-point FFT, window 320, hop 40,
+#: natural log of magnitudes floored at 1e-5.
 MEL_BANDS, MEL_FFT, MEL_WIN, MEL_HOP, MEL_FLOOR = 80, 1024, 320, 40, 1e-5
 
 
@@ -65,17 +71,38 @@ def _resampled(x: np.ndarray, rate: int, target: int) -> np.ndarray:
     return x if rate == target else soxr.resample(x, rate, target, quality="VHQ")
 
 
-def log_spectral_distance(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
-    """Mean over non-silent frames of the RMS difference of the dB power spectra.
+def log_spectral_distance(reference: np.ndarray, degraded: np.ndarray,
+                          rate: int = SAMPLE_RATE, max_hz: float | None = None,
+                          n_fft: int = 2048, hop: int = 512, floor_db: float = -100.0,
+                          silence_db: float = -60.0) -> float:
+    """Log-spectral distance in dB: the mean over non-silent frames of the RMS difference
+    of the dB power spectra.
 
-    The definition of training's validation (`train.pack.log_spectral_distance`: Hann
-    window of 2048, hop 512, -100 dB floor, frames below -60 dBFS skipped), so the two
-    report comparable numbers. `rate` only names the band; the STFT size is in samples.
+    Power spectra (Hann window of `n_fft` samples, hop `hop`, scaled so that a full-scale
+    sine peaks at 0 dB) are floored at `floor_db`; the distance is the RMS difference of
+    the dB spectra over bins up to `max_hz` (None: all), averaged over the frames whose
+    reference level is above `silence_db` dBFS. The STFT size is in samples whatever the
+    rate: `rate` only places `max_hz`. NaN when shorter than one frame or all silent.
     """
-    from ..data.pack import log_spectral_distance as lsd
+    ref, deg = _aligned(reference, degraded)
+    if len(ref) < n_fft:
+        return math.nan
+    window = np.hanning(n_fft)
+    scale = (window.sum() / 2) ** 2
+    bins = n_fft // 2 + 1 if max_hz is None else int(max_hz * n_fft / rate) + 1
 
-    del rate  # same STFT at every rate, as in training's validation (always 48 kHz there)
-    return lsd(*_aligned(reference, degraded))
+    def frames(x: np.ndarray) -> np.ndarray:
+        return np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+
+    def spectrum(x: np.ndarray) -> np.ndarray:
+        power = np.abs(np.fft.rfft(frames(x) * window, axis=1)[:, :bins]) ** 2 / scale
+        return 10 * np.log10(np.maximum(power, 10 ** (floor_db / 10)))
+
+    active = 10 * np.log10(np.mean(frames(ref) ** 2, axis=1) + 1e-12) > silence_db
+    if not active.any():
+        return math.nan
+    diff = spectrum(ref)[active] - spectrum(deg)[active]
+    return float(np.mean(np.sqrt(np.mean(diff ** 2, axis=1))))
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -91,13 +118,19 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def mel_filterbank(rate: int) -> np.ndarray:
-    """(MEL_BANDS, MEL_FFT // 2 + 1) unit-area triangular Slaney filters from 0 to rate/2."""
+    """(MEL_BANDS, MEL_FFT // 2 + 1) triangular Slaney filters from 0 to rate/2, in float64.
+
+    Each filter has unit area (wide high filters are not louder), the convention of the
+    HiFi-GAN family of vocoders. Read-only: one array is shared by every caller.
+    """
     bins = np.linspace(0.0, rate / 2, MEL_FFT // 2 + 1)
     edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(np.array(rate / 2)), MEL_BANDS + 2))
     low, centre, high = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     weights = np.maximum(np.minimum((bins - low) / (centre - low),
                                     (high - bins) / (high - centre)), 0.0)
-    return weights * (2.0 / (high - low))
+    weights = weights * (2.0 / (high - low))
+    weights.setflags(write=False)
+    return weights
 
 
 def log_mel(x: np.ndarray, rate: int) -> np.ndarray:

@@ -40,7 +40,6 @@ if TYPE_CHECKING:  # torch loads with the codec, only when a run starts
 
 CATEGORIES = ("speech", "music")
 Row = dict[str, Any]
-_CODEC: "Codec | None" = None  # the codec of a worker process, loaded by `_init_worker`
 
 
 class ClipError(ApcodecError, ValueError):
@@ -176,20 +175,11 @@ def evaluate_clip(codec: "Codec", clip: Clip, settings: Settings) -> list[Row]:
     return rows
 
 
-def _init_worker(weights: str, device: str, threads: int) -> None:
-    """Load the codec into a worker process of the pool."""
-    global _CODEC
-    import torch
-
+def _load_codec(weights: str, device: str) -> "Codec":
+    """A worker process's codec (the context `evaluate_clip` gets there)."""
     from ..codec import Codec
 
-    torch.set_num_threads(threads)
-    _CODEC = Codec.load(weights, device=device)
-
-
-def _evaluate_in_worker(clip: Clip, settings: Settings) -> list[Row]:
-    assert _CODEC is not None, "the pool's initializer loads the codec"
-    return evaluate_clip(_CODEC, clip, settings)
+    return Codec.load(weights, device=device)
 
 
 def evaluate_all(clips: Sequence[Clip], settings: Settings, codec: "Codec", jobs: int = 1,
@@ -210,10 +200,10 @@ def evaluate_all(clips: Sequence[Clip], settings: Settings, codec: "Codec", jobs
     device = str(next(codec.model.parameters()).device)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     # Spawned workers (interrupt.py): the codec here may have initialised CUDA already.
-    with interrupt.process_pool(jobs, _init_worker,
-                                (str(codec.weights.path), device, threads)) as pool:
+    with interrupt.process_pool(jobs, _load_codec, (str(codec.weights.path), device),
+                                threads) as pool:
         with interrupt.sigint_deferred():
-            futures = {pool.submit(_evaluate_in_worker, clip, settings): i
+            futures = {pool.submit(interrupt.in_worker, evaluate_clip, clip, settings): i
                        for i, clip in enumerate(clips)}
         for future in concurrent.futures.as_completed(futures):
             results[futures[future]] = future.result()

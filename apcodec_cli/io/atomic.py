@@ -40,11 +40,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     I/O errors (a full disk, say) name `path`, not the temporary file.
     """
     path = Path(path)
-    tmp = partial_path(path)
-    try:
-        with _LOCK:  # registered and created together: `remove_partials` sees both or neither
-            _PARTIALS.add(tmp)
-            raw = _named(path, open, tmp, "wb")
+    # Opened under the lock that registers it: `remove_partials` sees both or neither.
+    with _replacing(path, lambda tmp: _named(path, open, tmp, "wb")) as raw:
         try:
             yield _TargetFile(raw, path)
         except BaseException:
@@ -52,25 +49,30 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
                 raw.close()
             raise
         _named(path, raw.close)  # flushes: a full disk may show only now
-        _named(path, os.replace, tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        with _LOCK:
-            _PARTIALS.discard(tmp)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """The temporary path to write (for writers that want a name: torch.save, soundfile)
     that becomes `path` only if the block succeeds; removed when it raises."""
-    path = Path(path)
-    tmp = partial_path(path)
-    with _LOCK:
-        _PARTIALS.add(tmp)
-    try:
+    with _replacing(Path(path), lambda tmp: tmp) as tmp:
         yield tmp
+
+
+@contextlib.contextmanager
+def _replacing(path: Path, create: Callable[[Path], T]) -> Iterator[T]:
+    """The core of both: register `path`'s temporary file and call `create(tmp)` under one
+    hold of the lock, yield what it returns, then rename the temporary file onto `path`.
+
+    If `create` or the block raises, or the rename fails, the temporary file is removed;
+    whatever happens it is unregistered at the end.
+    """
+    tmp = partial_path(path)
+    try:
+        with _LOCK:  # registered and created together: `remove_partials` sees both or neither
+            _PARTIALS.add(tmp)
+            created = create(tmp)
+        yield created
         _named(path, os.replace, tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

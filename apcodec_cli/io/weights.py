@@ -324,3 +324,16 @@ def resolve_device(name: str) -> torch.device:
             raise DeviceError(f"--device {name}: no such CUDA device (this machine has "
                               f"{count}: cuda:0 to cuda:{count - 1})")
     return device
+
+
+def set_threads(threads: int) -> None:
+    """Give torch `threads` intra-op threads in this process; 0 keeps torch's default.
+
+    The one place the package sets the count, once, when a process starts: a command's
+    `--threads` (eval, train, ...) in the CLI's process, and in each `--jobs` worker its
+    share of the cores (`cli/interrupt.process_pool`). Only passing changes are made
+    elsewhere, each undone on the way out: `engine/chunked` gives each batch one thread
+    while batches run on several, `bench/floor` measures the compute floor at a count.
+    """
+    if threads:
+        torch.set_num_threads(threads)

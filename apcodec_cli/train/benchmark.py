@@ -15,6 +15,7 @@ import time
 import click
 import torch
 
+from ..io.weights import set_threads
 from ..units import SAMPLE_RATE
 from .cli import parse_assignments
 from .config import get_train_preset
@@ -45,8 +46,7 @@ def measure(trainer: Trainer, wav: torch.Tensor, steps: int, warmup: int) -> flo
 def main(preset: str, overrides: tuple[str, ...], steps: int, warmup: int, device: str,
          threads: int) -> None:
     """Print steps/s of PRESET with discriminators ("gan") and without ("no_gan")."""
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     config = get_train_preset(preset).override(parse_assignments(overrides))
     wav = 0.1 * torch.randn(config.batch_size, 1, config.segment, device=device)
     for mode, gan_start in (("no_gan", 10**9), ("gan", 0)):

@@ -97,8 +97,7 @@ def main(source: str, data: str, out: str, clips: int, seconds: float, threads: 
     """Calibrate the decoded level of a weights file (see the module docstring)."""
     if os.path.exists(out) and not force:
         raise click.UsageError(f"{out} exists (use --force to overwrite)")
-    if threads:
-        torch.set_num_threads(threads)
+    weights.set_threads(threads)
     loaded = weights.load(source)
     model = loaded.model
     hop = model.config.samples_per_frame

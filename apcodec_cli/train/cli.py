@@ -68,14 +68,13 @@ def train(data: str, run_dir: str, preset: str | None, overrides: tuple[str, ...
                                "drop --preset/--set/--init")
     if export_path and Path(export_path).exists() and not force:
         raise click.UsageError(f"{export_path} exists: pass --force to overwrite it")
-    import torch  # deferred: the other commands never load the training code
-
+    # deferred: the other commands never load torch and the training code
     from ..errors import ApcodecError
+    from ..io.weights import set_threads
     from .config import get_train_preset
     from .loop import RunOptions, run
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     options = RunOptions(
         data=Path(data), run_dir=Path(run_dir), resume=resume, device=device,
         max_steps=max_steps, max_minutes=max_minutes,

@@ -13,10 +13,10 @@ Every validation codes and decodes the same clips (float32, one whole-signal pas
     perplexity     all      mean over codebooks of exp(entropy of code usage)
     usage          all      mean over codebooks of the fraction of entries used
 
-The perceptual metrics come from `evaluate.metrics` (the same functions as `apcodec eval`);
-where the `eval` extra is not installed they are NaN. Clips are chosen per category from
-the data folder's labels (a corpus manifest or a pack index), so speech metrics are measured
-on speech and the music metric on music.
+Every metric comes from `evaluate.metrics`, the functions of `apcodec eval`, so the two
+report the same numbers; where the `eval` extra is not installed the perceptual ones are NaN.
+Clips are chosen per category from the data folder's labels (a corpus manifest or a pack
+index), so speech metrics are measured on speech and the music metric on music.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import torch
 from ..evaluate import metrics
 from ..nn.model import APCodec
 from .data import SAMPLE_RATE, Clip, read_clip
-from .mel import LogMel
 
 #: The perceptual metric of each category: (log field, metric function).
 CATEGORY_METRICS: dict[str, tuple[tuple[str, Callable[..., float]], ...]] = {
@@ -101,9 +100,14 @@ def _perceptual(field: str, metric: Callable[..., float], ref: np.ndarray,
 
 
 @torch.inference_mode()
-def validate(model: APCodec, clips: Sequence[ValidationClip], log_mel: LogMel,
+def validate(model: APCodec, clips: Sequence[ValidationClip], log_mel: object,
              device: torch.device) -> ValidationResult:
-    """Code and decode every clip in float32 and score the results."""
+    """Code and decode every clip in float32 and score the results.
+
+    `log_mel` is not used: the mel distance is `metrics.log_mel_distance`, in float64 like
+    `apcodec eval`'s. It stays only because `train/loop.py` still passes the trainer's
+    `LogMel`; it goes when that call drops it (pass None meanwhile).
+    """
     was_training = model.training
     model.eval()
     c = model.config
@@ -115,7 +119,7 @@ def validate(model: APCodec, clips: Sequence[ValidationClip], log_mel: LogMel,
         ref = wav.flatten().double().cpu().numpy()
         deg = out.wav.flatten().double().cpu().numpy()
         scores["lsd_db"].append(metrics.log_spectral_distance(ref, deg, SAMPLE_RATE))
-        scores["mel_l1"].append((log_mel(wav) - log_mel(out.wav)).abs().mean().item())
+        scores["mel_l1"].append(metrics.log_mel_distance(ref, deg, SAMPLE_RATE))
         level = metrics.level_db(ref, deg)
         scores["level_db"].append(level)
         scores["level_abs_db"].append(abs(level))

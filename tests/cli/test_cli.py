@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 
-import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
-from apcodec_cli.cli.main import main
-
-from conftest import write_audio
-
-
-@pytest.fixture
-def run(tiny_weights: Path, monkeypatch):
-    monkeypatch.setenv("APCODEC_WEIGHTS", str(tiny_weights))
-
-    def invoke(*args: str, input: bytes | None = None):
-        return CliRunner().invoke(main, [str(a) for a in args], input=input)
-
-    return invoke
-
-
-def _leftovers(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.name.endswith(".partial")]
+from helpers import partials, write_audio
 
 
 def test_help_teaches_with_examples(run) -> None:
@@ -91,7 +72,7 @@ def test_folder_is_mirrored_and_a_broken_file_does_not_stop_the_batch(run, tmp_p
     assert "broken.wav" in result.stderr and "cannot read" in result.stderr
     made = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.apc"))
     assert made == ["a/b/three.apc", "a/two.apc", "one.apc"]
-    assert _leftovers(tmp_path) == []
+    assert partials(tmp_path) == []
     # Decoding the folder back mirrors it again; a second run skips what exists.
     assert run("decode", "-q", tmp_path / "out", tmp_path / "wav").exit_code == 0
     assert sf.info(tmp_path / "wav" / "a" / "two.wav").frames == round(0.3 * 48000)
@@ -127,7 +108,7 @@ def test_failed_decode_leaves_no_output(run, tmp_path) -> None:
     result = run("decode", "-q", tmp_path / "bad.apc", tmp_path / "out.wav")
     assert result.exit_code == 1
     assert "chunk 2 (2.00–2.50 s)" in result.stderr and len(result.stderr.splitlines()) == 1
-    assert not (tmp_path / "out.wav").exists() and _leftovers(tmp_path) == []
+    assert not (tmp_path / "out.wav").exists() and partials(tmp_path) == []
     (tmp_path / "cut.apc").write_bytes(bytes(data[:-400]))
     result = run("decode", "-q", tmp_path / "cut.apc", tmp_path / "out.wav")
     assert result.exit_code == 1 and "truncated" in result.stderr.lower()

@@ -5,30 +5,17 @@ from __future__ import annotations
 
 import errno
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from click.testing import CliRunner
 
 from apcodec_cli.io import atomic, weights
 from apcodec_cli.engine import chunked
 from apcodec_cli.io.audio import AudioError
-from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
-from conftest import tone, write_audio
-
-
-@pytest.fixture
-def run(tiny_weights: Path, monkeypatch):
-    monkeypatch.setenv("APCODEC_WEIGHTS", str(tiny_weights))
-
-    def invoke(*args: object, input: bytes | None = None):
-        return CliRunner().invoke(main, [str(a) for a in args], input=input)
-
-    return invoke
+from helpers import partials, tone, write_audio
 
 
 class _SmallDisk:
@@ -61,7 +48,7 @@ def test_a_full_disk_is_one_line_naming_the_output(run, tmp_path, monkeypatch, c
     assert result.stderr.splitlines() == [
         f"apcodec: error: {tmp_path / source}: No space left on device: {tmp_path / target}"]
     assert "Traceback" not in captured.err + captured.out
-    assert not (tmp_path / target).exists() and not list(tmp_path.glob(".*.partial"))
+    assert not (tmp_path / target).exists() and partials(tmp_path) == []
 
 
 def test_nan_or_infinite_input_is_refused_with_its_time(run, tmp_path, codec) -> None:
@@ -76,12 +63,12 @@ def test_nan_or_infinite_input_is_refused_with_its_time(run, tmp_path, codec) ->
         codec.encode(audio)
 
 
-def test_nan_in_a_streamed_wav_is_refused(tiny_stream_weights, tmp_path) -> None:
+def test_nan_in_a_streamed_wav_is_refused(cli, tiny_stream_weights, tmp_path) -> None:
     audio = tone(0.5)
     audio[0, 12_000] = np.inf
     sf.write(tmp_path / "inf.wav", audio.T, 48000, subtype="FLOAT")
-    result = CliRunner().invoke(main, ["encode", "-s", "-q", "-w", str(tiny_stream_weights),
-                                       "-", "-"], input=(tmp_path / "inf.wav").read_bytes())
+    result = cli("encode", "-s", "-q", "-w", tiny_stream_weights, "-", "-",
+                 input=(tmp_path / "inf.wav").read_bytes())
     assert result.exit_code == 1 and "infinite sample at 0.250 s" in result.stderr
 
 

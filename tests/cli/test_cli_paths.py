@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import os
 import zlib
-from pathlib import Path
 
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
 from apcodec_cli.io.audio import writable_extensions
-from apcodec_cli.cli.main import main
-from conftest import write_audio
-
-
-@pytest.fixture
-def run(tiny_weights: Path, monkeypatch):
-    monkeypatch.setenv("APCODEC_WEIGHTS", str(tiny_weights))
-
-    def invoke(*args: object, input: bytes | None = None):
-        return CliRunner().invoke(main, [str(a) for a in args], input=input)
-
-    return invoke
+from helpers import write_audio
 
 
 def _old_shard(name: str, n: int) -> int:

@@ -15,19 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from apcodec_cli.io import atomic
 from apcodec_cli.cli import batch, interrupt
-from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
-from conftest import write_audio
+from helpers import partials, write_audio
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _partials(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.name.endswith(".partial")]
 
 
 def _children(pid: int) -> list[int]:
@@ -78,7 +72,7 @@ def blocked_batch(tmp_path: Path, tiny_weights: Path):
         env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     workers: list[int] = []
     try:
-        started = _wait(lambda: len(_partials(tmp_path)) == 2, 120)
+        started = _wait(lambda: len(partials(tmp_path)) == 2, 120)
         assert started, proc.stderr.read() if proc.poll() is not None else "no partials"
         workers += _children(proc.pid)
         yield proc, tmp_path / "out", workers
@@ -99,7 +93,7 @@ def test_ctrl_c_stops_a_jobs_batch_at_once_and_leaves_nothing(blocked_batch) -> 
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(30) == 130
     assert "Traceback" not in proc.stderr.read().decode()
-    assert _partials(out) == [] and list(out.rglob("*.apc")) == []
+    assert partials(out) == [] and list(out.rglob("*.apc")) == []
     assert _wait(lambda: not any(map(_running, workers)), 10)
 
 
@@ -110,12 +104,10 @@ def test_workers_die_with_their_parent(blocked_batch) -> None:
     proc, out, workers = blocked_batch
     proc.kill()
     proc.wait()
-    assert _wait(lambda: not any(map(_running, workers)) and not _partials(out), 10)
+    assert _wait(lambda: not any(map(_running, workers)) and not partials(out), 10)
 
 
-def test_a_later_run_removes_stale_partials_of_its_outputs(tiny_weights, tmp_path,
-                                                           monkeypatch) -> None:
-    monkeypatch.setenv("APCODEC_WEIGHTS", str(tiny_weights))
+def test_a_later_run_removes_stale_partials_of_its_outputs(run, tmp_path) -> None:
     write_audio(tmp_path / "in.wav", 0.2)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
@@ -124,18 +116,16 @@ def test_a_later_run_removes_stale_partials_of_its_outputs(tiny_weights, tmp_pat
     other = atomic.partial_path(tmp_path / "y.apc", int(dead))  # not this run's output
     for path in (stale, live, other):
         path.write_bytes(b"half")
-    result = CliRunner().invoke(main, ["encode", "-q", str(tmp_path / "in.wav"),
-                                       str(tmp_path / "x.apc")])
+    result = run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc")
     assert result.exit_code == 0, result.output
     assert not stale.exists() and live.exists() and other.exists()
 
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_stops_a_conversion_and_removes_its_partial(tiny_weights, tmp_path,
-                                                             monkeypatch, sig, status) -> None:
+def test_a_signal_stops_a_conversion_and_removes_its_partial(run, tmp_path, monkeypatch,
+                                                             sig, status) -> None:
     """Ctrl-C, or SIGTERM as `timeout` and `kill` send it, while an output is half written:
     the exit status says which, and neither the output nor its temporary file is left."""
-    monkeypatch.setenv("APCODEC_WEIGHTS", str(tiny_weights))
     write_audio(tmp_path / "in.wav", 0.2)
 
     def stopped(self, source, target, **kwargs):
@@ -145,11 +135,10 @@ def test_a_signal_stops_a_conversion_and_removes_its_partial(tiny_weights, tmp_p
         raise AssertionError("not stopped")
 
     monkeypatch.setattr(Codec, "encode_file", stopped)
-    result = CliRunner().invoke(main, ["encode", "-q", str(tmp_path / "in.wav"),
-                                       str(tmp_path / "x.apc")])
+    result = run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc")
     assert result.exit_code == status, result.output
     assert "no partial output is left" in result.stderr
-    assert not (tmp_path / "x.apc").exists() and _partials(tmp_path) == []
+    assert not (tmp_path / "x.apc").exists() and partials(tmp_path) == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back afterwards
 
 
@@ -167,7 +156,7 @@ class _RecordingPool(concurrent.futures.Executor):
         return future
 
 
-def _ok(job: batch.Job) -> None:
+def _ok(context: None, job: batch.Job) -> None:
     pass
 
 
@@ -179,9 +168,9 @@ def test_pools_spawn_their_workers_never_fork(monkeypatch, codec, tmp_path) -> N
     _RecordingPool.contexts = []
     monkeypatch.setattr(interrupt.concurrent.futures, "ProcessPoolExecutor", _RecordingPool)
     jobs = [batch.Job(f"{i}.wav", str(tmp_path / f"{i}.apc")) for i in range(3)]
-    summary = batch.run_jobs(jobs, _ok, force=True, n_jobs=2)
+    summary = batch.run_jobs(jobs, _ok, None, force=True, n_jobs=2)
     assert len(summary.done) == 3
-    monkeypatch.setattr(evaluate_run, "_evaluate_in_worker", lambda clip, settings: [])
+    monkeypatch.setattr(evaluate_run, "evaluate_clip", lambda codec, clip, settings: [])
     clips = [evaluate_run.Clip(name=f"c{i}", path=f"{i}.wav", category="speech")
              for i in range(2)]
     assert evaluate_run.evaluate_all(clips, None, codec, jobs=2) == []
@@ -190,12 +179,10 @@ def test_pools_spawn_their_workers_never_fork(monkeypatch, codec, tmp_path) -> N
 
 
 @pytest.mark.slow
-def test_jobs_convert_a_folder_in_spawned_workers(tiny_weights, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("APCODEC_WEIGHTS", str(tiny_weights))
+def test_jobs_convert_a_folder_in_spawned_workers(run, tmp_path) -> None:
     (tmp_path / "src").mkdir()
     for name in ("a.wav", "b.wav", "c.wav"):
         write_audio(tmp_path / "src" / name, 0.2)
-    result = CliRunner().invoke(main, ["encode", "-q", "--jobs", "2", str(tmp_path / "src"),
-                                       str(tmp_path / "out")])
+    result = run("encode", "-q", "--jobs", "2", tmp_path / "src", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.apc", "b.apc", "c.apc"]

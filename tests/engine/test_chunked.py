@@ -10,7 +10,7 @@ from apcodec_cli.engine import chunked
 from apcodec_cli.codec import Codec
 from apcodec_cli.io.weights import load
 
-from conftest import make_weights, tone
+from helpers import make_weights, tone
 
 
 def _whole(codec: Codec, wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

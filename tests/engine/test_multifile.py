@@ -7,13 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
 from apcodec_cli.cli import batch
 from apcodec_cli.engine import chunked, shared
-from apcodec_cli.cli.main import main
 
-from conftest import write_audio
+from helpers import partials, write_audio
 
 #: (seconds, rate, channels): one chunk or several, odd lengths, resampled, stereo, tiny.
 _FILES = [(0.3, 48000, 1), (1.2, 44100, 2), (2.5, 48000, 1), (2.5, 48000, 1),
@@ -30,12 +28,13 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run(tiny_weights: Path, monkeypatch, one_thread):
+def run(cli, tiny_weights: Path, monkeypatch, one_thread):
+    """`cli` with the tiny weights, sharing passes of up to `rows` rows (0: none)."""
     monkeypatch.setenv("APCODEC_WEIGHTS", str(tiny_weights))
 
     def invoke(rows: int, *args: object):
         monkeypatch.setenv(shared.ENV_VAR, str(rows))
-        return CliRunner().invoke(main, [str(a) for a in args])
+        return cli(*args)
 
     return invoke
 
@@ -117,7 +116,7 @@ def test_a_broken_file_fails_alone(run, folder, tmp_path):
     assert "8 converted, 0 skipped (already exist; --force to redo), 2 failed" in result.stderr
     assert f"{folder / 'broken.wav'}: cannot read as audio" in result.stderr
     assert len(_tree(tmp_path / "out")) == len(_FILES)
-    assert not [p for p in (tmp_path / "out").rglob("*") if ".partial" in p.name]
+    assert partials(tmp_path / "out") == []
 
 
 def test_a_failing_pass_fails_its_files_and_nothing_hangs(codec, folder, tmp_path,

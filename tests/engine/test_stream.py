@@ -19,7 +19,7 @@ from apcodec_cli.nn.config import get_preset
 from apcodec_cli.nn.model import APCodec
 from apcodec_cli.engine.stream import (StreamDecoder, StreamEncoder, algorithmic_latency,
                                 decoder_history)
-from conftest import tone, write_audio
+from helpers import tone, write_audio
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from apcodec_cli.io.audio import AudioError, AudioWriter, read_blocks, resampled_length
 
-from conftest import write_audio
+from helpers import write_audio
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000, 96000])

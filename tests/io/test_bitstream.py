@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from apcodec_cli.io.bitstream import (
@@ -32,7 +32,9 @@ from apcodec_cli.io.bitstream import (
     write_apc,
 )
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from apcdata import damage, edits, fast, read_every_way
+
+FAST = fast(max_examples=60)
 DEFAULTS = dict(
     sample_rate=48_000, samples_per_frame=320, n_codebooks=4, bits_per_code=10,
     chunk_frames=150, channels=1, source_sample_rate=44_100, source_length=3 * 44_100,
@@ -406,48 +408,20 @@ def test_nonzero_padding_bits() -> None:
 # --- fuzzing -------------------------------------------------------------------------
 
 
-def exercise(data: bytes) -> None:
-    """Read `data` every way; anything but success or an ApcError fails the test."""
-    try:
-        reader = open_reader(data)
-    except ApcError:
-        return
-    problems = reader.verify()
-    assert all(isinstance(p, ApcError) for p in problems)
-    if problems:
-        with pytest.raises(ApcError):
-            reader.read_all()
-    else:
-        reader.read_all()
-
-
 @FAST
 @given(st.binary(max_size=300))
 def test_fuzz_arbitrary_bytes(data: bytes) -> None:
-    exercise(data)
-    exercise(b"\x89APC\x01" + data)
+    read_every_way(open_reader, data)
+    read_every_way(open_reader, b"\x89APC\x01" + data)
 
 
 SMALL_FILE = to_file(Header(**SMALL), random_codes(Header(**SMALL)))
 
 
 @FAST
-@given(st.lists(st.tuples(st.sampled_from(["flip", "set", "cut", "insert", "delete"]),
-                          st.integers(0, len(SMALL_FILE)), st.integers(0, 255)),
-                min_size=1, max_size=4))
-def test_fuzz_mutated_files(mutations: list[tuple[str, int, int]]) -> None:
-    data = bytearray(SMALL_FILE)
-    for kind, pos, value in mutations:
-        pos = min(pos, len(data))
-        if kind == "flip" and pos < len(data):
-            data[pos] ^= 1 << (value % 8)
-        elif kind == "set" and pos < len(data):
-            data[pos] = value
-        elif kind == "cut":
-            del data[pos:]
-        elif kind == "insert":
-            data[pos:pos] = bytes([value])
-        elif kind == "delete":
-            del data[pos : pos + 1 + value % 20]
-    exercise(bytes(data))
-    exercise(fix_header_crc(bytes(data)) if len(data) >= 53 and len(data) >= 53 + data[48] else b"")
+@given(edits(len(SMALL_FILE)))
+def test_fuzz_mutated_files(changes: list[tuple[str, int, int]]) -> None:
+    data = damage(SMALL_FILE, changes)
+    read_every_way(open_reader, data)
+    read_every_way(open_reader, fix_header_crc(data)
+                   if len(data) >= 53 and len(data) >= 53 + data[48] else b"")

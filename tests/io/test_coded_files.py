@@ -10,16 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from click.testing import CliRunner
 
 from apcodec_cli.io import live, weights
 from apcodec_cli.io.bitstream import (CodeTablesMismatchError, WeightsMismatchError, read_apc,
                                    read_header)
-from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
 from apcodec_cli.train.codetables import TableCounts
 
-from conftest import make_weights, tone, write_audio
+from helpers import make_weights, tone, write_audio
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -91,11 +89,8 @@ def test_other_tables_or_none_are_refused(tiny_weights: Path, coded: Path,
     assert not isinstance(info.value, CodeTablesMismatchError)
 
 
-def test_command_line_info_and_refusal(coded: Path, tiny_weights: Path,
+def test_command_line_info_and_refusal(cli, coded: Path, tiny_weights: Path,
                                        tmp_path: Path) -> None:
-    def cli(*args: object):
-        return CliRunner().invoke(main, [str(a) for a in args])
-
     write_audio(tmp_path / "in.wav", 2.0)
     assert cli("encode", "-q", "-w", coded, tmp_path / "in.wav", tmp_path / "x.apc"
                ).exit_code == 0

@@ -6,43 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import apcref
 from apcodec_cli.io.entropy import TOTAL, CodeTables
 from apcodec_cli.train.codetables import TableCounts, quantise
 
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from apcdata import as_dict, fast, random_codes, random_tables
 
-
-def random_tables(seed: int, n_codebooks: int = 3, bits: int = 4,
-                  n_buckets: tuple[int, ...] | None = None) -> CodeTables:
-    """Skewed random tables; some rows put almost all weight on one symbol."""
-    rng = np.random.default_rng(seed)
-    alphabet = 1 << bits
-    n_buckets = n_buckets or tuple(int(n) for n in rng.integers(1, 5, n_codebooks))
-    rows = sum(1 + n for n in n_buckets)
-    weights = rng.integers(0, 1000, (rows, alphabet + 1)).astype(float) ** 3
-    weights[rng.random(rows) < 0.2, rng.integers(0, alphabet + 1)] = 1e15
-    buckets = rng.integers(0, np.array(n_buckets)[:, None], (n_codebooks, alphabet))
-    return CodeTables(quantise(weights), buckets, n_buckets)
-
-
-def random_codes(seed: int, shape: tuple[int, int, int], bits: int, hold: float = 0.4,
-                 values: int | None = None) -> np.ndarray:
-    """Codes with runs (repeats, a share `hold` of frames) and jumps (to `values` codes)."""
-    rng = np.random.default_rng(seed)
-    codes = rng.integers(0, values or 1 << bits, shape)
-    hold = rng.random(shape) < hold
-    for t in range(1, shape[2]):
-        codes[:, :, t] = np.where(hold[:, :, t], codes[:, :, t - 1], codes[:, :, t])
-    return codes
-
-
-def as_dict(tables: CodeTables) -> dict:
-    return {"frequencies": tables.frequencies.tolist(), "buckets": tables.buckets.tolist(),
-            "n_buckets": list(tables.n_buckets)}
+FAST = fast(max_examples=40)
 
 
 def words(data: bytes) -> list[int]:

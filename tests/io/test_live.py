@@ -14,14 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
 from apcodec_cli.io import bitstream, live
 from apcodec_cli.io.audio import resampled_length
 from apcodec_cli.io.bitstream import (ChecksumError, Header, LiveStreamError, TrailingDataError,
                                    TruncatedError, read_apc)
-from apcodec_cli.cli.main import main
-from conftest import tone, write_audio
+from helpers import tone, write_audio
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -92,15 +90,15 @@ def test_streams_with_the_lengths_last_still_read() -> None:
 
 
 @pytest.mark.parametrize("samples, rate", [(317, 48_000), (48_007, 48_000), (20_000, 44_100)])
-def test_streaming_pipes_keep_the_exact_length(tiny_stream_weights: Path, tmp_path: Path,
+def test_streaming_pipes_keep_the_exact_length(cli, tiny_stream_weights: Path, tmp_path: Path,
                                                samples: int, rate: int) -> None:
     """`encode -s - - < a.wav | decode -s - b.wav` was up to 360 samples long."""
     sf.write(tmp_path / "in.wav", tone(samples / rate, rate)[0], rate)
     w = tiny_stream_weights
-    encoded = _cli("encode", "-s", "-q", "-w", w, "-", "-",
+    encoded = cli("encode", "-s", "-q", "-w", w, "-", "-",
                    input=(tmp_path / "in.wav").read_bytes())
     assert encoded.exit_code == 0, encoded.output
-    assert _cli("decode", "-s", "-q", "-w", w, "-", tmp_path / "out.wav",
+    assert cli("decode", "-s", "-q", "-w", w, "-", tmp_path / "out.wav",
                 input=encoded.stdout_bytes).exit_code == 0
     expected = samples if rate == 48_000 else resampled_length(samples, rate, 48_000)
     assert sf.info(tmp_path / "out.wav").frames == expected
@@ -133,53 +131,50 @@ def test_wav_streams_of_unknown_length_read_like_files(subtype: str) -> None:
     np.testing.assert_allclose(got, expected.T, atol=1e-6)
 
 
-def _cli(*args: object, input: bytes | None = None):
-    return CliRunner().invoke(main, [str(a) for a in args], input=input)
-
-
-def test_streaming_pipes_code_like_files(tiny_stream_weights: Path, tmp_path: Path) -> None:
+def test_streaming_pipes_code_like_files(cli, tiny_stream_weights: Path,
+                                         tmp_path: Path) -> None:
     write_audio(tmp_path / "in.wav", 1.3, rate=44_100, channels=2)
     w = tiny_stream_weights
-    encoded = _cli("encode", "-s", "-q", "-w", w, "-", "-",
+    encoded = cli("encode", "-s", "-q", "-w", w, "-", "-",
                    input=(tmp_path / "in.wav").read_bytes())
     assert encoded.exit_code == 0, encoded.output
     live_codes = live.LiveReader(io.BytesIO(encoded.stdout_bytes)).read_all()
-    assert _cli("encode", "-s", "-q", "-w", w, tmp_path / "in.wav", tmp_path / "f.apc"
+    assert cli("encode", "-s", "-q", "-w", w, tmp_path / "in.wav", tmp_path / "f.apc"
                 ).exit_code == 0
     file_header, file_codes = read_apc(tmp_path / "f.apc")
     assert file_header.streamable and live_codes[0].coded_length == file_header.coded_length
     assert (live_codes[1] == file_codes).mean() > 0.99  # streamed vs whole-file resampling
-    decoded = _cli("decode", "-s", "-q", "-w", w, "-", "-", input=encoded.stdout_bytes)
+    decoded = cli("decode", "-s", "-q", "-w", w, "-", "-", input=encoded.stdout_bytes)
     assert decoded.exit_code == 0, decoded.output
     out = live.WavStreamReader(io.BytesIO(decoded.stdout_bytes)).read(10**6)
     assert out.shape == (2, 62_400)  # exactly the input's length (issue 11.11)
     # A live stream saved to a file decodes exactly, with or without --streaming.
     (tmp_path / "live.apc").write_bytes(encoded.stdout_bytes)
-    assert _cli("decode", "-q", "-w", w, tmp_path / "live.apc", tmp_path / "a.wav"
+    assert cli("decode", "-q", "-w", w, tmp_path / "live.apc", tmp_path / "a.wav"
                 ).exit_code == 0
-    assert _cli("decode", "-q", "-s", "-w", w, tmp_path / "f.apc", tmp_path / "b.wav"
+    assert cli("decode", "-q", "-s", "-w", w, tmp_path / "f.apc", tmp_path / "b.wav"
                 ).exit_code == 0
     assert sf.info(tmp_path / "a.wav").frames == sf.info(tmp_path / "b.wav").frames == 62_400
     # A file streamed to a pipe is read front to back and trimmed exactly.
-    piped = _cli("decode", "-s", "-q", "-w", w, tmp_path / "f.apc", "-")
+    piped = cli("decode", "-s", "-q", "-w", w, tmp_path / "f.apc", "-")
     assert piped.exit_code == 0, piped.output
     samples = live.WavStreamReader(io.BytesIO(piped.stdout_bytes)).read(10**6)
     whole, _ = sf.read(tmp_path / "b.wav", dtype="float32")
     np.testing.assert_allclose(samples.T, whole, atol=1 / 16384)
-    assert "live stream" in _cli("info", tmp_path / "live.apc").output
+    assert "live stream" in cli("info", tmp_path / "live.apc").output
 
 
-def test_streaming_needs_the_streamable_model(tiny_weights: Path, tmp_path: Path) -> None:
+def test_streaming_needs_the_streamable_model(cli, tiny_weights: Path, tmp_path: Path) -> None:
     write_audio(tmp_path / "in.wav", 0.2)
-    result = _cli("encode", "-s", "-w", tiny_weights, tmp_path / "in.wav", tmp_path / "x.apc")
+    result = cli("encode", "-s", "-w", tiny_weights, tmp_path / "in.wav", tmp_path / "x.apc")
     assert result.exit_code == 1 and "streaming needs the streamable one" in result.output
     assert not (tmp_path / "x.apc").exists()
 
 
 def test_explicit_streamable_weights_code_files_without_the_flag(
-        tiny_stream_weights: Path, tmp_path: Path) -> None:
+        cli, tiny_stream_weights: Path, tmp_path: Path) -> None:
     write_audio(tmp_path / "in.wav", 0.2)
-    assert _cli("encode", "-q", "-w", tiny_stream_weights, tmp_path / "in.wav",
+    assert cli("encode", "-q", "-w", tiny_stream_weights, tmp_path / "in.wav",
                 tmp_path / "x.apc").exit_code == 0
     assert read_apc(tmp_path / "x.apc")[0].streamable
 

@@ -11,7 +11,7 @@ from apcodec_cli.io import weights
 from apcodec_cli.nn.config import get_preset
 from apcodec_cli.nn.model import APCodec
 
-from conftest import make_weights
+from helpers import make_weights
 
 
 def test_save_load_round_trip_in_half_precision(tmp_path) -> None:

@@ -1,0 +1,54 @@
+"""Helpers shared by the tests (imported by name: `from helpers import write_audio`).
+
+Fixtures live in the `conftest.py` files; plain functions live here, because every
+`conftest.py` of a folder without `__init__.py` is the module "conftest" and the last one
+loaded wins: `from conftest import ...` breaks as soon as a sub-folder has its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from apcodec_cli.io import weights
+from apcodec_cli.nn.config import get_preset
+from apcodec_cli.nn.model import APCodec
+
+
+def make_weights(path: Path, seed: int = 0, grn: bool = True, preset: str = "tiny") -> Path:
+    """Write untrained tiny weights; with `grn`, give GRN non-zero weights as training does
+    (at initialisation GRN is the identity, which would hide its whole-signal statistics)."""
+    torch.manual_seed(seed)
+    model = APCodec(get_preset(preset))
+    if grn:
+        for name, param in model.named_parameters():
+            if ".grn." in name:
+                param.data.normal_(0.0, 0.5)
+    weights.save(path, model, trained=False)
+    return path
+
+
+def tone(seconds: float, rate: int = 48_000, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """(channels, samples) test signal: a chord plus a little noise, peak about 0.5."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * rate))) / rate
+    out = []
+    for c in range(channels):
+        x = sum(0.15 * np.sin(2 * np.pi * f * (c + 1) * t) for f in (220.0, 330.0, 440.0))
+        out.append(x + 0.02 * rng.standard_normal(t.size))
+    return np.asarray(out, dtype=np.float32)
+
+
+def write_audio(path: Path, seconds: float, rate: int = 48_000, channels: int = 1,
+                subtype: str = "PCM_16") -> np.ndarray:
+    audio = tone(seconds, rate, channels)
+    sf.write(path, audio.T, rate, subtype=subtype)
+    return audio
+
+
+def partials(folder: Path) -> list[Path]:
+    """The temporary files (`io/atomic.py`) anywhere under `folder`."""
+    return [p for p in folder.rglob("*") if p.name.endswith(".partial")]

@@ -1,0 +1,72 @@
+"""Atomic outputs (io/atomic.py): renamed into place on success, removed on any failure, and
+registered for `remove_partials` in the same hold of the lock that creates them."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+
+import pytest
+
+from apcodec_cli.io import atomic
+
+
+def _left(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_atomic_write_registers_and_creates_its_file_under_one_lock_hold(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    tmp = atomic.partial_path(tmp_path / "out.bin")
+
+    class RecordingLock:
+        def __enter__(self) -> None:
+            events.append("lock")
+
+        def __exit__(self, *exc: object) -> None:
+            events.append("unlock")
+
+    def recording_open(path, mode):
+        events.append(f"open, registered: {Path(path) in atomic._PARTIALS}")
+        return builtins.open(path, mode)
+
+    monkeypatch.setattr(atomic, "_LOCK", RecordingLock())
+    monkeypatch.setattr(atomic, "open", recording_open, raising=False)
+    with atomic.atomic_write(tmp_path / "out.bin") as f:
+        assert tmp.exists() and tmp in atomic._PARTIALS
+        f.write(b"data")
+    assert events == ["lock", "open, registered: True", "unlock", "lock", "unlock"]
+    assert (tmp_path / "out.bin").read_bytes() == b"data" and tmp not in atomic._PARTIALS
+
+
+@pytest.mark.parametrize("writer", [atomic.atomic_write, atomic.atomic_path])
+def test_a_failing_block_leaves_the_target_as_it_was(tmp_path: Path, writer) -> None:
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt):
+        with writer(target) as out:
+            if isinstance(out, Path):
+                out.write_bytes(b"new")
+            else:
+                out.write(b"new")
+            raise KeyboardInterrupt
+    assert _left(tmp_path) == ["out.bin"] and target.read_bytes() == b"old"
+    assert not atomic._PARTIALS
+
+
+def test_a_file_that_cannot_be_created_is_named_and_not_left_registered(tmp_path) -> None:
+    with pytest.raises(OSError, match="missing/out.bin"):
+        with atomic.atomic_write(tmp_path / "missing" / "out.bin"):
+            pass
+    assert not atomic._PARTIALS
+
+
+def test_remove_partials_removes_what_is_being_written(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_write(tmp_path / "a.bin"), atomic.atomic_path(tmp_path / "b.bin") as b:
+            b.write_bytes(b"b")
+            atomic.remove_partials()
+            assert _left(tmp_path) == []
+            raise RuntimeError("stopped")  # a stopping process exits here
+    assert _left(tmp_path) == [] and not atomic._PARTIALS
