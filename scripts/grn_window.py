@@ -57,7 +57,7 @@ def main() -> None:
         model = weights.load(args.weights).model
         if window:
             with_causal_grn(model, window)
-        result = validate(model, wavs, None, torch.device("cpu"))
+        result = validate(model, wavs, torch.device("cpu"))
         print(f"| {label} | {result.lsd_db:.2f} | {result.mel_l1:.3f} |")
 
 

@@ -228,8 +228,7 @@ class _Run:
 
     def _validate(self) -> None:
         if self.val_clips:
-            scores = validate(self.trainer.codec, self.val_clips, self.trainer.log_mel,
-                              self.process.device)
+            scores = validate(self.trainer.codec, self.val_clips, self.process.device)
             self.log.write("validation", self.trainer.step_count, **dataclasses.asdict(scores))
 
     def _save(self) -> None:

@@ -100,14 +100,10 @@ def _perceptual(field: str, metric: Callable[..., float], ref: np.ndarray,
 
 
 @torch.inference_mode()
-def validate(model: APCodec, clips: Sequence[ValidationClip], log_mel: object,
+def validate(model: APCodec, clips: Sequence[ValidationClip],
              device: torch.device) -> ValidationResult:
-    """Code and decode every clip in float32 and score the results.
-
-    `log_mel` is not used: the mel distance is `metrics.log_mel_distance`, in float64 like
-    `apcodec eval`'s. It stays only because `train/loop.py` still passes the trainer's
-    `LogMel`; it goes when that call drops it (pass None meanwhile).
-    """
+    """Code and decode every clip in float32 and score the results (the mel distance is
+    `metrics.log_mel_distance`, in float64 like `apcodec eval`'s)."""
     was_training = model.training
     model.eval()
     c = model.config

@@ -48,7 +48,7 @@ def test_speech_metrics_only_on_speech(monkeypatch: pytest.MonkeyPatch) -> None:
     model = APCodec(get_preset("tiny"))
     wav = 0.1 * torch.randn(1, 1, 3200)
     clips = [validation.ValidationClip(wav, "speech"), validation.ValidationClip(wav, "other")]
-    result = validate(model, clips, None, torch.device("cpu"))
+    result = validate(model, clips, torch.device("cpu"))
     assert calls == ["pesq", "estoi"]
     assert result.speech_pesq == 2.0 and result.speech_estoi == 0.5
     assert math.isnan(result.music_visqol)
