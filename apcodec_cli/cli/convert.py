@@ -82,10 +82,14 @@ def setup(weights: str | None, device: str, quiet: bool, threads: int = 0,
         codec(preload)
 
 
-def codec(streamable: bool) -> Any:
+def codec(streamable: bool, shared: Any = None) -> Any:
     """The codec for the full (False) or the streamable (True) model, loaded on first use:
     --weights if given (whatever model it holds, but streaming needs the streamable one),
-    else the installed default of that kind."""
+    else the installed default of that kind. `shared`: the full model's codec whose
+    forward passes a folder shares (`batch.convert_files`), used instead of this
+    process's."""
+    if shared is not None and not streamable:
+        return shared
     key = "explicit" if _LOADING.weights else streamable
     if key not in _CODECS:
         import torch  # deferred: `apcodec --help` and `info` stay fast
@@ -107,14 +111,15 @@ def codec(streamable: bool) -> Any:
     return found
 
 
-def _codec_for_file(source: str | BinaryIO) -> Any:
-    """The codec that can decode `source` (a path or seekable file): by its header."""
+def _codec_for_file(source: str | BinaryIO, shared: Any = None) -> Any:
+    """The codec that can decode `source` (a path or seekable file): by its header
+    (`shared` as for `codec`)."""
     from ..io.bitstream import peek_header
 
     if isinstance(source, str):
         with open(source, "rb") as f:
-            return codec(peek_header(f).streamable)
-    return codec(peek_header(source).streamable)
+            return codec(peek_header(f).streamable, shared)
+    return codec(peek_header(source).streamable, shared)
 
 
 def _open_input(path: str) -> str | BinaryIO:
@@ -166,10 +171,11 @@ def _live(opts: Options, job: Job) -> bool:
     return opts.streaming and "-" in (job.source, job.target)
 
 
-def encode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None
-               ) -> None:
-    """Encode one job's audio into a `.apc` file (or a live stream)."""
-    found = codec(opts.streaming)
+def encode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None,
+               shared: Any = None) -> None:
+    """Encode one job's audio into a `.apc` file (or a live stream); `shared` as for
+    `codec`."""
+    found = codec(opts.streaming, shared)
     if _live(opts, job):
         from ..io.live import encode_pipe
         return encode_pipe(found, job.source, job.target, opts.mono, opts.packet, progress)
@@ -178,9 +184,10 @@ def encode_one(opts: Options, job: Job, progress: Callable[[float], None] | None
                                                            progress=progress))
 
 
-def decode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None
-               ) -> None:
-    """Decode one job's `.apc` file into audio, in the format its output's name says."""
+def decode_one(opts: Options, job: Job, progress: Callable[[float], None] | None = None,
+               shared: Any = None) -> None:
+    """Decode one job's `.apc` file into audio, in the format its output's name says;
+    `shared` as for `codec`."""
     from ..io.audio import output_format
 
     fmt, subtype = output_format(job.target, opts.float32)
@@ -188,7 +195,7 @@ def decode_one(opts: Options, job: Job, progress: Callable[[float], None] | None
         from ..io.live import decode_pipe
         return decode_pipe(codec, job.source, job.target, opts.float32, progress)
     source = _open_input(job.source)
-    found = _codec_for_file(source)
+    found = _codec_for_file(source, shared)
     result = _write_output(job.target, lambda f: found.decode_file(
         source, f, original_rate=opts.original_rate, start=opts.start, duration=opts.duration,
         subtype=subtype, format=fmt, progress=progress), stream=True)
