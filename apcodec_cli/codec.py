@@ -6,9 +6,11 @@
     >>> codec.encode_file("in.flac", "out.apc")
     >>> codec.decode_file("out.apc", "out.wav")
 
-Files are processed chunk by chunk (see `chunked.py`), so memory stays flat in the length.
-A streamable (causal) model codes them as one stream instead (see `stream.py`): its files
-say so in their header and carry one more code frame.
+A `Codec` runs its model through one engine (`engine/base.py`), picked when it is built:
+the full model's chunked engine (`engine/chunked.py`, memory flat in the length) or the
+streamable (causal) model's stream engine (`engine/stream.py`), whose files say so in their
+header and carry one more code frame. This module turns arrays and files into what the
+engine takes and back; it never asks which engine it has.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable
 
 import numpy as np
 import soxr
 import torch
 
-from .engine import chunked, stream
+from .engine.base import CodeFrames, Engine, Runner
+from .engine.chunked import ChunkedEngine, default_batch_size
+from .engine.runners import LocalRunner
+from .engine.stream import StreamEngine
 from .io import bitstream, weights
 from .io.audio import AudioWriter, check_finite, read_blocks, resampled_length
 from .io.bitstream import ApcReader, ApcWriter, Header
-from .units import ceil_div
 from .io.entropy import CodeTables
 
 Progress = Callable[[float], None]  # called with seconds of audio just processed
@@ -44,33 +48,46 @@ class DecodeResult:
 
 
 class Codec:
-    """A loaded model plus the chunking that makes whole files from it.
+    """A loaded model and the engine that codes whole signals and files with it.
 
     Args:
         loaded: Weights from `weights.load`.
         chunk_frames: Code frames per chunk (written into each file's header).
-        context_frames: Frames of context each side of a chunk.
+        context_frames: Frames of context each side of a chunk (the chunked engine).
         batch_size: Chunks per forward pass (default: `chunked.default_batch_size`).
         bf16: Run the full model's passes under bf16 autocast (`Codec.load` decides it from
             the precision asked for and the machine; streams always run in float32).
+        runner: Where the full model's forward passes run (default: a `LocalRunner`, in
+            this process's threads, with `bf16`); `engine/shared.py`'s `SharedPasses`
+            shares them between files (see `with_runner`). The stream engine of a
+            streamable model runs in the calling thread and takes none.
 
     Attributes:
-        forward: Where the chunked forward passes run (see `chunked.Forward`); None (the
-            default) runs them in the calling thread. `engine/shared.py` sets it to share
-            passes between files converted at once.
+        engine: The `base.Engine` that every encode and decode goes through: the chunked
+            engine of the full model or the stream engine of the streamable one.
     """
 
     def __init__(self, loaded: weights.LoadedWeights, chunk_frames: int = 150,
                  context_frames: int = 16, batch_size: int | None = None,
-                 bf16: bool = False) -> None:
+                 bf16: bool = False, runner: Runner | None = None) -> None:
         self.weights = loaded
         self.model = loaded.model
         self.config = loaded.model.config
         self.chunk_frames = chunk_frames
         self.context_frames = context_frames
-        self.batch_size = batch_size or chunked.default_batch_size(loaded.model)
+        self.batch_size = batch_size or default_batch_size(loaded.model)
         self.bf16 = bf16 and not self.config.causal
-        self.forward: chunked.Forward | None = None
+        self.engine: Engine
+        if self.config.causal:
+            self.engine = StreamEngine(self.model)
+        else:
+            self.engine = ChunkedEngine(self.model, runner or LocalRunner(self.model, self.bf16),
+                                        chunk_frames, context_frames, self.batch_size)
+
+    def with_runner(self, runner: Runner) -> "Codec":
+        """A codec of the same weights and settings whose forward passes `runner` runs."""
+        return Codec(self.weights, self.chunk_frames, self.context_frames, self.batch_size,
+                     self.bf16, runner)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str = "auto",
@@ -85,12 +102,6 @@ class Codec:
         if target.type == "cuda":
             no_tf32()
         return cls(weights.load(path, target), bf16=bf16, **kwargs)
-
-    def _plan(self, n_frames: int, chunk_frames: int | None = None) -> chunked.ChunkPlan:
-        return chunked.ChunkPlan(n_frames, chunk_frames or self.chunk_frames, self.context_frames)
-
-    def _n_frames(self, samples: int) -> int:
-        return ceil_div(samples, self.config.samples_per_frame)
 
     # ---- arrays ---------------------------------------------------------------------------
 
@@ -113,29 +124,14 @@ class Codec:
         check_finite(wav, 0, sample_rate or rate)
         if sample_rate not in (None, rate):
             wav = soxr.resample(wav.T, sample_rate, rate, quality="VHQ").T
-        return _concat(self._encode_blocks([wav], wav.shape[1], wav.shape[0]),
+        return _concat(self.engine.encode([wav], wav.shape[1], wav.shape[0]),
                        (wav.shape[0], self.config.n_codebooks, 0), np.int64)
-
-    def _encode_blocks(self, blocks: Iterable[np.ndarray], samples: int, channels: int
-                       ) -> Iterator[np.ndarray]:
-        if self.config.causal:
-            return stream.encode_blocks(self.model, blocks, channels)
-        plan = self._plan(self._n_frames(samples))
-        return chunked.encode_blocks(self.model, blocks, plan, channels, self.batch_size,
-                                     forward=self.forward, bf16=self.bf16)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """(C, n_codebooks, N) codes -> (C, N * samples_per_frame) float32 audio."""
         codes = np.asarray(codes, dtype=np.int64)
-        if self.config.causal:
-            chunks = stream.decode_frames(self.model, lambda a, b: codes[..., a:b], 0,
-                                          codes.shape[-1], self.chunk_frames)
-        else:
-            plan = self._plan(codes.shape[-1])
-            chunks = chunked.decode_chunks(self.model, lambda a, b: codes[..., a:b], plan,
-                                           range(plan.n_chunks), self.batch_size,
-                                           forward=self.forward, bf16=self.bf16)
-        return _concat(chunks, (codes.shape[0], 0), np.float32)
+        frames = CodeFrames(lambda a, b: codes[..., a:b], codes.shape[-1], self.chunk_frames)
+        return _concat(self.engine.decode(frames), (codes.shape[0], 0), np.float32)
 
     # ---- files ----------------------------------------------------------------------------
 
@@ -171,7 +167,7 @@ class Codec:
         with _binary(target, "wb") as f:
             writer = ApcWriter(f, header, tables)
             done = 0  # samples coded so far, for progress (the last frame is padded)
-            for codes in self._encode_blocks(blocks, total, header.channels):
+            for codes in self.engine.encode(blocks, total, header.channels):
                 writer.write(codes)
                 if progress:
                     step = min(total - done, codes.shape[-1] * header.samples_per_frame)
@@ -219,24 +215,12 @@ class Codec:
                 frames = header.source_length
             else:
                 frames = resampled_length(count, header.sample_rate, rate)
-            spf = header.samples_per_frame
-            if header.streamable:
-                # Start early enough that the decoder's state is the one it would have had.
-                begin = max(0, first // spf - stream.decoder_history(self.config))
-                audio = stream.decode_frames(self.model, read_frames, begin,
-                                             header.n_frames, header.chunk_frames)
-                skip = first - begin * spf
-            else:
-                plan = self._plan(header.n_frames, header.chunk_frames)
-                chunks = plan.covering(first // spf, ceil_div(first + count, spf))
-                audio = chunked.decode_chunks(self.model, read_frames, plan, chunks,
-                                              self.batch_size, forward=self.forward,
-                                              bf16=self.bf16)
-                skip = first - chunks.start * header.chunk_frames * spf if len(chunks) else 0
+            audio = self.engine.decode(
+                CodeFrames(read_frames, header.n_frames, header.chunk_frames), first, count)
             with _binary(target, "wb") as out, AudioWriter(
                     out, header.sample_rate, rate, header.channels, frames, subtype,
                     format) as writer:
-                for block in _trim(audio, skip, count):
+                for block in audio:
                     writer.write(block)
                     if progress:
                         progress(block.shape[1] / header.sample_rate)
@@ -284,19 +268,6 @@ def _sample_range(header: Header, start: float, duration: float | None) -> tuple
     last = header.coded_length if duration is None else \
         min(header.coded_length, first + round(duration * header.sample_rate))
     return first, last - first
-
-
-def _trim(blocks: Iterable[np.ndarray], skip: int, count: int) -> Iterator[np.ndarray]:
-    """Drop the first `skip` samples of a stream of (C, n) blocks and stop after `count` more."""
-    for block in blocks:
-        if skip >= block.shape[1]:
-            skip -= block.shape[1]
-            continue
-        block, skip = block[:, skip:skip + count], 0
-        yield block
-        count -= block.shape[1]
-        if count <= 0:
-            return
 
 
 def _concat(parts: Iterable[np.ndarray], empty: tuple[int, ...], dtype: type) -> np.ndarray:

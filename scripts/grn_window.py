@@ -4,7 +4,7 @@ the whole signal, weights unchanged.
     python scripts/grn_window.py --weights weights/apcodec.pt --data data/corpus
 
 GRN (ConvNeXt v2) divides each channel's energy over *all* frames by the mean over channels;
-the streamable model (apcodec_cli/causal.py) pools over the last `grn_window` frames only.
+the streamable model (apcodec_cli/nn/grn.py) pools over the last `grn_window` frames only.
 This swaps every GRN of a trained non-causal model for the causal one at several window
 lengths (everything else stays non-causal) and scores validation clips whole, so the
 difference is the statistic alone, before any training adapts to it. Prints a markdown table
@@ -19,8 +19,7 @@ from pathlib import Path
 import torch
 
 from apcodec_cli.io import weights
-from apcodec_cli.nn.blocks import GRN
-from apcodec_cli.nn.causal import CausalGRN
+from apcodec_cli.nn.grn import GRN, CausalGRN
 from apcodec_cli.train.data import find_clips
 from apcodec_cli.train.validation import load_validation, validate
 

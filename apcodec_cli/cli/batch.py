@@ -258,7 +258,7 @@ def _attempt_with(context: C, convert: Callable[[C, Job], None], job: Job) -> st
     return attempt(functools.partial(convert, context), job)
 
 
-def convert_files(jobs: Sequence[Job], convert: Callable[[Job], None], codec: Any, *,
+def convert_files(jobs: Sequence[Job], convert: Callable[..., None], codec: Any, *,
                   force: bool, rows: int, files: int | None = None,
                   on_done: Callable[[Job], None] | None = None) -> Summary:
     """`run_jobs` for one process, with `codec`'s forward passes shared between files
@@ -266,9 +266,10 @@ def convert_files(jobs: Sequence[Job], convert: Callable[[Job], None], codec: An
 
     Args:
         jobs: The conversions; existing targets are skipped unless `force`.
-        convert: Converts one job with `codec` (through the CLI's codec lookup, say).
-        codec: The full model's `Codec`; its `forward` is routed to the shared passes
-            while this runs.
+        convert: `convert(job, shared=...)` converts one job, with `shared` for the work of
+            `codec`'s model: a codec of the same weights whose runner is the shared passes
+            (`Codec.with_runner`; `codec` itself is left as it is).
+        codec: The full model's `Codec`.
         rows: Most rows (windows x channels) per pass; one file's batch may exceed it alone.
         files: Files converted at once (default: `rows`).
         on_done: Called in this thread with each job that finished.
@@ -278,12 +279,9 @@ def convert_files(jobs: Sequence[Job], convert: Callable[[Job], None], codec: An
     summary = Summary()
     todo = select_jobs(jobs, force, summary)
     passes = SharedPasses(codec.model, rows, bf16=codec.bf16)
-    previous, codec.forward = codec.forward, passes
-    try:
-        passes.run(todo, functools.partial(attempt, convert), files or rows,
-                   lambda job, error: record(summary, job, error, on_done))
-    finally:
-        codec.forward = previous
+    shared = codec.with_runner(passes)
+    passes.run(todo, lambda job: attempt(functools.partial(convert, shared=shared), job),
+               files or rows, lambda job, error: record(summary, job, error, on_done))
     return summary
 
 

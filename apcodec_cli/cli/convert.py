@@ -82,10 +82,13 @@ class Codecs:
         self.loading = loading
         self._loaded: dict[bool | str, Codec] = {}  # by streamable, or "explicit" (--weights)
 
-    def get(self, streamable: bool) -> Codec:
+    def get(self, streamable: bool, shared: Any = None) -> Codec:
         """The codec for the full (False) or the streamable (True) model: --weights if given
         (whatever model it holds, but streaming needs the streamable one), else the
-        installed default of that kind."""
+        installed default of that kind. `shared`: the full model's codec whose forward
+        passes a folder shares (`batch.convert_files`), used instead of this process's."""
+        if shared is not None and not streamable:
+            return shared
         loading = self.loading
         key = "explicit" if loading.weights else streamable
         if key not in self._loaded:
@@ -103,14 +106,15 @@ class Codecs:
                              "streaming needs the streamable one: pass other --weights")
         return found
 
-    def for_file(self, source: str | BinaryIO) -> Codec:
-        """The codec that can decode `source` (a path or seekable file): by its header."""
+    def for_file(self, source: str | BinaryIO, shared: Any = None) -> Codec:
+        """The codec that can decode `source` (a path or seekable file): by its header
+        (`shared` as for `get`)."""
         from ..io.bitstream import peek_header
 
         if isinstance(source, str):
             with open(source, "rb") as f:
-                return self.get(peek_header(f).streamable)
-        return self.get(peek_header(source).streamable)
+                return self.get(peek_header(f).streamable, shared)
+        return self.get(peek_header(source).streamable, shared)
 
     @property
     def full(self) -> Codec | None:
@@ -168,9 +172,10 @@ def _live(opts: Options, job: Job) -> bool:
 
 
 def encode_one(opts: Options, codecs: Codecs, job: Job,
-               progress: Callable[[float], None] | None = None) -> None:
-    """Encode one job's audio into a `.apc` file (or a live stream)."""
-    found = codecs.get(opts.streaming)
+               progress: Callable[[float], None] | None = None, shared: Any = None) -> None:
+    """Encode one job's audio into a `.apc` file (or a live stream); `shared` as for
+    `Codecs.get`."""
+    found = codecs.get(opts.streaming, shared)
     if _live(opts, job):
         from ..io.live import encode_pipe
         return encode_pipe(found, job.source, job.target, opts.mono, opts.packet, progress)
@@ -180,8 +185,9 @@ def encode_one(opts: Options, codecs: Codecs, job: Job,
 
 
 def decode_one(opts: Options, codecs: Codecs, job: Job,
-               progress: Callable[[float], None] | None = None) -> None:
-    """Decode one job's `.apc` file into audio, in the format its output's name says."""
+               progress: Callable[[float], None] | None = None, shared: Any = None) -> None:
+    """Decode one job's `.apc` file into audio, in the format its output's name says;
+    `shared` as for `Codecs.get`."""
     from ..io.audio import output_format
 
     fmt, subtype = output_format(job.target, opts.float32)
@@ -189,7 +195,7 @@ def decode_one(opts: Options, codecs: Codecs, job: Job,
         from ..io.live import decode_pipe
         return decode_pipe(codecs.get, job.source, job.target, opts.float32, progress)
     source = _open_input(job.source)
-    found = codecs.for_file(source)
+    found = codecs.for_file(source, shared)
     result = _write_output(job.target, lambda f: found.decode_file(
         source, f, original_rate=opts.original_rate, start=opts.start, duration=opts.duration,
         subtype=subtype, format=fmt, progress=progress), stream=True)

@@ -9,28 +9,21 @@ docs/chunking.md. A signal no longer than one chunk is processed whole, exactly.
 
 Windows of equal length are batched together, so most of a long file runs `batch_size`
 chunks per forward pass. Channels are coded independently (they share the batch axis).
-
-On a CPU with several threads, batches run in parallel rather than each operation: `workers`
-Python threads each run one batch with one intra-op thread (the heavy operations release the
-GIL). Small elementwise operations scale badly across threads and whole batches scale almost
-perfectly; the results are the same, since every batch is computed exactly as before. See
-docs/speed.md for the measurements behind the defaults.
+The engine's `Runner` computes the batches: in this process's threads (`runners.py`) or in
+passes shared between files (`shared.py`).
 """
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
-import contextlib
 import dataclasses
-import functools
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
-import torch
 
 from ..nn.model import APCodec
 from ..units import ceil_div
+from .base import CodeFrames, Runner, trim
+from .runners import LocalRunner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,157 +103,110 @@ class _SampleBuffer:
 CPU_BATCH_SIZE = 2
 
 
-def run_model(model: APCodec, method: str, batch: np.ndarray, bf16: bool = False
-              ) -> np.ndarray:
-    """`model.encode` or `model.decode` (`method`) of an array batch, on the model's device;
-    with `bf16`, under bf16 autocast (see `weights.resolve_precision`)."""
-    device = next(model.parameters()).device
-    with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-        tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-        out = getattr(model, method)(tensor)
-        return (out.float() if out.is_floating_point() else out).cpu().numpy()
-
-
-#: Runs a forward pass somewhere else than `run_model` in this thread: (method, batch) ->
-#: output, as arrays. `engine/shared.py` uses one to share passes between files.
-Forward = Callable[[str, np.ndarray], np.ndarray]
-
-
 def default_batch_size(model: APCodec) -> int:
     """Chunks per forward pass: `CPU_BATCH_SIZE` on a CPU, more on a GPU (fills it better)."""
     return CPU_BATCH_SIZE if next(model.parameters()).device.type == "cpu" else 32
 
 
-def default_workers(model: APCodec) -> int:
-    """Batches computed at once: one per intra-op thread on a CPU, one on a GPU."""
-    if next(model.parameters()).device.type != "cpu":
-        return 1
-    return max(1, torch.get_num_threads())
-
-
-@contextlib.contextmanager
-def _one_thread_each(workers: int) -> Iterator[None]:
-    """While batches run on `workers` threads, each of them computes with one thread."""
-    if workers <= 1:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-_Meta = TypeVar("_Meta")
-
-
-def run_batches(fn: Callable[[np.ndarray], np.ndarray], batches: Iterable[tuple[_Meta, np.ndarray]],
-                workers: int = 1) -> Iterator[tuple[_Meta, np.ndarray]]:
-    """Apply `fn` to each (meta, array) of `batches`; yield (meta, result) in input order.
-
-    With `workers > 1` up to `workers` batches are computed at once on as many threads, and
-    the next batch is gathered (file reading, resampling, bit-unpacking) while they run.
-    Only `workers + 1` batches are ever held, so memory stays flat in the signal's length.
-    """
-    if workers <= 1:
-        for meta, batch in batches:
-            yield meta, fn(batch)
-        return
-    with _one_thread_each(workers), \
-            concurrent.futures.ThreadPoolExecutor(workers, "apcodec-batch") as pool:
-        pending: collections.deque[tuple[Any, concurrent.futures.Future]] = collections.deque()
-        try:
-            for meta, batch in batches:
-                pending.append((meta, pool.submit(fn, batch)))
-                if len(pending) > workers:
-                    meta, future = pending.popleft()
-                    yield meta, future.result()
-            while pending:
-                meta, future = pending.popleft()
-                yield meta, future.result()
-        finally:  # a consumer that stops early: drop what has not started
-            for _, future in pending:
-                future.cancel()
-
-
-def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], plan: ChunkPlan,
-                  channels: int, batch_size: int = CPU_BATCH_SIZE,
-                  workers: int | None = None, forward: Forward | None = None,
-                  bf16: bool = False) -> Iterator[np.ndarray]:
-    """Encode audio arriving in blocks; yield the codes of each chunk in order.
+class ChunkedEngine:
+    """The full model's engine (a `base.Engine`): chunks in overlapping windows, batched.
 
     Args:
         model: The codec (eval mode).
-        blocks: (channels, n) float32 arrays at the codec's rate, any sizes, that together
-            hold at most `plan.n_frames * samples_per_frame` samples (the rest is zeros).
-        plan: The chunk layout.
-        channels: Number of channels in every block.
-        batch_size: Chunks per forward pass.
-        workers: Batches computed at once (default: `default_workers(model)`, or 1 with
-            `forward`).
-        forward: Runs the forward passes (default: `run_model`, in this thread).
-        bf16: Run them under bf16 autocast (with the default `forward`).
-
-    Yields:
-        (channels, n_codebooks, frames) int64 codes, one array per chunk.
+        runner: Where the forward passes run (default: a float32 `LocalRunner`).
+        chunk_frames: Code frames per chunk when encoding (a file's own when decoding).
+        context_frames: Frames of context on each side of a chunk.
+        batch_size: Chunks per forward pass (default: `default_batch_size(model)`).
     """
-    spf = model.config.samples_per_frame
-    buffer = _SampleBuffer(blocks, plan.n_frames * spf, channels)
 
-    def gather() -> Iterator[tuple[tuple[list[int], list[tuple[int, int]]], np.ndarray]]:
-        for batch in _batches(plan, range(plan.n_chunks), batch_size):
-            windows = [plan.window(i) for i in batch]
-            audio = np.stack([buffer.get(a * spf, b * spf) for a, b in windows])  # (W, C, T)
-            buffer.release((plan.chunk(batch[-1])[1] - plan.context_frames) * spf)
-            yield (batch, windows), audio.reshape(-1, 1, audio.shape[-1])
+    def __init__(self, model: APCodec, runner: Runner | None = None, chunk_frames: int = 150,
+                 context_frames: int = 16, batch_size: int | None = None) -> None:
+        self.model = model
+        self.config = model.config
+        self.runner = runner or LocalRunner(model)
+        self.chunk_frames = chunk_frames
+        self.context_frames = context_frames
+        self.batch_size = batch_size or default_batch_size(model)
 
-    run = forward or functools.partial(run_model, model, bf16=bf16)
-    workers = (default_workers(model) if forward is None else 1) if workers is None else workers
-    for (batch, windows), codes in run_batches(lambda a: run("encode", a), gather(), workers):
-        codes = codes.reshape(len(batch), channels, *codes.shape[1:])  # (W, C, Q, N)
-        for w, i in enumerate(batch):
-            start, stop = plan.chunk(i)
-            offset = start - windows[w][0]
-            yield codes[w, :, :, offset:offset + stop - start]
+    def plan(self, n_frames: int, chunk_frames: int | None = None) -> ChunkPlan:
+        """The chunk layout of `n_frames` frames (in chunks of `chunk_frames`, default
+        the engine's)."""
+        return ChunkPlan(n_frames, chunk_frames or self.chunk_frames, self.context_frames)
 
+    def encode(self, blocks: Iterable[np.ndarray], samples: int, channels: int
+               ) -> Iterator[np.ndarray]:
+        """See `base.Engine.encode`: one array per chunk."""
+        plan = self.plan(ceil_div(samples, self.config.samples_per_frame))
+        return self.encode_chunks(blocks, plan, channels)
 
-def decode_chunks(model: APCodec, read_frames: Callable[[int, int], np.ndarray],
-                  plan: ChunkPlan, chunks: range, batch_size: int = CPU_BATCH_SIZE,
-                  workers: int | None = None, forward: Forward | None = None,
-                  bf16: bool = False) -> Iterator[np.ndarray]:
-    """Decode chunks of a code sequence; yield each chunk's audio in order.
+    def decode(self, frames: CodeFrames, first: int = 0, count: int | None = None
+               ) -> Iterator[np.ndarray]:
+        """See `base.Engine.decode`: the chunks that hold the samples, each with its
+        context frames."""
+        spf = self.config.samples_per_frame
+        plan = self.plan(frames.n_frames, frames.chunk_frames)
+        stop = frames.n_frames if count is None else ceil_div(first + count, spf)
+        chunks = plan.covering(first // spf, stop)
+        skip = first - chunks.start * frames.chunk_frames * spf if len(chunks) else 0
+        return trim(self.decode_chunks(frames.read, plan, chunks), skip, count)
 
-    Args:
-        model: The codec (eval mode).
-        read_frames: Returns the codes of frames [start, stop) as (C, n_codebooks, frames).
-        plan: The chunk layout.
-        chunks: Which chunks to decode (a contiguous range, for partial decoding).
-        batch_size: Chunks per forward pass.
-        workers: Batches computed at once (default: `default_workers(model)`, or 1 with
-            `forward`).
-        forward: Runs the forward passes (default: `run_model`, in this thread).
-        bf16: Run them under bf16 autocast (with the default `forward`).
+    def encode_chunks(self, blocks: Iterable[np.ndarray], plan: ChunkPlan, channels: int
+                      ) -> Iterator[np.ndarray]:
+        """Encode audio arriving in blocks; yield the codes of each chunk in order.
 
-    Yields:
-        (channels, chunk_frames * samples_per_frame) float32 audio at the codec's rate,
-        one array per chunk (the last one shorter).
-    """
-    spf = model.config.samples_per_frame
+        Args:
+            blocks: (channels, n) float32 arrays at the codec's rate, any sizes, that
+                together hold at most `plan.n_frames * samples_per_frame` samples (the
+                rest is zeros).
+            plan: The chunk layout.
+            channels: Number of channels in every block.
 
-    def gather() -> Iterator[tuple[tuple[list[int], list[tuple[int, int]], int], np.ndarray]]:
-        for batch in _batches(plan, chunks, batch_size):
-            windows = [plan.window(i) for i in batch]
-            codes = np.stack([read_frames(a, b) for a, b in windows])  # (W, C, Q, N)
-            n_win, channels = codes.shape[:2]
-            yield (batch, windows, channels), codes.reshape(n_win * channels, *codes.shape[2:])
+        Yields:
+            (channels, n_codebooks, frames) int64 codes, one array per chunk.
+        """
+        spf = self.config.samples_per_frame
+        buffer = _SampleBuffer(blocks, plan.n_frames * spf, channels)
 
-    run = forward or functools.partial(run_model, model, bf16=bf16)
-    workers = (default_workers(model) if forward is None else 1) if workers is None else workers
-    for (batch, windows, channels), audio in run_batches(
-            lambda c: run("decode", c), gather(), workers):
-        audio = audio.reshape(len(batch), channels, -1)
-        for w, i in enumerate(batch):
-            start, stop = plan.chunk(i)
-            offset = (start - windows[w][0]) * spf
-            yield audio[w, :, offset:offset + (stop - start) * spf]
+        def gather() -> Iterator[tuple[tuple[list[int], list[tuple[int, int]]], np.ndarray]]:
+            for batch in _batches(plan, range(plan.n_chunks), self.batch_size):
+                windows = [plan.window(i) for i in batch]
+                audio = np.stack([buffer.get(a * spf, b * spf) for a, b in windows])  # (W, C, T)
+                buffer.release((plan.chunk(batch[-1])[1] - plan.context_frames) * spf)
+                yield (batch, windows), audio.reshape(-1, 1, audio.shape[-1])
+
+        for (batch, windows), codes in self.runner.map("encode", gather()):
+            codes = codes.reshape(len(batch), channels, *codes.shape[1:])  # (W, C, Q, N)
+            for w, i in enumerate(batch):
+                start, stop = plan.chunk(i)
+                offset = start - windows[w][0]
+                yield codes[w, :, :, offset:offset + stop - start]
+
+    def decode_chunks(self, read_frames: Callable[[int, int], np.ndarray], plan: ChunkPlan,
+                      chunks: range) -> Iterator[np.ndarray]:
+        """Decode chunks of a code sequence; yield each chunk's audio in order.
+
+        Args:
+            read_frames: Returns the codes of frames [start, stop) as (C, n_codebooks,
+                frames).
+            plan: The chunk layout.
+            chunks: Which chunks to decode (a contiguous range, for partial decoding).
+
+        Yields:
+            (channels, chunk_frames * samples_per_frame) float32 audio at the codec's
+            rate, one array per chunk (the last one shorter).
+        """
+        spf = self.config.samples_per_frame
+
+        def gather() -> Iterator[tuple[tuple[list[int], list[tuple[int, int]], int], np.ndarray]]:
+            for batch in _batches(plan, chunks, self.batch_size):
+                windows = [plan.window(i) for i in batch]
+                codes = np.stack([read_frames(a, b) for a, b in windows])  # (W, C, Q, N)
+                n_win, channels = codes.shape[:2]
+                yield (batch, windows, channels), codes.reshape(n_win * channels, *codes.shape[2:])
+
+        for (batch, windows, channels), audio in self.runner.map("decode", gather()):
+            audio = audio.reshape(len(batch), channels, -1)
+            for w, i in enumerate(batch):
+                start, stop = plan.chunk(i)
+                offset = (start - windows[w][0]) * spf
+                yield audio[w, :, offset:offset + (stop - start) * spf]

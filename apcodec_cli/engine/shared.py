@@ -4,10 +4,11 @@ File by file, the model only ever sees one file's chunks: with many short files 
 batches hold a chunk or two, and a GPU idles. Here up to `files` files are converted at
 once, each in a thread of its own by the ordinary per-file code (`Codec.encode_file` and
 `decode_file`: same outputs, atomic writes, one failure per file; `cli/batch.py`'s
-`convert_files` runs a folder this way). Only their chunked
-forward passes are different: each file's batch of windows (see `chunked.py`) is handed to
-a `SharedPasses` and waits there, and the main thread stacks waiting batches of the same
-shape into one forward pass and hands each file its rows of the result.
+`convert_files` runs a folder this way). Only their chunked forward passes are different:
+`SharedPasses` is the `Runner` of the chunked engine that those conversions use
+(`Codec.with_runner`), so each file's batch of windows (see `chunked.py`) is handed to it
+and waits there, and the main thread stacks waiting batches of the same shape into one
+forward pass and hands each file its rows of the result.
 
 A pass runs when its shape has `rows` rows waiting, or when every file in flight is
 waiting (the largest group then), or when a batch has waited `patience` seconds (its
@@ -30,16 +31,17 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from . import chunked
+from . import runners
 
 #: Share passes between files: rows per pass; 0 never; unset: on CUDA, the codec's batch size.
 ENV_VAR = "APCODEC_FILE_BATCH"
 
 Item = TypeVar("Item")  # one file's conversion (the CLI's `batch.Job`)
+_Meta = TypeVar("_Meta")
 
 
 def shared_rows(codec: Any) -> int:
@@ -71,8 +73,9 @@ class _Request:
 class SharedPasses:
     """Forward passes of a model shared by the threads converting files.
 
-    Call it from a file's thread as a `chunked.Forward`; `run` converts files and runs
-    the passes in the calling thread.
+    A `base.Runner`: the chunked engine of each file's thread calls `map`, whose batches
+    wait here for a shared pass; `run` converts files and runs the passes in the calling
+    thread.
     """
 
     def __init__(self, model: Any, rows: int, patience: float = 0.05, bf16: bool = False
@@ -86,6 +89,12 @@ class SharedPasses:
         self._running = 0  # files being converted
         self._finished: list[tuple[Any, str | None]] = []
         self._stopped = False
+
+    def map(self, method: str, batches: Iterable[tuple[_Meta, np.ndarray]]
+            ) -> Iterator[tuple[_Meta, np.ndarray]]:
+        """`model.<method>` of each (meta, batch) in turn, each computed in a shared pass."""
+        for meta, batch in batches:
+            yield meta, self(method, batch)
 
     def __call__(self, method: str, batch: np.ndarray) -> np.ndarray:
         """The result of `model.<method>(batch)`, computed in a shared pass."""
@@ -178,7 +187,7 @@ class SharedPasses:
     def _compute(self, group: list[_Request]) -> None:
         """One forward pass over the stacked batches; each request gets its own rows."""
         try:
-            out = chunked.run_model(self._model, group[0].method,
+            out = runners.run_model(self._model, group[0].method,
                                     np.concatenate([r.batch for r in group]), self._bf16)
             parts = np.split(out, np.cumsum([len(r.batch) for r in group])[:-1])
             for request, part in zip(group, parts):

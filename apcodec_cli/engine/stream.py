@@ -7,6 +7,9 @@ out frame by frame, and back.
     >>> codes = enc.finish()           # end of input: pads the last frame, plus one
     >>> audio = dec.push(codes)
 
+`StreamEngine` codes whole signals and files this way (the `base.Engine` of the
+streamable model); real-time pipes (`io/live.py`) use the encoder and decoder directly.
+
 The whole state of a stream lives in the engine objects (the networks' `StepState`, the
 STFT's sample buffer and the overlap-add tail), so one model serves many streams. Pushing a
 signal in pieces of any sizes gives the codes and samples of coding it at once, to float
@@ -20,7 +23,7 @@ at worst (see `algorithmic_latency`).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -29,6 +32,7 @@ from ..nn import spectral
 from ..nn.config import CodecConfig
 from ..nn.model import APCodec
 from ..units import ceil_div
+from .base import CodeFrames, trim
 from .streamnet import StepState, StreamNet
 
 
@@ -103,32 +107,44 @@ class StreamDecoder(_Stream):
         return self._synthesis.flush().cpu()
 
 
-# ---- whole signals and files --------------------------------------------------------------
+# ---- the engine of whole signals and files -----------------------------------------------
 
 
-def encode_blocks(model: APCodec, blocks: Iterable[np.ndarray], channels: int
-                  ) -> Iterator[np.ndarray]:
-    """Codes of audio arriving in (C, n) float32 blocks at the codec's rate: one
-    (C, n_codebooks, frames) array per block, then the final frames (`StreamEncoder.finish`).
-    A signal of L > 0 samples gives ceil(L / samples_per_frame) + 1 frames in all."""
-    encoder = StreamEncoder(model)
-    for block in blocks:
-        yield encoder.push(torch.from_numpy(np.ascontiguousarray(block))).numpy()
-    if encoder.samples:
-        yield encoder.finish(channels).numpy()
+class StreamEngine:
+    """The streamable model's engine (a `base.Engine`): a signal is coded as one stream.
 
-
-def decode_frames(model: APCodec, read_frames: Callable[[int, int], np.ndarray], start: int,
-                  stop: int, step: int) -> Iterator[np.ndarray]:
-    """Audio of frames [start, stop) of a code sequence, decoded from a fresh state.
-
-    `read_frames(a, b)` returns (C, n_codebooks, b - a) codes; they are read `step` frames
-    at a time. Yields (C, n) float32 blocks whose concatenation is the audio of samples
-    [start * samples_per_frame, stop * samples_per_frame) as a decoder started at frame
-    `start` hears it: identical to decoding from frame 0 once `decoder_history` frames
-    have passed. The last block is the decoder's flush.
+    Encoding pushes the blocks through a `StreamEncoder`; a signal of L > 0 samples gives
+    ceil(L / samples_per_frame) + 1 frames in all (the last from `StreamEncoder.finish`).
+    Decoding runs a `StreamDecoder` from `decoder_history` frames before the samples
+    asked for, from a fresh state: the samples of a decoder started at frame 0.
     """
-    decoder = StreamDecoder(model)
-    for a in range(start, stop, step):
-        yield decoder.push(torch.from_numpy(read_frames(a, min(a + step, stop)))).numpy()
-    yield decoder.flush().numpy()
+
+    def __init__(self, model: APCodec) -> None:
+        self.model = model
+        self.config = model.config
+
+    def encode(self, blocks: Iterable[np.ndarray], samples: int, channels: int
+               ) -> Iterator[np.ndarray]:
+        """See `base.Engine.encode`: one array per block, then the final frames."""
+        encoder = StreamEncoder(self.model)
+        for block in blocks:
+            yield encoder.push(torch.from_numpy(np.ascontiguousarray(block))).numpy()
+        if encoder.samples:
+            yield encoder.finish(channels).numpy()
+
+    def decode(self, frames: CodeFrames, first: int = 0, count: int | None = None
+               ) -> Iterator[np.ndarray]:
+        """See `base.Engine.decode`: frames are read `frames.chunk_frames` at a time."""
+        spf = self.config.samples_per_frame
+        # Start early enough that the decoder's state is the one it would have had.
+        begin = max(0, first // spf - decoder_history(self.config))
+        return trim(self._decode_from(frames, begin), first - begin * spf, count)
+
+    def _decode_from(self, frames: CodeFrames, start: int) -> Iterator[np.ndarray]:
+        """Audio of frames [start, n_frames) as a decoder started at frame `start` hears
+        it; the last block is the decoder's flush."""
+        decoder = StreamDecoder(self.model)
+        for a in range(start, frames.n_frames, frames.chunk_frames):
+            codes = frames.read(a, min(a + frames.chunk_frames, frames.n_frames))
+            yield decoder.push(torch.from_numpy(codes)).numpy()
+        yield decoder.flush().numpy()

@@ -2,7 +2,9 @@
 
 A stream coded frame by frame hands every layer about 8 STFT frames at a time (one code
 frame), where the cost is the number of tensor operations, not the arithmetic. So this
-module runs the networks of `model.py` / `causal.py` rearranged for few frames:
+module runs the networks of `nn/model.py` rearranged for few frames, with the definitions
+they share (`blocks.convnext_v2`, `causal.overlap_taps`, `quantizer.nearest`,
+`model.wrapped_phase`, and the frames each causal layer remembers):
 
 * The two parallel branches of each side (amplitude and phase) run as one batch: tensors
   are (2, B, T, C), branch first, channels last, and a layer of both branches is one
@@ -28,9 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.blocks import ConvNeXtStack
-from ..nn.causal import ENERGY_FLOOR, CausalConvNeXtBlock
-from ..nn.model import APCodec
+from ..nn.blocks import ConvNeXtBlock, ConvNeXtStack, convnext_v2
+from ..nn.causal import overlap_taps
+from ..nn.grn import ENERGY_FLOOR, grn_scale
+from ..nn.model import APCodec, wrapped_phase
+from ..nn.quantizer import nearest, unit_entries
 
 Tensor = torch.Tensor
 
@@ -85,6 +89,12 @@ def _windows(xx: Tensor, k: int, stride: int = 1) -> Tensor:
     return w.reshape(*w.shape[:-2], -1)
 
 
+def _causal_windows(state: StepState, name: str, x: Tensor, history: int) -> Tensor:
+    """What a causal convolution of layer `name` reads for each new frame of x: windows of
+    the `history` frames before it (remembered) and itself (see `CausalConv1d.history`)."""
+    return _windows(state.extend(name, x, history), history + 1)
+
+
 def _conv_matrix(conv: nn.Conv1d | nn.Linear) -> Tensor:
     """A convolution (or linear) weight as the (in * k, out) matrix acting on windows."""
     w = conv.weight
@@ -122,11 +132,12 @@ class _Block:
     gamma: Tensor  # (2, 1, 1, H) GRN
     w2: Tensor  # (2, H, C): GRN's beta folded into the bias
     b2: Tensor  # (2, 1, C)
+    history: int  # frames the depthwise convolution remembers
     window: int
     eps: float
 
 
-def _pack_block(a: CausalConvNeXtBlock, b: CausalConvNeXtBlock) -> _Block:
+def _pack_block(a: ConvNeXtBlock, b: ConvNeXtBlock) -> _Block:
     w1, b1 = zip(*(_folded(x.norm, x.pwconv1) for x in (a, b)))
     return _Block(
         dw=_pair(a.dwconv.weight[:, 0], b.dwconv.weight[:, 0])[:, None, None],
@@ -135,22 +146,25 @@ def _pack_block(a: CausalConvNeXtBlock, b: CausalConvNeXtBlock) -> _Block:
         gamma=_pair(a.grn.gamma[0, 0], b.grn.gamma[0, 0])[:, None, None],
         w2=_pair(a.pwconv2.weight.t(), b.pwconv2.weight.t()),
         b2=_biases(*(x.pwconv2.bias + x.pwconv2.weight @ x.grn.beta[0, 0] for x in (a, b))),
-        window=a.grn.window, eps=a.grn.eps)
+        history=a.dwconv.history, window=a.grn.window, eps=a.grn.eps)
 
 
 def _run_block(p: _Block, x: Tensor, state: StepState, name: str) -> Tensor:
-    """(2, B, T, C) -> (2, B, T, C), T <= the GRN window."""
-    k = p.dw.shape[-1]
-    xx = state.extend(name, x, k - 1)
-    y = (xx.unfold(-2, k, 1) * p.dw).sum(dim=-1).add_(p.dw_bias)  # depthwise conv
-    h = F.gelu(_batched(F.layer_norm(y, y.shape[-1:]), p.b1, p.w1))
-    ring = state.rings.get(name)
-    if ring is None:
-        ring = state.rings[name] = _Ring(h, p.window)
-    norm = ring.push(h.square()).to(h.dtype).clamp_min_(ENERGY_FLOOR).sqrt_()
-    scale = norm.div_(norm.mean(dim=-1, keepdim=True).add_(p.eps))
-    h = h.mul_(scale.mul_(p.gamma).add_(1))  # GRN: h + gamma * h * scale (+ beta, in b2)
-    return x + _batched(h, p.b2, p.w2)
+    """(2, B, T, C) -> (2, B, T, C), T <= the GRN window: `convnext_v2` with packed parts."""
+
+    def depthwise(x: Tensor) -> Tensor:
+        xx = state.extend(name, x, p.history)
+        return (xx.unfold(-2, p.history + 1, 1) * p.dw).sum(dim=-1).add_(p.dw_bias)
+
+    def grn(h: Tensor) -> Tensor:  # h + gamma * h * scale (+ beta, folded into b2)
+        ring = state.rings.get(name)
+        if ring is None:
+            ring = state.rings[name] = _Ring(h, p.window)
+        norm = ring.push(h.square()).to(h.dtype).clamp_min_(ENERGY_FLOOR).sqrt_()
+        return h.mul_(grn_scale(norm, p.eps).mul_(p.gamma).add_(1))
+
+    return convnext_v2(x, depthwise, lambda y: _batched(F.layer_norm(y, y.shape[-1:]), p.b1, p.w1),
+                       grn, lambda h: _batched(h, p.b2, p.w2))
 
 
 @dataclasses.dataclass
@@ -190,7 +204,7 @@ class StreamNet:
         c = self.config = model.config
         if not c.causal:
             raise ValueError(f"model {c.name!r} is not streamable (not causal)")
-        self.kernel = c.kernel_size
+        self.history = model.encoder.fuse.history  # of every CausalConv1d (one kernel size)
         self.window = c.grn_window
         with torch.no_grad():
             self._pack_encoder(model)
@@ -219,12 +233,11 @@ class StreamNet:
         self.e_stack = _pack_stack(a.stack, b.stack, a.linear, b.linear)
         self.e_down = (_biases(a.down.bias, b.down.bias),
                        _pair(_conv_matrix(a.down), _conv_matrix(b.down)))
-        self.down_stride = a.down.stride[0]
+        self.down = (a.down.kernel_size[0], a.down.stride[0], a.down.lead, a.down.skip)
         self.e_fuse = (enc.fuse.bias, _conv_matrix(enc.fuse))
         self.vq_in = [(s.in_proj.bias, s.in_proj.weight[:, :, 0].t())
                       for s in model.quantizer.stages]
-        self.vq_entries = [F.normalize(s.codebook.weight, dim=-1).t().contiguous()
-                           for s in model.quantizer.stages]
+        self.vq_entries = [unit_entries(s.codebook).contiguous() for s in model.quantizer.stages]
         self.vq_out = [s.out_proj(s.codebook.weight.t().unsqueeze(0))[0].t().contiguous()
                        for s in model.quantizer.stages]  # (K, latent): each entry decoded
 
@@ -237,24 +250,24 @@ class StreamNet:
         return torch.cat(pieces, dim=-1) if len(pieces) > 1 else pieces[0]
 
     def _encode_piece(self, x: Tensor, state: StepState) -> Tensor:
-        k, s = self.kernel, self.down_stride
+        h, (k, s, lead, skip) = self.history, self.down
         B = x.shape[1]
         none = torch.zeros(B, len(self.vq_in), 0, dtype=torch.long)
         if not x.shape[-2]:
             return none
-        x = _batched(_windows(state.extend("e.in", x, k - 1), k), *self.e_in)
+        x = _batched(_causal_windows(state, "e.in", x, h), *self.e_in)
         x = _run_stack(self.e_stack, x, state, "e.stack")
-        # Strided conv: latent n sees frames (n + 1) * s - k .. (n + 1) * s - 1; the
-        # frames of a group not yet complete wait (with the `lead` ones before it).
-        lead = max(k - s, 0)
+        # Strided conv (`CausalDownsample`): latent n sees frames (n + 1) * s - k ..
+        # (n + 1) * s - 1; the frames of a group not yet complete wait (with the `lead`
+        # ones before it).
         xx = state.extend("e.down", x, lead)
         groups = (xx.shape[-2] - lead) // s
         state.frames["e.down"] = xx[..., groups * s:, :]
         if not groups:
             return none
-        z = _batched(_windows(xx[..., max(s - k, 0):, :], k, s)[..., :groups, :], *self.e_down)
+        z = _batched(_windows(xx[..., skip:, :], k, s)[..., :groups, :], *self.e_down)
         z = z.permute(1, 2, 0, 3).reshape(B, groups, -1)  # (B, N, 2 * out): amplitude first
-        latent = torch.addmm(self.e_fuse[0], _windows(state.extend("e.fuse", z, k - 1), k)
+        latent = torch.addmm(self.e_fuse[0], _causal_windows(state, "e.fuse", z, h)
                              .reshape(B * groups, -1), self.e_fuse[1])
         return self._quantize(latent).view(B, groups, -1).transpose(1, 2).cpu()
 
@@ -262,8 +275,7 @@ class StreamNet:
         """(M, latent) -> (M, n_codebooks) codes, as `ResidualVQ.encode`."""
         codes = []
         for (bias, matrix), entries, decoded in zip(self.vq_in, self.vq_entries, self.vq_out):
-            query = F.normalize(torch.addmm(bias, residual, matrix), dim=-1)
-            index = (query @ entries).argmax(dim=-1)
+            index = nearest(torch.addmm(bias, residual, matrix), entries)
             residual = residual - decoded[index]
             codes.append(index)
         return torch.stack(codes, dim=-1)
@@ -302,24 +314,22 @@ class StreamNet:
         return torch.cat([o[0] for o in outs], dim=1), torch.cat([o[1] for o in outs], dim=1)
 
     def _decode_piece(self, codes: Tensor, state: StepState) -> tuple[Tensor, Tensor]:
-        k, s = self.kernel, self.up_stride
+        h, s = self.history, self.up_stride
         B, n = codes.shape[0], codes.shape[-1]
         if not n:
             empty = self.d_in[0].new_zeros(B, 0, self.config.n_bins)
             return empty, empty
         latent = sum(table[codes[:, i]] for i, table in enumerate(self.vq_out))  # (B, N, L)
-        x = torch.addmm(self.d_in[0], _windows(state.extend("d.in", latent, k - 1), k)
+        x = torch.addmm(self.d_in[0], _causal_windows(state, "d.in", latent, h)
                         .reshape(B * n, -1), self.d_in[1]).view(B, n, -1)
-        # Output frames [s*i, s*(i+1)) of each branch: taps [0, s) of input frame i plus
-        # taps [s, 2s) of frame i - 1.
+        # `CausalUpsample`: every tap of the frame before (remembered) and the new ones.
         xx = state.extend("d.up", x, 1)
         taps = (xx.reshape(-1, xx.shape[-1]) @ self.d_up[1]).view(B, n + 1, 2, 2 * s, -1)
-        y = taps[:, 1:, :, :s] + taps[:, :-1, :, s:]  # (B, N, 2, s, C)
+        y = overlap_taps(taps, s, dim=-2)  # (B, N, 2, s, C)
         y = y.permute(2, 0, 1, 3, 4).reshape(2, B, n * s, -1).add_(self.d_up[0])
-        y = _batched(_windows(state.extend("d.conv", y, k - 1), k), *self.d_conv)
+        y = _batched(_causal_windows(state, "d.conv", y, h), *self.d_conv)
         y = _run_stack(self.d_stack, y, state, "d.stack")
-        win = _windows(state.extend("d.head", y, k - 1), k).reshape(2, B * n * s, -1)
+        win = _causal_windows(state, "d.head", y, h).reshape(2, B * n * s, -1)
         log_amp = torch.addmm(self.head_amp[0], win[0], self.head_amp[1])
         real, imag = torch.addmm(self.head_phase[0], win[1], self.head_phase[1]).chunk(2, -1)
-        phase = torch.atan2(imag, real)
-        return log_amp.view(B, n * s, -1), phase.view(B, n * s, -1)
+        return log_amp.view(B, n * s, -1), wrapped_phase(real, imag).view(B, n * s, -1)

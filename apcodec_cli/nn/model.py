@@ -4,8 +4,9 @@ Shapes: waveforms (B, 1, T) with T a multiple of `config.samples_per_frame`; spe
 (B, n_bins, F) with F = T / hop_length; latents (B, latent_dim, N) with N = F / downsample;
 codes (B, n_codebooks, N) int64.
 
-With `config.causal` every layer is its causal twin from `causal.py`; such a model also
-codes streams frame by frame (`stream.py`, which runs it through `streamnet.py`).
+With `config.causal` every layer is built causal (`causal.py`, the causal ConvNeXt v2 blocks
+of `blocks.py`); such a model also codes streams frame by frame (`engine/stream.py`, which
+runs it through `engine/streamnet.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 
 from . import spectral
 from .blocks import ConvNeXtStack
-from .causal import CausalConv1d, CausalConvNeXtStack, CausalDownsample, CausalUpsample
+from .causal import CausalConv1d, CausalDownsample, CausalUpsample
 from .config import CodecConfig
 from .quantizer import QuantizerOutput, ResidualVQ
 
@@ -44,9 +45,19 @@ def _upsample(config: CodecConfig) -> nn.ConvTranspose1d:
 
 def _stack(config: CodecConfig) -> ConvNeXtStack:
     c = config
-    if c.causal:
-        return CausalConvNeXtStack(c.dim, c.hidden_dim, c.n_blocks, c.kernel_size, c.grn_window)
-    return ConvNeXtStack(c.dim, c.hidden_dim, c.n_blocks, c.kernel_size)
+    return ConvNeXtStack(c.dim, c.hidden_dim, c.n_blocks, c.kernel_size,
+                         c.grn_window if c.causal else None)
+
+
+def wrapped_phase(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+    """The phase head, in every form: the angle of the point that its two convolutions
+    predict (real and imaginary part), in float32.
+
+    The phase is the angle of a predicted point, so it is always wrapped and never has
+    to be regressed across the -pi/pi discontinuity. Rounded to bf16, the angle would carry
+    errors of about 0.01 rad: it is computed in float32 under autocast too.
+    """
+    return torch.atan2(imag.float(), real.float())
 
 
 class EncoderBranch(nn.Module):
@@ -123,13 +134,11 @@ class Decoder(nn.Module):
     def heads(self, amp: torch.Tensor, pha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Branch features (B, dim, F) -> log_amp, phase, each (B, n_bins, F).
 
-        The phase is the angle of a predicted point, so it is always wrapped and never has
-        to be regressed across the -pi/pi discontinuity. Training runs the heads in float32
-        even under bf16 autocast (see train/trainer.py): rounded to bf16, the angle would
-        carry errors of about 0.01 rad and the log-amplitude of about 0.03.
+        Training runs the heads in float32 even under bf16 autocast (see
+        train/trainer.py): rounded to bf16, the log-amplitude would carry errors of about
+        0.03 (and the phase, see `wrapped_phase`).
         """
-        real, imag = self.real_head(pha), self.imag_head(pha)
-        return self.amplitude_head(amp), torch.atan2(imag.float(), real.float())
+        return self.amplitude_head(amp), wrapped_phase(self.real_head(pha), self.imag_head(pha))
 
 
 @dataclasses.dataclass

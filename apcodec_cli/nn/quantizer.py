@@ -34,6 +34,25 @@ class QuantizerOutput:
     commitment_loss: torch.Tensor
 
 
+def unit_entries(codebook: nn.Embedding) -> torch.Tensor:
+    """A codebook's entries scaled to unit length, as the columns of a (D, K) matrix."""
+    return F.normalize(codebook.weight, dim=-1).t()
+
+
+def nearest(queries: torch.Tensor, entries: torch.Tensor) -> torch.Tensor:
+    """The nearest-neighbour search of every stage, in every form: the index of the entry
+    closest in angle to each query.
+
+    Args:
+        queries: (..., D) points in code space, any length.
+        entries: (D, K) unit-length entries (`unit_entries`).
+
+    Returns:
+        (...) int64 indices: the highest cosine similarity.
+    """
+    return (F.normalize(queries, dim=-1) @ entries).argmax(dim=-1)
+
+
 class VectorQuantizer(nn.Module):
     """One factorised VQ stage."""
 
@@ -49,9 +68,7 @@ class VectorQuantizer(nn.Module):
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """Indices (B, T) of the entries closest in angle to z (B, codebook_dim, T)."""
-        queries = F.normalize(z.transpose(1, 2), dim=-1)  # (B, T, D): one query per frame
-        entries = F.normalize(self.codebook.weight, dim=-1)  # (K, D)
-        return (queries @ entries.t()).argmax(dim=-1)
+        return nearest(z.transpose(1, 2), unit_entries(self.codebook))  # a query per frame
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """Codebook entries (B, codebook_dim, T) of indices (B, T)."""

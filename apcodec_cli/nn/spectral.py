@@ -55,8 +55,8 @@ def stft(wav: torch.Tensor, config: CodecConfig) -> torch.Tensor:
             f"length {wav.shape[-1]} is not a multiple of {config.samples_per_frame} samples"
         )
     if config.causal:
-        history = config.win_length - config.hop_length
-        return _causal_stft(F.pad(wav.reshape(-1, wav.shape[-1]), (history, 0)), config)
+        padded = F.pad(wav.reshape(-1, wav.shape[-1]), (causal_history(config), 0))
+        return causal_frames(padded, config, _window(config, wav.device)).transpose(1, 2)
     spec = torch.stft(
         wav.reshape(-1, wav.shape[-1]),
         n_fft=config.n_fft,
@@ -99,8 +99,7 @@ def istft(spec: torch.Tensor, config: CodecConfig) -> torch.Tensor:
         (B, 1, F * hop_length) waveform.
     """
     if config.causal:
-        history = config.win_length - config.hop_length
-        return _overlap_add(spec, config)[..., history:].unsqueeze(1)
+        return _overlap_add(spec, config)[..., causal_history(config):].unsqueeze(1)
     length = spec.shape[-1] * config.hop_length
     wav = torch.istft(
         spec,
@@ -122,14 +121,29 @@ def synthesise(log_amp: torch.Tensor, phase: torch.Tensor, config: CodecConfig) 
 # ---- causal framing --------------------------------------------------------------------
 
 
-def _causal_stft(wav: torch.Tensor, config: CodecConfig) -> torch.Tensor:
-    """Frames of (B, win - hop + n * hop) samples whose first win - hop are history: the
-    n frames ending at each of the last n hops, as (B, n_bins, n) complex."""
-    offset = (config.n_fft - config.win_length) // 2  # where torch puts the window
-    padded = F.pad(wav, (offset, config.n_fft - config.win_length - offset))
-    return torch.stft(padded, n_fft=config.n_fft, hop_length=config.hop_length,
-                      win_length=config.win_length, window=_window(config, wav.device),
-                      center=False, return_complex=True)
+def causal_history(config: CodecConfig) -> int:
+    """Samples before a causal frame's last hop (win_length - hop_length): zeros before the
+    start of a signal, remembered by a stream."""
+    return config.win_length - config.hop_length
+
+
+def causal_frames(samples: torch.Tensor, config: CodecConfig,
+                  window: torch.Tensor) -> torch.Tensor:
+    """The causal framing, of whole signals (`stft`) and streams (`StreamAnalysis`) alike.
+
+    Args:
+        samples: (B, causal_history + n * hop + r) samples, r < hop: the history, then
+            the hops of n frames (and r samples not yet framed, ignored).
+        window: The analysis window (`_window`).
+
+    Returns:
+        (B, n, n_bins) complex, channels last: frame f ends with hop f, and its window sits
+        where torch.stft puts it in the FFT frame (centred).
+    """
+    c = config
+    frames = samples.unfold(-1, c.win_length, c.hop_length) * window  # (B, n, win)
+    offset = (c.n_fft - c.win_length) // 2
+    return torch.fft.rfft(F.pad(frames, (offset, c.n_fft - c.win_length - offset)), dim=-1)
 
 
 def _overlap_add(spec: torch.Tensor, config: CodecConfig,
@@ -152,29 +166,26 @@ class StreamAnalysis:
     """Causal STFT of a stream: samples in, log-amplitude and phase frames out.
 
     `push(samples)` takes (B, n) samples, any n, and returns the frames they complete,
-    channels last: (B, frames, n_bins) each (the layout `streamnet.py` works in). Same
-    frames as `_causal_stft`: each window sits where torch.stft puts it in the FFT frame.
+    channels last: (B, frames, n_bins) each (the layout `streamnet.py` works in). The
+    frames of `stft` (`causal_frames` both).
     """
 
     def __init__(self, config: CodecConfig, device: torch.device | str = "cpu") -> None:
         self.config = config
         self._window = _window(config, torch.device(device))
-        self._offset = (config.n_fft - config.win_length) // 2
         self._buffer: torch.Tensor | None = None  # history + samples not yet framed
 
     def push(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.config
+        c, history = self.config, causal_history(self.config)
         if self._buffer is None:
-            self._buffer = samples.new_zeros(samples.shape[0], c.win_length - c.hop_length)
+            self._buffer = samples.new_zeros(samples.shape[0], history)
         data = torch.cat([self._buffer, samples], dim=-1)
-        n = (data.shape[-1] - (c.win_length - c.hop_length)) // c.hop_length
+        n = (data.shape[-1] - history) // c.hop_length
         self._buffer = data[:, n * c.hop_length:]
         if not n:
             empty = samples.new_zeros(samples.shape[0], 0, c.n_bins)
             return empty, empty
-        frames = data.unfold(-1, c.win_length, c.hop_length) * self._window  # (B, n, win)
-        frames = F.pad(frames, (self._offset, c.n_fft - c.win_length - self._offset))
-        spec = torch.fft.rfft(frames, dim=-1)  # (B, n, n_bins)
+        spec = causal_frames(data, c, self._window)  # (B, n, n_bins)
         return torch.log(spec.abs() + LOG_FLOOR), torch.angle(spec)
 
 
@@ -192,11 +203,11 @@ class StreamSynthesis:
         self.config = config
         self._window = _overlap_add_window(config, torch.device(device))
         self._tail: torch.Tensor | None = None  # overlap-add of samples still open
-        self._skip = config.win_length - config.hop_length  # samples before time 0
+        self._skip = causal_history(config)  # samples before time 0
 
     def push(self, log_amp: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         c = self.config
-        overlap = c.win_length - c.hop_length
+        overlap = causal_history(c)
         if self._tail is None:
             self._tail = log_amp.new_zeros(log_amp.shape[0], overlap)
         n = log_amp.shape[-2]

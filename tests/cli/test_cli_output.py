@@ -122,7 +122,7 @@ def test_decoding_to_stdout_streams_as_it_decodes(run, tmp_path, monkeypatch) ->
     write_audio(tmp_path / "in.wav", 3.5)
     run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc")
     seen = []
-    original = chunked.decode_chunks
+    original = chunked.ChunkedEngine.decode_chunks
 
     def watched(*args, **kwargs):
         import sys
@@ -130,7 +130,7 @@ def test_decoding_to_stdout_streams_as_it_decodes(run, tmp_path, monkeypatch) ->
             seen.append(sys.stdout.buffer.tell())
             yield block
 
-    monkeypatch.setattr(chunked, "decode_chunks", watched)
+    monkeypatch.setattr(chunked.ChunkedEngine, "decode_chunks", watched)
     result = run("decode", "-q", tmp_path / "x.apc", "-")
     assert result.exit_code == 0, result.output
     assert len(seen) == 4 and seen[-1] > 44 + 2 * 48000

@@ -66,8 +66,8 @@ def test_blocks_of_any_size_give_the_same_codes(codec: Codec, seed: int) -> None
     rng = np.random.default_rng(seed)
     cuts = np.sort(rng.integers(0, wav.shape[1], size=7))
     blocks = np.split(wav, cuts, axis=1)
-    plan = chunked.ChunkPlan(-(-wav.shape[1] // 320))
-    pieces = list(chunked.encode_blocks(codec.model, blocks, plan, channels=2, batch_size=3))
+    engine = chunked.ChunkedEngine(codec.model, batch_size=3)
+    pieces = list(engine.encode(blocks, wav.shape[1], channels=2))
     assert np.array_equal(np.concatenate(pieces, axis=-1), codec.encode(wav))
 
 

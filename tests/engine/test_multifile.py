@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from apcodec_cli.cli import batch
-from apcodec_cli.engine import chunked, shared
+from apcodec_cli.engine import runners, shared
+from apcodec_cli.engine.runners import LocalRunner
 
 from helpers import partials, write_audio
 
@@ -43,20 +44,20 @@ def run(cli, tiny_weights: Path, monkeypatch, one_thread):
 def passes(monkeypatch) -> list[int]:
     """Rows of every forward pass run."""
     rows: list[int] = []
-    real = chunked.run_model
+    real = runners.run_model
 
     def counted(model, method, batch, bf16=False):
         rows.append(len(batch))
         return real(model, method, batch, bf16)
 
-    monkeypatch.setattr(chunked, "run_model", counted)
+    monkeypatch.setattr(runners, "run_model", counted)
     return rows
 
 
 def _row_by_row(monkeypatch) -> None:
     """Compute every pass one row at a time: results then cannot depend on the batching."""
-    real = chunked.run_model
-    monkeypatch.setattr(chunked, "run_model", lambda model, method, batch, bf16=False:
+    real = runners.run_model
+    monkeypatch.setattr(runners, "run_model", lambda model, method, batch, bf16=False:
                         np.concatenate([real(model, method, batch[i:i + 1], bf16)
                                         for i in range(len(batch))]))
 
@@ -126,16 +127,16 @@ def test_a_failing_pass_fails_its_files_and_nothing_hangs(codec, folder, tmp_pat
             raise RuntimeError("CUDA out of memory\nmore detail")
         return real(model, method, batch, bf16)
 
-    real = chunked.run_model
-    monkeypatch.setattr(chunked, "run_model", broken)
+    real = runners.run_model
+    monkeypatch.setattr(runners, "run_model", broken)
     (tmp_path / "out").mkdir()
     jobs = [batch.Job(str(p), str(tmp_path / "out" / p.with_suffix(".apc").name))
             for p in sorted(folder.rglob("*.wav"))]
     done: list = []
     summary = batch.convert_files(
-        jobs, lambda job: codec.encode_file(job.source, job.target), codec, force=False,
+        jobs, lambda job, shared: shared.encode_file(job.source, job.target), codec, force=False,
         rows=8, files=3, on_done=done.append)
     assert [(Path(j.source).name, e) for j, e in summary.failed] == [
         ("f0.wav", "forward pass failed: CUDA out of memory")]
     assert len(summary.done) == len(_FILES) - 1 and len(done) == len(_FILES)
-    assert codec.forward is None  # restored
+    assert isinstance(codec.engine.runner, LocalRunner)  # the codec given is left as it was

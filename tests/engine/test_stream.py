@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from apcodec_cli.nn import causal, spectral
+from apcodec_cli.nn.grn import CausalGRN
 from apcodec_cli.engine import streamnet
 from apcodec_cli.io.bitstream import read_apc
 from apcodec_cli.codec import Codec
@@ -115,7 +116,7 @@ def test_causal_layers_match_their_plain_definitions() -> None:
         conv = causal.CausalConv1d(6, c_out, 7, groups=groups)
         plain = F.conv1d(F.pad(x, (6, 0)), conv.weight, conv.bias, groups=groups)
         torch.testing.assert_close(conv(x), plain)
-    grn = causal.CausalGRN(6, window=5)
+    grn = CausalGRN(6, window=5)
     torch.nn.init.normal_(grn.gamma)
     xt = x.transpose(1, 2)  # (B, T, C)
     energy = F.pad(xt.square(), (0, 0, 4, 0)).unfold(1, 5, 1).sum(-1)  # last 5 frames
@@ -150,7 +151,7 @@ def test_the_full_size_streamable_preset_streams_like_the_whole() -> None:
 
 
 def test_causal_grn_pools_over_its_window_only() -> None:
-    grn = causal.CausalGRN(4, window=3)
+    grn = CausalGRN(4, window=3)
     torch.nn.init.normal_(grn.gamma)
     x = torch.randn(1, 10, 4)
     y = grn(x)

@@ -99,7 +99,7 @@ def test_weight_norm_layers_are_the_stride_fusion_and_head_convolutions() -> Non
 def test_causal_grn_gradients_stay_finite_on_a_dead_channel() -> None:
     """A channel that is exactly zero over the GRN window (a dead channel after GELU) once
     made every gradient of a distillation run NaN: sqrt's gradient at 0 is infinite."""
-    from apcodec_cli.nn.causal import CausalGRN
+    from apcodec_cli.nn.grn import CausalGRN
 
     grn = CausalGRN(4, window=3)
     with torch.no_grad():
