@@ -68,7 +68,6 @@ def diagnose_clip(model: APCodec, clip: Clip, seconds: float, seed: int = 0) -> 
         row: dict[str, Any] = {"clip": clip.name, "category": clip.category, "system": system}
         row.update(metrics.score(audio.astype(np.float64), out, RATE,
                                  speech=clip.category == "speech"))
-        row["level"] = metrics.level_db(audio.astype(np.float64), out)
         rows.append(row)
     return rows
 
@@ -80,7 +79,7 @@ def markdown(rows: list[dict]) -> str:
         mine = [r for r in rows if r["category"] == category]
         systems = list(dict.fromkeys(r["system"] for r in mine))
         columns = [(k, h, d) for k, h, d in report.COLUMNS if k != "kbps"
-                   if any(k in r for r in mine)] + [("level", "level dB", 2)]
+                   if any(k in r for r in mine)]
         clips = len({r["clip"] for r in mine})
         out.append(f"### {category} ({clips} clips)\n")
         out.append("| system | " + " | ".join(h for _, h, _ in columns) + " |")

@@ -206,8 +206,14 @@ def estoi(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
 
 
 #: Every metric by name; the speech ones are computed for speech clips only.
+def level(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """`level_db` as a metric (the rate does not matter)."""
+    return level_db(reference, degraded)
+
+
 METRICS: dict[str, Metric] = {"visqol": visqol, "pesq": pesq_wb, "estoi": estoi,
-                              "lsd": log_spectral_distance, "mel": log_mel_distance}
+                              "lsd": log_spectral_distance, "mel": log_mel_distance,
+                              "level": level}
 SPEECH_ONLY = frozenset({"pesq", "estoi"})
 
 

@@ -14,6 +14,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("estoi", "ESTOI ↑", 3),
     ("lsd", "LSD dB ↓", 2),
     ("mel", "log-mel ↓", 3),
+    ("level", "level dB", 2),
 )
 
 Summary = dict[str, dict[str, dict[str, "Stat"]]]  # category -> system -> metric -> Stat

@@ -116,7 +116,8 @@ def test_pesq_and_estoi_rank_clean_above_noisy() -> None:
     assert metrics.pesq_wb(x, x, RATE) > 4.0 > metrics.pesq_wb(x, noisy(x, 0.05), RATE)
     assert metrics.estoi(x, x, RATE) > 0.99 > metrics.estoi(x, noisy(x, 0.05), RATE)
     assert math.isnan(metrics.estoi(x[:4000], x[:4000], RATE))  # too few frames: NaN
-    assert set(metrics.score(x, x, RATE, speech=False)) == {"visqol", "lsd", "mel"}
+    assert set(metrics.score(x, x, RATE, speech=False)) == {"visqol", "lsd", "mel", "level"}
+    assert metrics.score(x, 0.5 * x, RATE, speech=False)["level"] == pytest.approx(-6.02, abs=0.01)
 
 
 # ---- aggregation and tables ------------------------------------------------------------------
@@ -252,3 +253,22 @@ def test_command_fails_in_one_line_without_the_eval_extra(tmp_path, tiny_weights
     assert result.exit_code == 1
     assert result.stderr.strip() == ("apcodec: error: the 'visqol' module is missing: "
                                      "pip install 'apcodec[eval]'")
+
+
+def test_compare_pairs_clips_and_counts_the_better_side(tmp_path) -> None:
+    import json
+    from click.testing import CliRunner
+    from apcodec_cli.evaluate import compare
+
+    def rows(pesq, level):
+        return {"rows": [{"clip": f"c{i}", "category": "speech", "system": "apcodec",
+                          "pesq": p, "level": l} for i, (p, l) in enumerate(zip(pesq, level))]}
+    base, cand = tmp_path / "a.json", tmp_path / "b.json"
+    base.write_text(json.dumps(rows([1.0, 2.0, 3.0], [-3.0, 1.0, 0.5])))
+    cand.write_text(json.dumps(rows([1.5, 2.1, 2.9], [-1.0, -2.0, 0.0])))
+    records = {r["metric"]: r for r in compare.compare(compare._rows(base), compare._rows(cand))}
+    assert records["pesq"]["difference"] == pytest.approx(0.5 / 3)
+    assert records["pesq"]["better"] == 2 and records["pesq"]["clips"] == 3
+    assert records["level"]["better"] == 2  # nearer 0 dB on c0 and c2
+    result = CliRunner().invoke(compare.main, [str(base), str(cand)])
+    assert result.exit_code == 0 and "| speech | apcodec | pesq | 3 |" in result.output

@@ -1,0 +1,79 @@
+"""Paired comparison of two `apcodec eval --json-out` files: the ship test of a candidate.
+
+    python -m apcodec_cli.evaluate.compare runs/shipped.json runs/candidate.json
+
+For every category, system and metric the two files share, it pairs the clips scored in both
+and prints the mean of the candidate's scores, the mean difference (candidate minus
+baseline) ± the standard error of that difference, and on how many clips the candidate was
+better (higher for ViSQOL, PESQ and ESTOI; lower for LSD and the log-mel distance; nearer
+0 dB for the level). Pairing clip by clip removes the spread between clips, which is most of
+the spread of each file's own means.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import click
+
+#: Metric -> +1 where higher is better, -1 where lower is better, 0 where nearer 0 is.
+METRICS = {"visqol": 1, "pesq": 1, "estoi": 1, "lsd": -1, "mel": -1, "level": 0}
+
+
+def _rows(path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(category, system, clip) -> row of an eval JSON file."""
+    data = json.loads(path.read_text())
+    return {(row["category"], row["system"], row["clip"]): row for row in data["rows"]}
+
+
+def compare(baseline: dict, candidate: dict) -> Iterable[dict[str, Any]]:
+    """One record per (category, system, metric) with at least one clip scored in both."""
+    groups = sorted({key[:2] for key in baseline} & {key[:2] for key in candidate})
+    for category, system in groups:
+        clips = sorted(key for key in candidate
+                       if key[:2] == (category, system) and key in baseline)
+        for metric, sense in METRICS.items():
+            pairs = [(baseline[k][metric], candidate[k][metric]) for k in clips
+                     if _number(baseline[k].get(metric)) and _number(candidate[k].get(metric))]
+            if not pairs:
+                continue
+            diffs = [c - b for b, c in pairs]
+            n = len(diffs)
+            mean = sum(diffs) / n
+            se = (math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n)
+                  if n > 1 else math.nan)
+            better = sum((abs(c) < abs(b)) if sense == 0 else (sense * (c - b) > 0)
+                         for b, c in pairs)
+            yield {"category": category, "system": system, "metric": metric, "clips": n,
+                   "baseline": sum(b for b, _ in pairs) / n,
+                   "candidate": sum(c for _, c in pairs) / n,
+                   "difference": mean, "se": se, "better": better}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("candidate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def main(baseline: Path, candidate: Path) -> None:
+    """Compare CANDIDATE with BASELINE, two `apcodec eval --json-out` files, clip by clip."""
+    records = list(compare(_rows(baseline), _rows(candidate)))
+    if not records:
+        raise click.ClickException("the two files share no scored clip")
+    click.echo(f"candidate {candidate} against baseline {baseline}, paired by clip\n")
+    click.echo("| category | system | metric | clips | baseline | candidate | difference ± SE "
+               "| candidate better |")
+    click.echo("|---|---|---|---:|---:|---:|---:|---:|")
+    for r in records:
+        click.echo(f"| {r['category']} | {r['system']} | {r['metric']} | {r['clips']} "
+                   f"| {r['baseline']:.3f} | {r['candidate']:.3f} "
+                   f"| {r['difference']:+.3f} ± {r['se']:.3f} | {r['better']}/{r['clips']} |")
+
+
+if __name__ == "__main__":
+    main()
