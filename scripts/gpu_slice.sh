@@ -6,9 +6,10 @@
 # 1. Alone on the GPU, so that the times mean something: a short `apcodec bench --cuda`
 #    (60 s of audio, no Opus) and a timed folder conversion (scripts/folder_speed.py).
 # 2. Three training runs side by side from weights/apcodec.pt for what is left of
-#    TOTAL_MINUTES (A: reconstruction losses only, as the shipped weights were trained;
-#    B: GAN from the first step, the published recipe; C: A at 2.5x the learning rate),
-#    and beside them the GPU tests (`pytest -m gpu`) and the CUDA checks (gpu_checks.py).
+#    TOTAL_MINUTES (A: as the shipped weights were last trained: reconstruction losses,
+#    phase losses weighted by amplitude, lr 5e-4; B: A with the GAN from the first step, as
+#    published; C: A with a softer weighting, amplitude^0.5), and beside them the GPU tests
+#    (`pytest -m gpu`) and the CUDA checks (gpu_checks.py).
 #
 # Results under $OUT (at most 8 files come back): A.pt B.pt C.pt (exported weights),
 # results.json (the figures, scripts/gpu_summary.py), logs.tar.gz (every log, the pytest
@@ -87,12 +88,12 @@ train() {  # NAME, then --set options; a run that fails is retried once in float
         [ -f "$OUT/$name-fp32.pt" ] && mv "$OUT/$name-fp32.pt" "$OUT/$name.pt"; } ) &
 }
 # The variants of the next lease (docs/training.md says why): A goes on as the shipped weights
-# were trained (reconstruction losses, lr 5e-4); B and C add the discriminators from the
-# first step (the published recipe), at two learning rates: the decoded phase, which limits
-# PESQ, did not improve without them.
-train A --set batch_size=32 --set gan_start=100000000 --set lr=5e-4
-train B --set batch_size=32 --set gan_start=0
-train C --set batch_size=32 --set gan_start=0 --set lr=5e-4
+# were trained (reconstruction losses, phase losses weighted by amplitude, lr 5e-4); B adds
+# the discriminators from the first step (the published recipe); C weighs the phase by the
+# square root of the amplitude, giving back some of the amplitude's share of the bits.
+train A --set batch_size=32 --set gan_start=100000000 --set lr=5e-4 --set loss.phase_power=1
+train B --set batch_size=32 --set gan_start=0 --set lr=5e-4 --set loss.phase_power=1
+train C --set batch_size=32 --set gan_start=100000000 --set lr=5e-4 --set loss.phase_power=0.5
 timeout "$(seconds_left)" python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py \
     -o junit_family=xunit1 --junitxml "$RUNS/gpu-tests.xml" > "$RUNS/gpu-tests.txt" 2>&1
 timeout "$(seconds_left)" python3 scripts/gpu_checks.py --out "$RUNS/checks" --device $DEVICE \
