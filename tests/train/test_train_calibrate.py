@@ -41,3 +41,17 @@ def test_calibration_matches_the_energy_per_bin_and_keeps_the_codes(tmp_path, ti
     assert db_before > 1.0  # random weights are far off
     assert db_after < 0.25 * db_before
     assert torch.equal(model(wav).quantized.codes, codes_before)
+
+
+def test_windows_are_shared_equally_between_categories() -> None:
+    long = [Clip(f"m{i}.wav", 0, 96_000, "train", True, "music") for i in range(30)]
+    speech = [Clip(f"s{i}.wav", 0, 96_000, "train", True, "speech") for i in range(5)]
+    short = [Clip(f"t{i}.wav", 0, 1_000, "train", True, "speech") for i in range(50)]
+    held = [Clip("v.wav", 0, 96_000, "validation", True, "speech")]
+    picked = pick_windows(long + speech + short + held, 9, 48_000)
+    categories = [clip.category for clip, _ in picked]
+    # 5 of the 9 go to music (the odd one to the first category), 4 to speech; never a
+    # clip shorter than the window, never a validation clip.
+    assert categories.count("music") == 5 and categories.count("speech") == 4
+    assert all(clip.frames >= 48_000 and clip.split == "train" for clip, _ in picked)
+    assert picked == pick_windows(long + speech + short + held, 9, 48_000)  # deterministic
