@@ -19,6 +19,8 @@ from typing import Any, Iterable
 
 import click
 
+from .report import mean_se
+
 #: Metric -> +1 where higher is better, -1 where lower is better, 0 where nearer 0 is.
 METRICS = {"visqol": 1, "pesq": 1, "estoi": 1, "lsd": -1, "mel": -1, "level": 0}
 
@@ -40,17 +42,14 @@ def compare(baseline: dict, candidate: dict) -> Iterable[dict[str, Any]]:
                      if _number(baseline[k].get(metric)) and _number(candidate[k].get(metric))]
             if not pairs:
                 continue
-            diffs = [c - b for b, c in pairs]
-            n = len(diffs)
-            mean = sum(diffs) / n
-            se = (math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n)
-                  if n > 1 else math.nan)
+            diff = mean_se(c - b for b, c in pairs)
+            n = diff.n
             better = sum((abs(c) < abs(b)) if sense == 0 else (sense * (c - b) > 0)
                          for b, c in pairs)
             yield {"category": category, "system": system, "metric": metric, "clips": n,
                    "baseline": sum(b for b, _ in pairs) / n,
                    "candidate": sum(c for _, c in pairs) / n,
-                   "difference": mean, "se": se, "better": better}
+                   "difference": diff.mean, "se": diff.se, "better": better}
 
 
 def _number(value: Any) -> bool:
