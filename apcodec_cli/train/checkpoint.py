@@ -89,18 +89,46 @@ def same_shapes(a: CodecConfig, b: CodecConfig) -> bool:
     return a.replace(name=b.name, causal=b.causal, grn_window=b.grn_window) == b
 
 
+def deepens(a: CodecConfig, b: CodecConfig) -> bool:
+    """Whether codec `b` is codec `a` with more ConvNeXt blocks in every stack (and
+    otherwise the same shapes): a warm start from `a` then adds identity blocks."""
+    return a.n_blocks < b.n_blocks and same_shapes(a.replace(n_blocks=b.n_blocks), b)
+
+
 def initialise(codec: APCodec, path: str | os.PathLike) -> bytes:
     """Load a weights file into a weight-normed training codec (a warm start).
+
+    The run's codec may be deeper than the file's (more blocks per stack, see `deepens`):
+    each stack keeps the file's blocks first, and its new blocks start as identities (their
+    last point-wise layer is zero), so the deeper codec starts out computing exactly what
+    the file's did and learns from there.
 
     Returns:
         The fingerprint of the weights file.
     """
     loaded = weights.load(path)
-    if not same_shapes(loaded.model.config, codec.config):
-        raise StateError(f"{path} holds a {loaded.model.config.name!r} codec whose "
-                         f"configuration differs from the run's {codec.config.name!r}")
-    codec.load_state_dict(apply_weight_norm(loaded.model).state_dict())
+    old, new = loaded.model.config, codec.config
+    if not (same_shapes(old, new) or deepens(old, new)):
+        raise StateError(f"{path} holds a {old.name!r} codec whose configuration differs "
+                         f"from the run's {new.name!r}")
+    state = apply_weight_norm(loaded.model).state_dict()
+    missing, unexpected = codec.load_state_dict(state, strict=False)
+    added = {name.rsplit(".", 2)[0] for name in missing}
+    if unexpected or any(not _is_new_block(name, old.n_blocks) for name in added):
+        raise StateError(f"{path}: weights do not fit the run's codec "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected)")
+    with torch.no_grad():
+        for name, module in codec.named_modules():
+            if name in added:
+                module.pwconv2.weight.zero_()
+                module.pwconv2.bias.zero_()
     return loaded.fingerprint
+
+
+def _is_new_block(name: str, kept: int) -> bool:
+    """Whether `name` (a module path) is a ConvNeXt block past the first `kept` of a stack."""
+    parent, _, index = name.rpartition(".")
+    return parent.endswith("stack.blocks") and index.isdigit() and int(index) >= kept
 
 
 def export(path: str | os.PathLike, generator: APCodec, **info: Any) -> bytes:

@@ -48,7 +48,9 @@ def parse_assignments(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--export", "export_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write the weights (default: RUN_DIR/apcodec.pt).")
 @click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Start a new run's generator from this weights file.")
+              default=None, help="Start a new run's generator from this weights file "
+                                 "(with --set codec.n_blocks=N above the file's, the extra "
+                                 "blocks start as identities).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --export file.")
 @click.option("--resident/--stream", default=None,
               help="Hold the training audio in (GPU) memory, or stream crops from disk with "

@@ -235,6 +235,32 @@ def test_distillation_aligns_the_teacher_and_lowers_the_students_loss(
         Teacher(tiny_weights, TINY.codec, torch.device("cpu"))  # the student must be causal
 
 
+def test_a_deeper_codec_starts_from_smaller_weights_computing_the_same(
+        tiny_weights: Path) -> None:
+    from apcodec_cli.train.checkpoint import StateError
+    small = apply_weight_norm(weights.load(tiny_weights).model).eval()
+    deeper = apply_weight_norm(APCodec(small.config.replace(n_blocks=3)))
+    initialise(deeper, tiny_weights)
+    deeper.eval()
+    wav = 0.3 * torch.randn(1, 1, 4800, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = small(wav), deeper(wav)
+    assert torch.equal(a.quantized.codes, b.quantized.codes)
+    torch.testing.assert_close(b.log_amp, a.log_amp, rtol=0, atol=1e-5)
+    new_block = deeper.decoder.phase.stack.blocks[2]
+    assert not new_block.pwconv2.weight.any() and new_block.pwconv1.weight.any()
+    out = deeper(wav)  # the new blocks learn: their last layer gets a gradient
+    (out.log_amp.square().mean() + out.phase.sin().mean()).backward()
+    assert new_block.pwconv2.weight.grad.abs().sum() > 0
+    with pytest.raises(StateError, match="differs"):  # wider: not a deepening
+        initialise(apply_weight_norm(APCodec(small.config.replace(dim=24, n_blocks=3))),
+                   tiny_weights)
+    two = tiny_weights.parent / "two-blocks.pt"
+    weights.save(two, APCodec(small.config.replace(n_blocks=2)).eval(), trained=False)
+    with pytest.raises(StateError, match="differs"):  # shallower than the file
+        initialise(apply_weight_norm(APCodec(small.config)), two)
+
+
 def test_speech_share_sets_the_fraction_of_speech_crops() -> None:
     from apcodec_cli.train.crops import share_weights
     clips = ([Clip(f"s{i}", 0, 20_000, "train", category="speech") for i in range(2)]
