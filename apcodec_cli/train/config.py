@@ -78,7 +78,7 @@ class TrainConfig:
         revive_every: Steps between re-seedings of unused codebook entries (0: never); not
             in the published recipe, which collapses without it (see train/codebook.py).
         mpd_channels: Channels of the five 2-D convolutions of each period discriminator.
-        mrd_channels: Channels of the resolution discriminators.
+        mrd_channels: Channels of the resolution discriminators (0: no MRD, a cheaper GAN).
         gain_db: Range of the random gain applied to each crop, in dB.
         silence_db: Crops quieter than this RMS (dBFS) are redrawn where possible.
         speech_share: Fraction of the crops drawn from speech clips (0: every clip in
@@ -137,6 +137,8 @@ class TrainConfig:
         if self.segment % self.codec.samples_per_frame:
             raise ValueError(f"segment {self.segment} is not a multiple of "
                              f"{self.codec.samples_per_frame} samples")
+        if self.mrd_channels < 0:
+            raise ValueError("mrd_channels must be 0 (no MRD) or more")
         if len(self.mpd_channels) != 5:
             raise ValueError("mpd_channels must list five channel counts")
         if not 0.0 <= self.speech_share < 1.0:

@@ -139,13 +139,19 @@ class MultiResolutionDiscriminator(nn.Module):
 
 
 class Discriminators(nn.Module):
-    """The MPD and the MRD together: one module, one optimiser."""
+    """The MPD and the MRD together: one module, one optimiser.
+
+    `mrd_channels=0` leaves the MRD out (its output is then empty and adds nothing to any
+    loss): on a CPU it is two thirds of the discriminators' cost at a tenth of their
+    weight in the recipe (docs/training.md).
+    """
 
     def __init__(self, mpd_channels: tuple[int, ...], mrd_channels: int) -> None:
         super().__init__()
         self.mpd = MultiPeriodDiscriminator(mpd_channels)
-        self.mrd = MultiResolutionDiscriminator(mrd_channels)
+        self.mrd = MultiResolutionDiscriminator(mrd_channels) if mrd_channels else None
 
     def forward(self, wav: torch.Tensor) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
         """(B, 1, T) -> (MPD output, MRD output)."""
-        return self.mpd(wav), self.mrd(wav)
+        return self.mpd(wav), (self.mrd(wav) if self.mrd is not None
+                               else DiscriminatorOutput([], []))

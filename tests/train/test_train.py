@@ -105,6 +105,20 @@ def test_freeze_encoder_trains_the_decoder_only() -> None:
     assert opt_params == {id(p) for p in trainer.codec.decoder.parameters()}
 
 
+def test_a_gan_without_the_mrd_trains_with_the_mpd_alone() -> None:
+    config = dataclasses.replace(TINY, gan_start=0, mrd_channels=0, revive_every=0)
+    trainer = Trainer(config, Process(0, 1, torch.device("cpu")))
+    assert trainer.disc.mrd is None and not any(k.startswith("mrd.") for k in
+                                                 trainer.disc.state_dict())
+    before = {k: v.clone() for k, v in trainer.disc.state_dict().items()}
+    wav = 0.1 * torch.randn(2, 1, TINY.segment, generator=torch.Generator().manual_seed(4))
+    result = trainer.step(wav)
+    assert result.discriminator > 0 and result.generator.adversarial > 0
+    assert not all(torch.equal(v, trainer.disc.state_dict()[k]) for k, v in before.items())
+    with pytest.raises(ValueError, match="mrd_channels"):
+        dataclasses.replace(TINY, mrd_channels=-1)
+
+
 def test_bf16_autocast_path_gives_float32_losses() -> None:
     """CPU autocast stands in for CUDA here: the precision boundaries must hold."""
     trainer = Trainer(TINY, Process(0, 1, torch.device("cpu")))
