@@ -188,6 +188,12 @@ def store_code_tables(path: str | os.PathLike, tables: CodeTables,
     return tables.weights_fingerprint(fingerprint(payload["state_dict"]))
 
 
+def code_tables_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The provenance stored with a weights file's code tables ({} when it has none)."""
+    stored = _read(Path(path)).get("code_tables") or {}
+    return dict(stored.get("info", {}))
+
+
 #: How files written by `torch.save` start: a zip archive, or (before torch 1.6) a pickle.
 _TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
 

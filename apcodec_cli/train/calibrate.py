@@ -124,6 +124,9 @@ def main(source: str, data: str, out: str, clips: int, seconds: float, threads: 
             "calibration_windows": len(windows)}
     fp = weights.save(Path(out), model, trained=loaded.trained,
                       **{k: v for k, v in info.items() if k != "trained"})
+    if loaded.code_tables is not None:  # the codes do not change, so neither do their tables
+        fp = weights.store_code_tables(out, loaded.code_tables,
+                                       **weights.code_tables_info(source))
     bands = np.array_split(db.numpy(), 4)
     click.echo(f"{out}: fingerprint {fp.hex()}; offset per bin {db.mean():+.2f} dB mean "
                f"(quarters of the band: {', '.join(f'{b.mean():+.2f}' for b in bands)} dB)")

@@ -55,3 +55,31 @@ def test_windows_are_shared_equally_between_categories() -> None:
     assert categories.count("music") == 5 and categories.count("speech") == 4
     assert all(clip.frames >= 48_000 and clip.split == "train" for clip, _ in picked)
     assert picked == pick_windows(long + speech + short + held, 9, 48_000)  # deterministic
+
+
+def test_calibrating_a_file_keeps_its_code_tables(tmp_path, tiny_weights) -> None:
+    from click.testing import CliRunner
+
+    from apcodec_cli.train.calibrate import main
+    from apcodec_cli.train.codetables import TableCounts
+    config = weights.load(tiny_weights).model.config
+    source = tmp_path / "tables.pt"
+    counts = TableCounts(config.n_codebooks, 1 << config.bits_per_code)
+    counts.add(np.random.default_rng(0).integers(0, 1 << config.bits_per_code,
+                                                 (1, config.n_codebooks, 300)))
+    tables = counts.fit(n_buckets=2, iterations=2)
+    weights.store_code_tables(tiny_weights, tables, source, data="tones")
+    (tmp_path / "audio").mkdir()
+    _clips(tmp_path / "audio")
+    out = tmp_path / "calibrated.pt"
+    done = CliRunner().invoke(main, ["--weights", str(source), "--data", str(tmp_path / "audio"),
+                                     "--out", str(out), "--clips", "4", "--seconds", "0.25",
+                                     "-q"])
+    assert done.exit_code == 0, done.output
+    before, after = weights.load(source), weights.load(out)
+    assert after.network_fingerprint != before.network_fingerprint  # the bias moved
+    assert after.code_tables is not None
+    for key, value in before.code_tables.to_arrays().items():
+        assert np.array_equal(after.code_tables.to_arrays()[key], value)
+    assert weights.code_tables_info(out) == {"data": "tones"}
+    assert done.output.split("fingerprint ")[1].split(";")[0] == after.fingerprint.hex()
