@@ -65,8 +65,10 @@ def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
 
 
 def save(path: str | os.PathLike, model: APCodec, *, trained: bool, half: bool = True,
+         code_tables: CodeTables | None = None, tables_info: Mapping[str, Any] | None = None,
          **info: Any) -> bytes:
-    """Write `model` as a weights file; returns its fingerprint.
+    """Write `model` (and its code tables, if given) as a weights file in one atomic
+    write; returns its fingerprint.
 
     Args:
         path: Destination file.
@@ -74,6 +76,8 @@ def save(path: str | os.PathLike, model: APCodec, *, trained: bool, half: bool =
         trained: Whether these weights come from training; untrained weights are
             flagged as such by every command that loads them.
         half: Store floating-point tensors in float16 (half the size).
+        code_tables: Tables that range-code this network's codes (format version 2).
+        tables_info: Provenance of `code_tables` (str, int, float or bool values).
         **info: Extra metadata (str, int, float or bool values), e.g. steps or data.
     """
     dtype = torch.float16 if half else torch.float32
@@ -88,9 +92,18 @@ def save(path: str | os.PathLike, model: APCodec, *, trained: bool, half: bool =
         "state_dict": state,
         "info": {"trained": bool(trained), **info},
     }
+    if code_tables is not None:
+        payload["code_tables"] = _stored_tables(code_tables, tables_info or {})
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-    return fingerprint(state)
+    network = fingerprint(state)
+    return network if code_tables is None else code_tables.weights_fingerprint(network)
+
+
+def _stored_tables(tables: CodeTables, info: Mapping[str, Any]) -> dict[str, Any]:
+    """The `code_tables` entry of a weights file's payload."""
+    return {**{k: torch.from_numpy(v) for k, v in tables.to_arrays().items()},
+            "info": dict(info)}
 
 
 class LoadedWeights:
@@ -103,15 +116,18 @@ class LoadedWeights:
             `fingerprint` when the file holds no code tables).
         code_tables: The tables that range-code this network's codes (format version 2),
             or None.
+        tables_info: Provenance stored with the code tables ({} when there are none).
         info: The file's metadata; `info["trained"]` says whether they were trained.
         path: Where they were loaded from.
     """
 
     def __init__(self, model: APCodec, network_fingerprint: bytes, info: dict[str, Any],
-                 path: Path, code_tables: CodeTables | None = None):
+                 path: Path, code_tables: CodeTables | None = None,
+                 tables_info: dict[str, Any] | None = None):
         self.model = model
         self.network_fingerprint = network_fingerprint
         self.code_tables = code_tables
+        self.tables_info = dict(tables_info or {})
         self.fingerprint = (network_fingerprint if code_tables is None
                             else code_tables.weights_fingerprint(network_fingerprint))
         self.info = info
@@ -160,7 +176,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedW
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise WeightsError(f"{path}: invalid weights: {exc}".splitlines()[0]) from None
     model.eval().requires_grad_(False).to(device)
-    return LoadedWeights(model, fingerprint(state), dict(payload.get("info", {})), path, tables)
+    tables_info = (payload.get("code_tables") or {}).get("info", {})
+    return LoadedWeights(model, fingerprint(state), dict(payload.get("info", {})), path, tables,
+                         tables_info)
 
 
 def store_code_tables(path: str | os.PathLike, tables: CodeTables,
@@ -176,22 +194,10 @@ def store_code_tables(path: str | os.PathLike, tables: CodeTables,
     """
     path = Path(path)
     payload = _read(path)
-    stored = {k: torch.from_numpy(v) for k, v in tables.to_arrays().items()}
-    payload["code_tables"] = {**stored, "info": dict(info)}
-    target = Path(out) if out is not None else path
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
+    payload["code_tables"] = _stored_tables(tables, info)
+    with atomic_path(Path(out) if out is not None else path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return tables.weights_fingerprint(fingerprint(payload["state_dict"]))
-
-
-def code_tables_info(path: str | os.PathLike) -> dict[str, Any]:
-    """The provenance stored with a weights file's code tables ({} when it has none)."""
-    stored = _read(Path(path)).get("code_tables") or {}
-    return dict(stored.get("info", {}))
 
 
 #: How files written by `torch.save` start: a zip archive, or (before torch 1.6) a pickle.

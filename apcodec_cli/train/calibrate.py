@@ -122,11 +122,10 @@ def main(source: str, data: str, out: str, clips: int, seconds: float, threads: 
     db = delta * 20 / math.log(10)
     info = {**loaded.info, "calibrated_from": loaded.fingerprint.hex(),
             "calibration_windows": len(windows)}
-    fp = weights.save(Path(out), model, trained=loaded.trained,
+    # The codes do not change, so neither do their tables: the file keeps them.
+    fp = weights.save(Path(out), model, trained=loaded.trained, code_tables=loaded.code_tables,
+                      tables_info=loaded.tables_info,
                       **{k: v for k, v in info.items() if k != "trained"})
-    if loaded.code_tables is not None:  # the codes do not change, so neither do their tables
-        fp = weights.store_code_tables(out, loaded.code_tables,
-                                       **weights.code_tables_info(source))
     bands = np.array_split(db.numpy(), 4)
     click.echo(f"{out}: fingerprint {fp.hex()}; offset per bin {db.mean():+.2f} dB mean "
                f"(quarters of the band: {', '.join(f'{b.mean():+.2f}' for b in bands)} dB)")

@@ -81,5 +81,5 @@ def test_calibrating_a_file_keeps_its_code_tables(tmp_path, tiny_weights) -> Non
     assert after.code_tables is not None
     for key, value in before.code_tables.to_arrays().items():
         assert np.array_equal(after.code_tables.to_arrays()[key], value)
-    assert weights.code_tables_info(out) == {"data": "tones"}
+    assert after.tables_info == {"data": "tones"}
     assert done.output.split("fingerprint ")[1].split(";")[0] == after.fingerprint.hex()
