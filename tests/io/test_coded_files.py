@@ -53,7 +53,6 @@ def test_tables_change_the_weights_fingerprint_not_the_network(tiny_weights: Pat
     assert [p.name for p in coded.parent.iterdir()] == [coded.name]  # no temporary left
 
 
-
 def test_saving_a_model_with_tables_writes_what_storing_them_does(coded: Path,
                                                                    tmp_path: Path) -> None:
     tabled = weights.load(coded)
@@ -67,6 +66,7 @@ def test_saving_a_model_with_tables_writes_what_storing_them_does(coded: Path,
     for key, value in tabled.code_tables.to_arrays().items():
         assert np.array_equal(again.code_tables.to_arrays()[key], value)
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # one write, no temporary left
+
 
 def test_v2_files_decode_to_the_same_audio_as_v1(tiny_weights: Path, coded: Path,
                                                  tmp_path: Path) -> None:
