@@ -96,7 +96,11 @@ def save(path: str | os.PathLike, model: APCodec, *, trained: bool, half: bool =
         payload["code_tables"] = _stored_tables(code_tables, tables_info or {})
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-    network = fingerprint(state)
+    return weights_fingerprint(fingerprint(state), code_tables)
+
+
+def weights_fingerprint(network: bytes, code_tables: CodeTables | None) -> bytes:
+    """The weights fingerprint: the network's, or with code tables one naming them too."""
     return network if code_tables is None else code_tables.weights_fingerprint(network)
 
 
@@ -128,8 +132,7 @@ class LoadedWeights:
         self.network_fingerprint = network_fingerprint
         self.code_tables = code_tables
         self.tables_info = dict(tables_info or {})
-        self.fingerprint = (network_fingerprint if code_tables is None
-                            else code_tables.weights_fingerprint(network_fingerprint))
+        self.fingerprint = weights_fingerprint(network_fingerprint, code_tables)
         self.info = info
         self.path = path
 
