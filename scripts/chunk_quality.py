@@ -7,8 +7,8 @@ Each layout is CHUNK:CONTEXT code frames (`whole`: one chunk the length of the c
 nothing is cut). Every clip is coded in memory with each layout (float32; the codes are the
 ones `apcodec encode` would write with that layout) and scored with the metrics of
 `apcodec eval`. Prints the mean of each metric per category and layout, and each layout's
-paired difference (mean +- standard error over clips) against the first one. Results are in
-docs/chunking.md.
+paired difference (mean +- standard error over clips, as `evaluate.compare` gives it)
+against the first one. Results are in docs/chunking.md.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import math
 from collections import defaultdict
 
 import click
-import numpy as np
 from tqdm import tqdm
 
 from apcodec_cli.codec import Codec
 from apcodec_cli.evaluate import metrics
+from apcodec_cli.evaluate.report import mean_se
 from apcodec_cli.evaluate.run import collect_clips, load_clip
 from apcodec_cli.io.weights import load, set_threads
 from apcodec_cli.units import SAMPLE_RATE
@@ -75,11 +75,11 @@ def main(weights_path: str, data: str, layouts: str, max_clips: int, seconds: fl
         for label, _, _ in plan:
             cells = []
             for name in names:
-                values = np.array(scores[label][category][name])
-                cell = f"{np.nanmean(values):.3f}"
+                values = scores[label][category][name]
+                cell = f"{mean_se(values).mean:.3f}"
                 if label != first:
-                    d = values - np.array(scores[first][category][name])
-                    cell += f" ({np.nanmean(d):+.3f} ± {np.nanstd(d) / math.sqrt(len(d)):.3f})"
+                    d = mean_se(v - b for v, b in zip(values, scores[first][category][name]))
+                    cell += f" ({d.mean:+.3f} ± {d.se:.3f})"
                 cells.append(cell)
             click.echo(f"| {label} | " + " | ".join(cells) + " |")
 
