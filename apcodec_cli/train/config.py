@@ -39,7 +39,9 @@ class LossWeights:
 
     `phase_power` weighs each bin's phase errors by its true amplitude to this power (0:
     the published plain mean; 1: as much as the complex error they cause; see
-    `losses.phase_weight`).
+    `losses.phase_weight`). `log_floor_db` > 0 lets the log-amplitude and log-mel losses
+    ignore errors more than that many dB below each crop's loudest true bin (0: the
+    published losses; see `losses.floored`).
     """
 
     amplitude: float = 45.0
@@ -54,6 +56,7 @@ class LossWeights:
     distill_amplitude: float = 45.0
     distill_phase: float = 100.0
     phase_power: float = 0.0
+    log_floor_db: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -74,6 +74,31 @@ def test_amplitude_weighted_phase_losses_follow_the_loud_bins() -> None:
                                                                                 abs=0.25)
 
 
+def test_log_floor_ignores_only_errors_below_it() -> None:
+    g = torch.Generator().manual_seed(3)
+    target = torch.full((2, 64, 30), -11.0)  # 20·log10(e^10) ≈ 87 dB below the peak
+    target[:, 5:9] = -1.0
+    target[1] -= 4.0  # the floor follows each example's own peak
+    estimate = target + torch.randn(target.shape, generator=g)
+    assert losses.floored(target, estimate, 0.0) == (target, estimate)
+    t, e = losses.floored(target, estimate, 60.0)
+    floor = target.amax(dim=(1, 2), keepdim=True) - 60 * math.log(10) / 20
+    assert torch.equal(t, torch.maximum(target, floor))
+    # Below the floor on both sides: no error; above it: the error is the plain one.
+    quiet = (target < floor) & (estimate < floor)
+    assert quiet.any() and torch.all((t - e)[quiet] == 0)
+    loud = target[:, 5:9] > floor
+    assert torch.equal((t - e)[:, 5:9][loud], (target - estimate)[:, 5:9][loud])
+    # A quiet bin decoded loud is still an error, pushing the estimate down.
+    estimate = target.clone().requires_grad_(True)
+    with torch.no_grad():
+        estimate[:, 20] += 9.0
+    loss = torch.nn.functional.mse_loss(*losses.floored(target, estimate, 60.0))
+    loss.backward()
+    assert loss.item() > 0 and torch.all(estimate.grad[:, 20] > 0)
+    assert torch.all(estimate.grad[:, 21:] == 0)
+
+
 def test_consistency_zero_for_a_real_stft_only() -> None:
     spec = spectral.stft(_wav(), CONFIG)
     assert losses.consistency_loss(spec, CONFIG).item() < 1e-9
