@@ -83,12 +83,11 @@ def floored(target: torch.Tensor, estimate: torch.Tensor, floor_db: float
     """Two natural-log magnitude spectra (B, ...) raised to a floor `floor_db` below each
     example's loudest true bin (unchanged for 0, the published losses).
 
-    Below the floor an error is not heard, yet most of a log-spectral loss comes from
-    there: with session 9's weights, bins 60 dB or more below a clip's peak are 56 %
-    (music) and 78 % (speech) of all bins and give 74 % and 86 % of the squared
-    log-amplitude error (`docs/training.md`, session 10). With the floor the loss spends
-    the decoder on what can be heard; an estimate below the floor where the truth is too
-    costs nothing, a quiet bin decoded loud still does."""
+    Below the floor an error is not heard, yet much of a log-spectral loss comes from
+    there: on training crops, session 9's weights have a log-amplitude loss of 0.74, and
+    0.31 with a 70 dB floor (`docs/training.md`, session 10). With the floor the loss
+    spends the decoder on what can be heard; an estimate below the floor where the truth is
+    too costs nothing, a quiet bin decoded loud still does."""
     if floor_db <= 0:
         return target, estimate
     dims = tuple(range(1, target.dim()))
