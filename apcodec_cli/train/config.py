@@ -39,9 +39,9 @@ class LossWeights:
 
     `phase_power` weighs each bin's phase errors by its true amplitude to this power (0:
     the published plain mean; 1: as much as the complex error they cause; see
-    `losses.phase_weight`). `log_floor_db` > 0 lets the log-amplitude and log-mel losses
-    ignore errors more than that many dB below each crop's loudest true bin (0: the
-    published losses; see `losses.floored`).
+    `losses.phase_weight`). `log_floor_db` > 0 lets the log-amplitude, log-mel and distilled
+    log-amplitude losses ignore errors more than that many dB below each crop's loudest
+    true (or teacher's) bin (0: the published losses; see `losses.floored`).
     """
 
     amplitude: float = 45.0

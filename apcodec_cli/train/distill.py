@@ -30,7 +30,7 @@ from ..nn.config import CodecConfig
 from ..nn.model import CodecOutput
 from .checkpoint import same_shapes
 from .config import LossWeights
-from .losses import phase_losses, phase_weight
+from .losses import floored, phase_losses, phase_weight
 
 
 @dataclasses.dataclass
@@ -78,5 +78,6 @@ def distillation_loss(out: CodecOutput, teacher: TeacherOutput,
     ip, gd, ptd = phase_losses(teacher.phase, out.phase.float(),
                                phase_weight(teacher.log_amp, weights.phase_power))
     return (weights.distill_latent * F.mse_loss(out.encoded.float(), teacher.latent)
-            + weights.distill_amplitude * F.mse_loss(out.log_amp.float(), teacher.log_amp)
+            + weights.distill_amplitude * F.mse_loss(
+                *floored(teacher.log_amp, out.log_amp.float(), weights.log_floor_db))
             + weights.distill_phase * (ip + gd + ptd))
