@@ -1,0 +1,81 @@
+"""How smooth the decoded amplitude spectrum is, against the true one.
+
+    python scripts/spectral_texture.py --weights weights/apcodec.pt --data data/corpus
+
+A decoder trained on mean-square losses predicts the average of what the codes allow: an
+amplitude spectrum smoother, frame to frame and bin to bin, than the signal's. For each
+validation clip (first `--seconds`, whole-signal float32 pass) this prints, in dB and over
+the bins within `--range` dB of the clip's peak, the mean absolute change of the
+log-amplitude from one STFT frame to the next and from one bin to the next, for the true
+and the decoded spectrum, and the mean decoded-minus-true difference (its bias). Then the
+mean of each over the clips of a category. Results: docs/training.md (session 10).
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+import numpy as np
+import torch
+
+from apcodec_cli.evaluate.run import collect_clips, load_clip
+from apcodec_cli.io.weights import load, set_threads
+from apcodec_cli.nn import spectral
+
+DB = 20 / math.log(10)  # natural log of an amplitude -> dB
+
+
+def texture(true_db: np.ndarray, decoded_db: np.ndarray, range_db: float) -> dict[str, float]:
+    """Texture figures of two (n_bins, F) log-amplitude spectra in dB (see module doc)."""
+    loud = true_db > true_db.max() - range_db
+    frames, bins = loud[:, 1:] & loud[:, :-1], loud[1:] & loud[:-1]
+    return {
+        "true_frame": float(np.abs(np.diff(true_db, axis=1))[frames].mean()),
+        "decoded_frame": float(np.abs(np.diff(decoded_db, axis=1))[frames].mean()),
+        "true_bin": float(np.abs(np.diff(true_db, axis=0))[bins].mean()),
+        "decoded_bin": float(np.abs(np.diff(decoded_db, axis=0))[bins].mean()),
+        "bias": float((decoded_db - true_db)[loud].mean()),
+    }
+
+
+@click.command()
+@click.option("--weights", "weights_path", required=True, type=click.Path(exists=True))
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="A corpus folder (its validation split is used).")
+@click.option("--max-clips", default=8, show_default=True, help="Clips per category.")
+@click.option("--seconds", default=10.0, show_default=True)
+@click.option("--range", "range_db", default=60.0, show_default=True,
+              help="Count the bins within this many dB of the clip's peak.")
+@click.option("--threads", default=2, show_default=True)
+def main(weights_path: str, data: str, max_clips: int, seconds: float, range_db: float,
+         threads: int) -> None:
+    set_threads(threads)
+    model = load(weights_path).model
+    spf = model.config.samples_per_frame
+    keys = ("true_frame", "decoded_frame", "true_bin", "decoded_bin", "bias")
+    print("| category | clip | frame-to-frame true | decoded | bin-to-bin true | decoded | bias |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for category in ("music", "speech"):
+        rows = []
+        for clip in collect_clips(data, category, max_clips):
+            audio = load_clip(clip.path, seconds)
+            wav = torch.from_numpy(np.ascontiguousarray(audio[: len(audio) - len(audio) % spf]))
+            with torch.inference_mode():
+                log_amp, phase = spectral.analyse(wav.view(1, 1, -1), model.config)
+                decoded, _ = model.decoder(model.quantizer(model.encoder(log_amp, phase)).latent)
+            n = min(log_amp.shape[-1], decoded.shape[-1])
+            row = texture(log_amp[0, :, :n].numpy() * DB, decoded[0, :, :n].numpy() * DB,
+                          range_db)
+            rows.append(row)
+            print(f"| {category} | {clip.name} | "
+                  + " | ".join(f"{row[k]:+.2f}" if k == "bias" else f"{row[k]:.2f}" for k in keys)
+                  + " |")
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+        print(f"| **{category}** | mean of {len(rows)} | "
+              + " | ".join(f"{mean[k]:+.2f}" if k == "bias" else f"{mean[k]:.2f}" for k in keys)
+              + " |")
+
+
+if __name__ == "__main__":
+    main()
