@@ -7,8 +7,10 @@ amplitude spectrum smoother, frame to frame and bin to bin, than the signal's. F
 validation clip (first `--seconds`, whole-signal float32 pass) this prints, in dB and over
 the bins within `--range` dB of the clip's peak, the mean absolute change of the
 log-amplitude from one STFT frame to the next and from one bin to the next, for the true
-and the decoded spectrum, and the mean decoded-minus-true difference (its bias). Then the
-mean of each over the clips of a category. Results: docs/training.md (session 10).
+spectrum, the decoded one, and the spectrum of the output waveform (the inverse STFT of the
+decoded amplitude and phase, analysed again: what a listener gets), and the mean
+decoded-minus-true difference (its bias). Then the mean of each over the clips of a
+category. Results: docs/training.md (session 10).
 """
 
 from __future__ import annotations
@@ -26,17 +28,21 @@ from apcodec_cli.nn import spectral
 DB = 20 / math.log(10)  # natural log of an amplitude -> dB
 
 
-def texture(true_db: np.ndarray, decoded_db: np.ndarray, range_db: float) -> dict[str, float]:
-    """Texture figures of two (n_bins, F) log-amplitude spectra in dB (see module doc)."""
+def texture(true_db: np.ndarray, decoded_db: np.ndarray, range_db: float,
+            output_db: np.ndarray | None = None) -> dict[str, float]:
+    """Texture figures of (n_bins, F) log-amplitude spectra in dB (see module doc); the
+    output's figures only with `output_db`."""
     loud = true_db > true_db.max() - range_db
     frames, bins = loud[:, 1:] & loud[:, :-1], loud[1:] & loud[:-1]
-    return {
-        "true_frame": float(np.abs(np.diff(true_db, axis=1))[frames].mean()),
-        "decoded_frame": float(np.abs(np.diff(decoded_db, axis=1))[frames].mean()),
-        "true_bin": float(np.abs(np.diff(true_db, axis=0))[bins].mean()),
-        "decoded_bin": float(np.abs(np.diff(decoded_db, axis=0))[bins].mean()),
-        "bias": float((decoded_db - true_db)[loud].mean()),
-    }
+    spectra = {"true": true_db, "decoded": decoded_db}
+    if output_db is not None:
+        spectra["output"] = output_db
+    figures = {}
+    for name, db in spectra.items():
+        figures[f"{name}_frame"] = float(np.abs(np.diff(db, axis=1))[frames].mean())
+        figures[f"{name}_bin"] = float(np.abs(np.diff(db, axis=0))[bins].mean())
+    figures["bias"] = float((decoded_db - true_db)[loud].mean())
+    return figures
 
 
 @click.command()
@@ -53,9 +59,11 @@ def main(weights_path: str, data: str, max_clips: int, seconds: float, range_db:
     set_threads(threads)
     model = load(weights_path).model
     spf = model.config.samples_per_frame
-    keys = ("true_frame", "decoded_frame", "true_bin", "decoded_bin", "bias")
-    print("| category | clip | frame-to-frame true | decoded | bin-to-bin true | decoded | bias |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    keys = ("true_frame", "decoded_frame", "output_frame", "true_bin", "decoded_bin",
+            "output_bin", "bias")
+    print("| category | clip | frame-to-frame true | decoded | output "
+          "| bin-to-bin true | decoded | output | bias |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for category in ("music", "speech"):
         rows = []
         for clip in collect_clips(data, category, max_clips):
@@ -63,10 +71,13 @@ def main(weights_path: str, data: str, max_clips: int, seconds: float, range_db:
             wav = torch.from_numpy(np.ascontiguousarray(audio[: len(audio) - len(audio) % spf]))
             with torch.inference_mode():
                 log_amp, phase = spectral.analyse(wav.view(1, 1, -1), model.config)
-                decoded, _ = model.decoder(model.quantizer(model.encoder(log_amp, phase)).latent)
-            n = min(log_amp.shape[-1], decoded.shape[-1])
+                decoded, decoded_phase = model.decoder(
+                    model.quantizer(model.encoder(log_amp, phase)).latent)
+                output = spectral.synthesise(decoded, decoded_phase, model.config)
+                output_amp, _ = spectral.analyse(output[..., : wav.shape[-1]], model.config)
+            n = min(log_amp.shape[-1], decoded.shape[-1], output_amp.shape[-1])
             row = texture(log_amp[0, :, :n].numpy() * DB, decoded[0, :, :n].numpy() * DB,
-                          range_db)
+                          range_db, output_amp[0, :, :n].numpy() * DB)
             rows.append(row)
             print(f"| {category} | {clip.name} | "
                   + " | ".join(f"{row[k]:+.2f}" if k == "bias" else f"{row[k]:.2f}" for k in keys)

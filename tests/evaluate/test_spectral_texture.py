@@ -25,5 +25,7 @@ def test_texture_of_a_rough_truth_and_its_smooth_mean() -> None:
     assert t["true_bin"] == pytest.approx(3.39, abs=0.1)
     assert t["decoded_frame"] == 0 and t["decoded_bin"] == 0
     assert t["bias"] == pytest.approx(2.0, abs=0.1)
-    same = texture_script.texture(true, true, range_db=60)
+    assert "output_frame" not in t
+    same = texture_script.texture(true, true, range_db=60, output_db=smooth)
     assert same["decoded_frame"] == same["true_frame"] and same["bias"] == 0
+    assert same["output_frame"] == 0 and same["output_bin"] == 0
