@@ -45,6 +45,11 @@ def texture(true_db: np.ndarray, decoded_db: np.ndarray, range_db: float,
     return figures
 
 
+def _cells(figures: dict[str, float], keys: tuple[str, ...]) -> str:
+    """Markdown cells of one table row (the bias signed)."""
+    return " | ".join(f"{figures[k]:+.2f}" if k == "bias" else f"{figures[k]:.2f}" for k in keys)
+
+
 @click.command()
 @click.option("--weights", "weights_path", required=True, type=click.Path(exists=True))
 @click.option("--data", required=True, type=click.Path(exists=True),
@@ -70,22 +75,16 @@ def main(weights_path: str, data: str, max_clips: int, seconds: float, range_db:
             audio = load_clip(clip.path, seconds)
             wav = torch.from_numpy(np.ascontiguousarray(audio[: len(audio) - len(audio) % spf]))
             with torch.inference_mode():
-                log_amp, phase = spectral.analyse(wav.view(1, 1, -1), model.config)
-                decoded, decoded_phase = model.decoder(
-                    model.quantizer(model.encoder(log_amp, phase)).latent)
-                output = spectral.synthesise(decoded, decoded_phase, model.config)
-                output_amp, _ = spectral.analyse(output[..., : wav.shape[-1]], model.config)
-            n = min(log_amp.shape[-1], decoded.shape[-1], output_amp.shape[-1])
-            row = texture(log_amp[0, :, :n].numpy() * DB, decoded[0, :, :n].numpy() * DB,
+                log_amp, _ = spectral.analyse(wav.view(1, 1, -1), model.config)
+                out = model(wav.view(1, 1, -1))  # encode, quantize, decode, re-synthesise
+                output_amp, _ = spectral.analyse(out.wav[..., : wav.shape[-1]], model.config)
+            n = min(log_amp.shape[-1], out.log_amp.shape[-1], output_amp.shape[-1])
+            row = texture(log_amp[0, :, :n].numpy() * DB, out.log_amp[0, :, :n].numpy() * DB,
                           range_db, output_amp[0, :, :n].numpy() * DB)
             rows.append(row)
-            print(f"| {category} | {clip.name} | "
-                  + " | ".join(f"{row[k]:+.2f}" if k == "bias" else f"{row[k]:.2f}" for k in keys)
-                  + " |")
+            print(f"| {category} | {clip.name} | {_cells(row, keys)} |")
         mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-        print(f"| **{category}** | mean of {len(rows)} | "
-              + " | ".join(f"{mean[k]:+.2f}" if k == "bias" else f"{mean[k]:.2f}" for k in keys)
-              + " |")
+        print(f"| **{category}** | mean of {len(rows)} | {_cells(mean, keys)} |")
 
 
 if __name__ == "__main__":
