@@ -41,7 +41,9 @@ class LossWeights:
     the published plain mean; 1: as much as the complex error they cause; see
     `losses.phase_weight`). `log_floor_db` > 0 lets the log-amplitude, log-mel and distilled
     log-amplitude losses ignore errors more than that many dB below each crop's loudest
-    true (or teacher's) bin (0: the published losses; see `losses.floored`).
+    true (or teacher's) bin (0: the published losses; see `losses.floored`). `long_stft`
+    > 0 adds that weight times `losses.long_stft_loss`, a log-magnitude L1 of the decoded
+    waveform under 1024- and 2048-sample windows (0: the published losses).
     """
 
     amplitude: float = 45.0
@@ -57,6 +59,7 @@ class LossWeights:
     distill_phase: float = 100.0
     phase_power: float = 0.0
     log_floor_db: float = 0.0
+    long_stft: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

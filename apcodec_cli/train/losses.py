@@ -96,6 +96,33 @@ def floored(target: torch.Tensor, estimate: torch.Tensor, floor_db: float
     return torch.maximum(target, floor), torch.maximum(estimate, floor)
 
 
+LONG_STFT = ((1024, 256), (2048, 512))  # (window = FFT size, hop) of `long_stft_loss`
+
+
+def long_stft_loss(wav: torch.Tensor, wav_hat: torch.Tensor) -> torch.Tensor:
+    """L1 distance of log magnitudes (floored at 1e-5) of two (B, 1, T) waveforms, averaged
+    over the long Hann windows of `LONG_STFT` (21 and 43 ms), in float32.
+
+    Every other spectral term sees the signal through the codec's own 320-sample window
+    (150 Hz wide bins): nothing in the published losses can tell a harmonic 40 Hz off or
+    smeared across its neighbours. This one resolves 47 and 23 Hz. Off by default
+    (`LossWeights.long_stft`)."""
+    total = torch.zeros((), device=wav.device)
+    with torch.autocast(wav.device.type, enabled=False):
+        for size, hop in LONG_STFT:
+            window = torch.hann_window(size, device=wav.device)
+            logs = []
+            for x in (wav, wav_hat):
+                spec = torch.stft(x.float().reshape(-1, x.shape[-1]), size, hop, size,
+                                  window=window, center=True, pad_mode="constant",
+                                  return_complex=True)
+                # log |X| floored, with a gradient that stays finite at |X| = 0
+                logs.append(0.5 * torch.log((spec.real.square() + spec.imag.square())
+                                            .clamp(min=1e-10)))
+            total = total + F.l1_loss(logs[1], logs[0])
+    return total / len(LONG_STFT)
+
+
 def mel_losses(mel: torch.Tensor, mel_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(L1, MSE) between two log-mel spectrograms."""
     return F.l1_loss(mel_hat, mel), F.mse_loss(mel_hat, mel)
@@ -138,6 +165,7 @@ class GeneratorLosses:
     adversarial: torch.Tensor
     feature: torch.Tensor
     distill: torch.Tensor
+    long_stft: torch.Tensor
 
     def items(self) -> Iterator[tuple[str, torch.Tensor]]:
         """(name, value) pairs of every term, `total` first."""
@@ -165,10 +193,13 @@ class Targets:
 def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
                    adversarial: torch.Tensor, feature: torch.Tensor,
                    config: CodecConfig, weights: LossWeights,
-                   distill: torch.Tensor | None = None) -> GeneratorLosses:
+                   distill: torch.Tensor | None = None,
+                   long_stft: torch.Tensor | None = None) -> GeneratorLosses:
     """Weighted sum of every generator term (adversarial terms already MPD + w·MRD;
-    `distill` already weighted, see train/distill.py)."""
+    `distill` already weighted, see train/distill.py; `long_stft` the unweighted
+    `long_stft_loss`, or None when its weight is 0)."""
     distill = torch.zeros_like(adversarial) if distill is None else distill
+    long_stft = torch.zeros_like(adversarial) if long_stft is None else long_stft
     spec_hat = spectral.spectrum(out.log_amp.float(), out.phase.float())
     ip, gd, ptd = phase_losses(target.phase, out.phase.float(),
                                phase_weight(target.log_amp, weights.phase_power))
@@ -182,7 +213,8 @@ def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
     total = (w.amplitude * amplitude + w.phase * (ip + gd + ptd)
              + w.spectral * (consistency + w.real_imag * (real + imag))
              + adversarial + feature + w.mel * (mel_l1 + mel_l2)
-             + w.codebook * q.codebook_loss + w.commitment * q.commitment_loss + distill)
+             + w.codebook * q.codebook_loss + w.commitment * q.commitment_loss + distill
+             + w.long_stft * long_stft)
     return GeneratorLosses(total, amplitude, ip, gd, ptd, consistency, real, imag, mel_l1,
                            mel_l2, q.codebook_loss, q.commitment_loss, adversarial, feature,
-                           distill)
+                           distill, long_stft)

@@ -30,7 +30,7 @@ from .discriminators import Discriminators
 from .distill import Teacher, distillation_loss
 from .distributed import Process
 from .losses import (GeneratorLosses, Targets, discriminator_hinge, feature_matching,
-                     generator_hinge, generator_loss)
+                     generator_hinge, generator_loss, long_stft_loss)
 from .mel import LogMel
 
 
@@ -166,8 +166,10 @@ class Trainer:
         # The discriminators stay frozen here: no gradients reach their weights.
         with self._frozen(self.disc):
             adversarial, feature = self._adversarial(wav, out.wav) if gan else (zero, zero)
+            long_stft = (long_stft_loss(wav, out.wav) if self.config.loss.long_stft > 0
+                         else None)
             losses = generator_loss(out, target, self.log_mel(out.wav), adversarial, feature,
-                                    self.config.codec, self.config.loss, distill)
+                                    self.config.codec, self.config.loss, distill, long_stft)
             self.opt_g.zero_grad(set_to_none=True)
             losses.total.backward()
         self._update(self.opt_g, self.codec)

@@ -161,3 +161,35 @@ def test_config_round_trip_overrides_and_unknown_keys() -> None:
             ref.override(bad)
     with pytest.raises(ValueError, match="known"):
         get_train_preset("nope")
+
+
+def test_long_stft_loss_sees_a_detuned_tone_that_the_codec_window_blurs() -> None:
+    t = torch.arange(8000) / 48_000
+    tone = (0.3 * torch.sin(2 * math.pi * 440 * t)).view(1, 1, -1)
+    detuned = (0.3 * torch.sin(2 * math.pi * 470 * t)).view(1, 1, -1)
+    assert losses.long_stft_loss(tone, tone).item() == 0
+    log_mel = LogMel(48_000)
+    mel_gap = (log_mel(detuned) - log_mel(tone)).abs().mean().item()
+    long_gap = losses.long_stft_loss(tone, detuned).item()
+    assert long_gap > 2 * mel_gap  # 30 Hz is a fifth of a 150 Hz codec bin
+    # Silence decoded as silence: the floor keeps the loss and its gradient finite.
+    silence = torch.zeros(1, 1, 8000, requires_grad=True)
+    loss = losses.long_stft_loss(torch.zeros(1, 1, 8000), silence)
+    loss.backward()
+    assert loss.item() == 0 and torch.isfinite(silence.grad).all()
+
+
+def test_long_stft_weight_adds_its_term_to_the_total() -> None:
+    wav = _wav()
+    log_amp, phase = spectral.analyse(wav, CONFIG)
+    spec = spectral.stft(wav, CONFIG)
+    log_mel = LogMel(48_000)
+    zero = torch.zeros(())
+    out = CodecOutput(log_amp, phase, wav, QuantizerOutput(None, None, None, zero, zero))
+    target = losses.Targets(log_amp, phase, spec, log_mel(wav))
+    term = torch.tensor(0.5)
+    plain = losses.generator_loss(out, target, log_mel(wav), zero, zero, CONFIG, LossWeights())
+    extra = losses.generator_loss(out, target, log_mel(wav), zero, zero, CONFIG,
+                                  LossWeights(long_stft=4.0), long_stft=term)
+    assert plain.long_stft.item() == 0 and extra.long_stft.item() == 0.5
+    assert extra.total.item() == pytest.approx(plain.total.item() + 2.0, abs=1e-4)
