@@ -81,8 +81,9 @@ def postfilter(log_amp: torch.Tensor, gain: float, width: int) -> torch.Tensor:
 
 
 def _decode(model: APCodec, wav: torch.Tensor) -> Spectra:
-    log_amp, phase = spectral.analyse(wav, model.config)
-    return model.decoder(model.quantizer(model.encoder(log_amp, phase)).latent)
+    """The decoded spectra of the model's own pass (encode, quantize, decode)."""
+    out = model(wav)
+    return out.log_amp, out.phase
 
 
 def _score(model: APCodec, data: str, max_clips: int, seconds: float, quiet: bool,

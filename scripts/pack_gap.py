@@ -70,9 +70,8 @@ def main(weights_path: str, data: str, pack: str, windows: int, seed: int, threa
                     continue
                 wav = torch.from_numpy(np.ascontiguousarray(audio)).view(1, 1, -1)
                 with torch.inference_mode():
-                    log_amp, phase = spectral.analyse(wav, config)
-                    latent = model.quantizer(model.encoder(log_amp, phase)).latent
-                    decoded, _ = model.decoder(latent)
+                    log_amp, _ = spectral.analyse(wav, config)
+                    decoded = model(wav).log_amp  # encode, quantize, decode
                 errors.append(float((decoded - log_amp).square().mean()))
             e = np.array(errors)
             print(f"| {category} | {name} | {len(e)} | {e.mean():.3f} ± "

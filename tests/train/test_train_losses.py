@@ -106,15 +106,21 @@ def test_consistency_zero_for_a_real_stft_only() -> None:
     assert losses.consistency_loss(noise, CONFIG).item() > 1e-3
 
 
-def test_perfect_reconstruction_scores_zero_spectral_losses() -> None:
+def _perfect_reconstruction() -> tuple[CodecOutput, losses.Targets, torch.Tensor]:
+    """A codec output equal to its target (no quantizer losses), the target, and the
+    log-mel spectrogram of both."""
     wav = _wav()
     log_amp, phase = spectral.analyse(wav, CONFIG)
-    spec = spectral.stft(wav, CONFIG)
-    log_mel = LogMel(48_000)
+    mel = LogMel(48_000)(wav)
     zero = torch.zeros(())
     out = CodecOutput(log_amp, phase, wav, QuantizerOutput(None, None, None, zero, zero))
-    target = losses.Targets(log_amp, phase, spec, log_mel(wav))
-    terms = dict(losses.generator_loss(out, target, log_mel(wav), zero, zero, CONFIG,
+    return out, losses.Targets(log_amp, phase, spectral.stft(wav, CONFIG), mel), mel
+
+
+def test_perfect_reconstruction_scores_zero_spectral_losses() -> None:
+    out, target, mel = _perfect_reconstruction()
+    zero = torch.zeros(())
+    terms = dict(losses.generator_loss(out, target, mel, zero, zero, CONFIG,
                                        LossWeights()).items())
     for name in ("amplitude", "phase_ip", "phase_gd", "phase_ptd", "mel_l1", "mel_l2"):
         assert terms[name].item() == 0, name
@@ -180,16 +186,11 @@ def test_long_stft_loss_sees_a_detuned_tone_that_the_codec_window_blurs() -> Non
 
 
 def test_long_stft_weight_adds_its_term_to_the_total() -> None:
-    wav = _wav()
-    log_amp, phase = spectral.analyse(wav, CONFIG)
-    spec = spectral.stft(wav, CONFIG)
-    log_mel = LogMel(48_000)
+    out, target, mel = _perfect_reconstruction()
     zero = torch.zeros(())
-    out = CodecOutput(log_amp, phase, wav, QuantizerOutput(None, None, None, zero, zero))
-    target = losses.Targets(log_amp, phase, spec, log_mel(wav))
     term = torch.tensor(0.5)
-    plain = losses.generator_loss(out, target, log_mel(wav), zero, zero, CONFIG, LossWeights())
-    extra = losses.generator_loss(out, target, log_mel(wav), zero, zero, CONFIG,
+    plain = losses.generator_loss(out, target, mel, zero, zero, CONFIG, LossWeights())
+    extra = losses.generator_loss(out, target, mel, zero, zero, CONFIG,
                                   LossWeights(long_stft=4.0), long_stft=term)
     assert plain.long_stft.item() == 0 and extra.long_stft.item() == 0.5
     assert extra.total.item() == pytest.approx(plain.total.item() + 2.0, abs=1e-4)
