@@ -43,7 +43,8 @@ class LossWeights:
     log-amplitude losses ignore errors more than that many dB below each crop's loudest
     true (or teacher's) bin (0: the published losses; see `losses.floored`). `long_stft`
     > 0 adds that weight times `losses.long_stft_loss`, a log-magnitude L1 of the decoded
-    waveform under 1024- and 2048-sample windows (0: the published losses).
+    waveform under Hann windows of `long_stft_windows` samples, hop a quarter window
+    (0: the published losses).
     """
 
     amplitude: float = 45.0
@@ -60,6 +61,7 @@ class LossWeights:
     phase_power: float = 0.0
     log_floor_db: float = 0.0
     long_stft: float = 0.0
+    long_stft_windows: tuple[int, ...] = (1024, 2048)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -96,12 +96,11 @@ def floored(target: torch.Tensor, estimate: torch.Tensor, floor_db: float
     return torch.maximum(target, floor), torch.maximum(estimate, floor)
 
 
-LONG_STFT = ((1024, 256), (2048, 512))  # (window = FFT size, hop) of `long_stft_loss`
-
-
-def long_stft_loss(wav: torch.Tensor, wav_hat: torch.Tensor) -> torch.Tensor:
+def long_stft_loss(wav: torch.Tensor, wav_hat: torch.Tensor,
+                   windows: Sequence[int] = (1024, 2048)) -> torch.Tensor:
     """L1 distance of log magnitudes (floored at 1e-5) of two (B, 1, T) waveforms, averaged
-    over the long Hann windows of `LONG_STFT` (21 and 43 ms), in float32.
+    over Hann windows of `windows` samples (FFT size = window, hop a quarter of it; by
+    default 21 and 43 ms), in float32.
 
     Every other spectral term sees the signal through the codec's own 320-sample window
     (150 Hz wide bins): nothing in the published losses can tell a harmonic 40 Hz off or
@@ -109,7 +108,8 @@ def long_stft_loss(wav: torch.Tensor, wav_hat: torch.Tensor) -> torch.Tensor:
     (`LossWeights.long_stft`)."""
     total = torch.zeros((), device=wav.device)
     with torch.autocast(wav.device.type, enabled=False):
-        for size, hop in LONG_STFT:
+        for size in windows:
+            hop = size // 4
             window = torch.hann_window(size, device=wav.device)
             logs = []
             for x in (wav, wav_hat):
@@ -120,7 +120,7 @@ def long_stft_loss(wav: torch.Tensor, wav_hat: torch.Tensor) -> torch.Tensor:
                 logs.append(0.5 * torch.log((spec.real.square() + spec.imag.square())
                                             .clamp(min=1e-10)))
             total = total + F.l1_loss(logs[1], logs[0])
-    return total / len(LONG_STFT)
+    return total / len(windows)
 
 
 def mel_losses(mel: torch.Tensor, mel_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -185,6 +185,21 @@ def test_long_stft_loss_sees_a_detuned_tone_that_the_codec_window_blurs() -> Non
     assert loss.item() == 0 and torch.isfinite(silence.grad).all()
 
 
+def test_long_stft_windows_are_a_configuration_key() -> None:
+    t = torch.arange(8000) / 48_000
+    tone = (0.3 * torch.sin(2 * math.pi * 440 * t)).view(1, 1, -1)
+    detuned = (0.3 * torch.sin(2 * math.pi * 452 * t)).view(1, 1, -1)
+    each = [losses.long_stft_loss(tone, detuned, (size,)).item() for size in (1024, 2048, 4096)]
+    assert len(set(each)) == 3  # each window sees the pair differently
+    assert losses.long_stft_loss(tone, detuned).item() == pytest.approx((each[0] + each[1]) / 2)
+    config = get_train_preset("cpu").override({"loss.long_stft_windows": "[1024, 4096]"})
+    assert config.loss.long_stft_windows == (1024, 4096)
+    # A run saved before the key existed resumes with the windows it trained with.
+    saved = get_train_preset("cpu").to_dict()
+    del saved["loss"]["long_stft_windows"]
+    assert TrainConfig.from_dict(saved).loss.long_stft_windows == (1024, 2048)
+
+
 def test_long_stft_weight_adds_its_term_to_the_total() -> None:
     out, target, mel = _perfect_reconstruction()
     zero = torch.zeros(())
