@@ -153,6 +153,9 @@ class TrainConfig:
             raise ValueError("speech_share must be in [0, 1)")
         if self.gain_db[0] > self.gain_db[1]:
             raise ValueError("gain_db must be (low, high)")
+        if not self.loss.long_stft_windows or min(self.loss.long_stft_windows) < 16:
+            raise ValueError("loss.long_stft_windows must list window sizes of 16 samples "
+                             "or more")
         if not 0 <= self.seed < 1 << SEED_BITS:
             raise ValueError(f"seed must be in [0, 2**{SEED_BITS})")
         for field in ("batch_size", "steps", "steps_per_epoch", "log_every", "save_every"):

@@ -166,9 +166,9 @@ class Trainer:
         # The discriminators stay frozen here: no gradients reach their weights.
         with self._frozen(self.disc):
             adversarial, feature = self._adversarial(wav, out.wav) if gan else (zero, zero)
-            weights = self.config.loss
-            long_stft = (long_stft_loss(wav, out.wav, weights.long_stft_windows)
-                         if weights.long_stft > 0 else None)
+            loss_weights = self.config.loss
+            long_stft = (long_stft_loss(wav, out.wav, loss_weights.long_stft_windows)
+                         if loss_weights.long_stft > 0 else None)
             losses = generator_loss(out, target, self.log_mel(out.wav), adversarial, feature,
                                     self.config.codec, self.config.loss, distill, long_stft)
             self.opt_g.zero_grad(set_to_none=True)

@@ -194,6 +194,9 @@ def test_long_stft_windows_are_a_configuration_key() -> None:
     assert losses.long_stft_loss(tone, detuned).item() == pytest.approx((each[0] + each[1]) / 2)
     config = get_train_preset("cpu").override({"loss.long_stft_windows": "[1024, 4096]"})
     assert config.loss.long_stft_windows == (1024, 4096)
+    for bad in ("[]", "[8]"):
+        with pytest.raises(ValueError, match="long_stft_windows"):
+            get_train_preset("cpu").override({"loss.long_stft_windows": bad})
     # A run saved before the key existed resumes with the windows it trained with.
     saved = get_train_preset("cpu").to_dict()
     del saved["loss"]["long_stft_windows"]
