@@ -97,7 +97,7 @@ def floored(target: torch.Tensor, estimate: torch.Tensor, floor_db: float
 
 
 def long_stft_loss(wav: torch.Tensor, wav_hat: torch.Tensor,
-                   windows: Sequence[int] = (1024, 2048)) -> torch.Tensor:
+                   windows: Sequence[int] = LossWeights.long_stft_windows) -> torch.Tensor:
     """L1 distance of log magnitudes (floored at 1e-5) of two (B, 1, T) waveforms, averaged
     over Hann windows of `windows` samples (FFT size = window, hop a quarter of it; by
     default 21 and 43 ms), in float32.

@@ -170,7 +170,7 @@ class Trainer:
             long_stft = (long_stft_loss(wav, out.wav, loss_weights.long_stft_windows)
                          if loss_weights.long_stft > 0 else None)
             losses = generator_loss(out, target, self.log_mel(out.wav), adversarial, feature,
-                                    self.config.codec, self.config.loss, distill, long_stft)
+                                    self.config.codec, loss_weights, distill, long_stft)
             self.opt_g.zero_grad(set_to_none=True)
             losses.total.backward()
         self._update(self.opt_g, self.codec)
