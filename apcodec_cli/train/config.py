@@ -21,6 +21,7 @@ import typing
 from typing import Any, Mapping
 
 from ..nn.config import CodecConfig, get_preset
+from .neurogram import FRAME_S
 
 
 #: Bits of the run's seed: it leads the 64-bit seed of each step's crops (train/crops.py).
@@ -44,7 +45,10 @@ class LossWeights:
     true (or teacher's) bin (0: the published losses; see `losses.floored`). `long_stft`
     > 0 adds that weight times `losses.long_stft_loss`, a log-magnitude L1 of the decoded
     waveform under Hann windows of `long_stft_windows` samples, hop a quarter window
-    (0: the published losses).
+    (0: the published losses). `neurogram` > 0 adds that weight times
+    `neurogram.neurogram_loss`, one minus the NSIM of the decoded waveform's gammatone
+    neurogram against the true one's, the texture ViSQOL scores music on (0: the
+    published losses).
     """
 
     amplitude: float = 45.0
@@ -62,6 +66,7 @@ class LossWeights:
     log_floor_db: float = 0.0
     long_stft: float = 0.0
     long_stft_windows: tuple[int, ...] = (1024, 2048)
+    neurogram: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +158,9 @@ class TrainConfig:
             raise ValueError("speech_share must be in [0, 1)")
         if self.gain_db[0] > self.gain_db[1]:
             raise ValueError("gain_db must be (low, high)")
+        if self.loss.neurogram > 0 and self.segment < round(self.codec.sample_rate * FRAME_S):
+            raise ValueError(f"loss.neurogram needs crops of at least one {FRAME_S * 1000:g} ms "
+                             f"frame; segment is {self.segment} samples")
         if not self.loss.long_stft_windows or min(self.loss.long_stft_windows) < 16:
             raise ValueError("loss.long_stft_windows must list window sizes of 16 samples "
                              "or more")

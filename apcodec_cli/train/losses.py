@@ -166,6 +166,7 @@ class GeneratorLosses:
     feature: torch.Tensor
     distill: torch.Tensor
     long_stft: torch.Tensor
+    neurogram: torch.Tensor
 
     def items(self) -> Iterator[tuple[str, torch.Tensor]]:
         """(name, value) pairs of every term, `total` first."""
@@ -194,12 +195,15 @@ def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
                    adversarial: torch.Tensor, feature: torch.Tensor,
                    config: CodecConfig, weights: LossWeights,
                    distill: torch.Tensor | None = None,
-                   long_stft: torch.Tensor | None = None) -> GeneratorLosses:
+                   long_stft: torch.Tensor | None = None,
+                   neurogram: torch.Tensor | None = None) -> GeneratorLosses:
     """Weighted sum of every generator term (adversarial terms already MPD + w·MRD;
-    `distill` already weighted, see train/distill.py; `long_stft` the unweighted
-    `long_stft_loss`, or None when its weight is 0)."""
-    distill = torch.zeros_like(adversarial) if distill is None else distill
-    long_stft = torch.zeros_like(adversarial) if long_stft is None else long_stft
+    `distill` already weighted, see train/distill.py; `long_stft` and `neurogram` the
+    unweighted `long_stft_loss` and `neurogram.neurogram_loss`, None when weighted 0)."""
+    zero = torch.zeros_like(adversarial)
+    distill = zero if distill is None else distill
+    long_stft = zero if long_stft is None else long_stft
+    neurogram = zero if neurogram is None else neurogram
     spec_hat = spectral.spectrum(out.log_amp.float(), out.phase.float())
     ip, gd, ptd = phase_losses(target.phase, out.phase.float(),
                                phase_weight(target.log_amp, weights.phase_power))
@@ -214,7 +218,7 @@ def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
              + w.spectral * (consistency + w.real_imag * (real + imag))
              + adversarial + feature + w.mel * (mel_l1 + mel_l2)
              + w.codebook * q.codebook_loss + w.commitment * q.commitment_loss + distill
-             + w.long_stft * long_stft)
+             + w.long_stft * long_stft + w.neurogram * neurogram)
     return GeneratorLosses(total, amplitude, ip, gd, ptd, consistency, real, imag, mel_l1,
                            mel_l2, q.codebook_loss, q.commitment_loss, adversarial, feature,
-                           distill, long_stft)
+                           distill, long_stft, neurogram)

@@ -32,6 +32,7 @@ from .distributed import Process
 from .losses import (GeneratorLosses, Targets, discriminator_hinge, feature_matching,
                      generator_hinge, generator_loss, long_stft_loss)
 from .mel import LogMel
+from .neurogram import Neurogram, neurogram_loss
 
 
 class Generator(nn.Module):
@@ -82,6 +83,8 @@ class Trainer:
         self.codec = apply_weight_norm(APCodec(config.codec)).to(device)
         self.disc = Discriminators(config.mpd_channels, config.mrd_channels).to(device)
         self.log_mel = LogMel(config.codec.sample_rate).to(device)
+        self.neurogram = (Neurogram(config.codec.sample_rate).to(device)
+                          if config.loss.neurogram > 0 else None)
         bf16 = (config.bf16 and device.type == "cuda") or \
             (config.cpu_bf16 and device.type == "cpu" and cpu_has_native_bf16())
         self.generator = Generator(self.codec, bf16, config.freeze_encoder)
@@ -169,8 +172,11 @@ class Trainer:
             loss_weights = self.config.loss
             long_stft = (long_stft_loss(wav, out.wav, loss_weights.long_stft_windows)
                          if loss_weights.long_stft > 0 else None)
+            texture = (neurogram_loss(self.neurogram, wav, out.wav)
+                       if self.neurogram is not None else None)
             losses = generator_loss(out, target, self.log_mel(out.wav), adversarial, feature,
-                                    self.config.codec, loss_weights, distill, long_stft)
+                                    self.config.codec, loss_weights, distill, long_stft,
+                                    texture)
             self.opt_g.zero_grad(set_to_none=True)
             losses.total.backward()
         self._update(self.opt_g, self.codec)
