@@ -184,6 +184,17 @@ def visqol(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
         return math.nan
 
 
+def visqol_bands(reference: np.ndarray, degraded: np.ndarray, rate: int
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """ViSQOL's per-band similarity: (centre frequencies in Hz, mean NSIM of each of its 32
+    gammatone bands lowest first, the MOS-LQO predicted from them and `visqol` returns);
+    see `evaluate/bands.py`. Raises ValueError for a clip too short to score."""
+    ref, deg = _aligned(_resampled(reference, rate, VISQOL_RATE),
+                        _resampled(degraded, rate, VISQOL_RATE))
+    result = _visqol_api().measure_from_arrays(ref, deg, VISQOL_RATE)
+    return np.asarray(result.center_freq_bands), np.asarray(result.fvnsim), float(result.moslqo)
+
+
 def pesq_wb(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
     """Wide-band PESQ MOS-LQO (1.04 to 4.64) at 16 kHz; NaN when no speech is detected."""
     pesq = require("pesq")

@@ -134,7 +134,7 @@ def load_clip(path: str, seconds: float) -> np.ndarray:
     return np.concatenate(parts)[:wanted] if parts else np.zeros(0, np.float32)
 
 
-def _apcodec(codec: "Codec", wav: np.ndarray, tmp: Path) -> tuple[np.ndarray, int]:
+def apcodec_round_trip(codec: "Codec", wav: np.ndarray, tmp: Path) -> tuple[np.ndarray, int]:
     """APCodec round trip through real files: (decoded (T,) audio, `.apc` size in bytes)."""
     source, coded, decoded = tmp / "in.wav", tmp / "clip.apc", tmp / "out.wav"
     sf.write(source, wav, RATE, subtype="FLOAT")
@@ -148,7 +148,7 @@ def _systems(codec: "Codec", wav: np.ndarray, settings: Settings,
              tmp: Path) -> Iterator[tuple[str, np.ndarray, int, float]]:
     """(system name, decoded audio, coded bytes, coding seconds) of every system."""
     start = time.perf_counter()
-    audio, size = _apcodec(codec, wav, tmp)
+    audio, size = apcodec_round_trip(codec, wav, tmp)
     yield "apcodec", audio, size, time.perf_counter() - start
     for kbps in settings.opus_kbps:
         start = time.perf_counter()

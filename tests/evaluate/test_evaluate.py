@@ -109,6 +109,26 @@ def test_visqol_high_for_identical_lower_for_low_passed() -> None:
     assert math.isnan(metrics.visqol(x[:RATE // 2], x[:RATE // 2], RATE))  # under ~1 s
 
 
+def test_visqol_bands_find_the_band_a_low_pass_removed() -> None:
+    pytest.importorskip("visqol")
+    x = music(2.0)
+    centres, same, score = metrics.visqol_bands(x, x, RATE)
+    assert centres.shape == same.shape == (32,) and np.all(np.diff(centres) > 0)
+    assert score == pytest.approx(metrics.visqol(x, x, RATE)) and np.all(same > 0.99)
+    _, cut, _ = metrics.visqol_bands(x, low_passed(x), RATE)
+    assert np.all(cut[centres < 2000] > 0.9) and np.all(cut[centres > 8000] < 0.7)
+
+
+def test_band_table_lists_every_band_and_the_difference() -> None:
+    from apcodec_cli.evaluate.bands import markdown
+
+    table = markdown(np.array([100.0, 1000.0]), np.array([[0.9, 0.5], [0.7, 0.3]]),
+                     np.array([[0.8, 0.8], [0.8, 0.8]]), "opus 12k")
+    assert table.splitlines()[0] == "| band | centre (Hz) | apcodec | opus 12k | difference |"
+    assert table.splitlines()[2:] == ["| 0 | 100 | 0.800 | 0.800 | +0.000 |",
+                                      "| 1 | 1000 | 0.400 | 0.800 | -0.400 |"]
+
+
 def test_pesq_and_estoi_rank_clean_above_noisy() -> None:
     pytest.importorskip("pesq")
     pytest.importorskip("pystoi")
