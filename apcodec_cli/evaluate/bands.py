@@ -9,6 +9,13 @@ was a third to a half of Opus's, made up above 13 kHz where Opus drops the band
 (docs/training.md, session 13). For every music clip this codes the first `--seconds`
 through apcodec (real files, as `apcodec eval` does) and through Opus at `--opus-kbps`,
 and prints each band's mean NSIM for both, their difference, and both MOS-LQO.
+
+It also prints the *hop lines*: how far the decoded long-term spectrum stands above the
+source's at multiples of the STFT frame rate (48 kHz / 40-sample hop = 1.2 kHz). Whatever
+the decoder repeats identically in every frame comes out of the inverse STFT as a signal
+of period one hop, so as lines at those frequencies; in session 12's weights they stood
+13-17 dB above the source at 1.2 kHz, and came from the decoded phase (true amplitude
+with decoded phase kept them, decoded amplitude with true phase did not).
 """
 
 from __future__ import annotations
@@ -25,6 +32,32 @@ from ..io.weights import set_threads
 from ..units import SAMPLE_RATE as RATE
 from . import metrics, opus
 from .run import apcodec_round_trip, collect_clips, load_clip
+
+
+LINES = 6            # hop lines scored: the first six multiples of the frame rate
+LTAS_FFT = 8192      # long-term spectrum: 5.9 Hz bins, Hann frames, half overlap
+
+
+def _ltas_db(x: np.ndarray) -> np.ndarray:
+    """Long-term average power spectrum of a (T,) signal in dB, (LTAS_FFT // 2 + 1,)."""
+    if len(x) < LTAS_FFT:
+        x = np.pad(x, (0, LTAS_FFT - len(x)))
+    frames = np.lib.stride_tricks.sliding_window_view(x, LTAS_FFT)[::LTAS_FFT // 2]
+    power = np.abs(np.fft.rfft(frames * np.hanning(LTAS_FFT))) ** 2
+    return 10 * np.log10(power.mean(axis=0) + 1e-20)
+
+
+def hop_lines_db(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int
+                 ) -> np.ndarray:
+    """(LINES,) excess in dB of the decoded long-term spectrum over the source's at the
+    first multiples of rate / hop (the largest of the 5 bins around each line)."""
+    n = min(len(reference), len(decoded))
+    excess = _ltas_db(decoded[:n].astype(np.float64)) - _ltas_db(reference[:n].astype(np.float64))
+    out = []
+    for k in range(1, LINES + 1):
+        centre = round(k * rate / hop * LTAS_FFT / rate)
+        out.append(excess[centre - 2:centre + 3].max())
+    return np.array(out)
 
 
 def markdown(centres: np.ndarray, ours: np.ndarray, theirs: np.ndarray, label: str) -> str:
@@ -55,6 +88,8 @@ def main(weights_path: str, data: str, max_clips: int, seconds: float, opus_kbps
     set_threads(threads)
     codec = Codec.load(weights_path, device="cpu")
     clips = collect_clips(data, "music", max_clips)
+    hop = codec.model.config.hop_length
+    lines: list[np.ndarray] = []
     mos: dict[str, list[float]] = {"apcodec": [], "opus": []}
     bands: dict[str, list[np.ndarray]] = {"apcodec": [], "opus": []}
     centres = np.zeros(0)
@@ -63,6 +98,7 @@ def main(weights_path: str, data: str, max_clips: int, seconds: float, opus_kbps
         with tempfile.TemporaryDirectory(prefix="apcodec-bands-") as tmp:
             ours, _ = apcodec_round_trip(codec, wav, Path(tmp))
             theirs = opus.round_trip(wav, opus_kbps, True, Path(tmp)).audio
+        lines.append(hop_lines_db(wav, ours, RATE, hop))
         for system, audio in (("apcodec", ours), ("opus", theirs)):
             try:
                 centres, nsim, score = metrics.visqol_bands(wav, audio, RATE)
@@ -77,6 +113,10 @@ def main(weights_path: str, data: str, max_clips: int, seconds: float, opus_kbps
                f"{seconds:g} s each; ViSQOL MOS-LQO apcodec {np.mean(mos['apcodec']):.3f}, "
                f"{label} {np.mean(mos['opus']):.3f}\n")
     click.echo(markdown(centres, np.array(bands["apcodec"]), np.array(bands["opus"]), label))
+    excess = np.mean(lines, axis=0)
+    click.echo(f"\nhop lines (multiples of {RATE / hop:g} Hz), decoded over source, mean of "
+               "the clips: " + ", ".join(f"{RATE / hop * k / 1000:g} kHz {e:+.1f} dB"
+                                         for k, e in enumerate(excess, 1)))
 
 
 if __name__ == "__main__":

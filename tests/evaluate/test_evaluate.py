@@ -129,6 +129,19 @@ def test_band_table_lists_every_band_and_the_difference() -> None:
                                       "| 1 | 1000 | 0.400 | 0.800 | -0.400 |"]
 
 
+def test_hop_lines_measure_a_signal_repeated_every_hop() -> None:
+    from apcodec_cli.evaluate.bands import hop_lines_db
+
+    x = music(2.0)
+    assert np.allclose(hop_lines_db(x, x, RATE, 40), 0)
+    pulse = np.zeros(40)
+    pulse[0] = 0.02
+    buzzed = x + np.tile(pulse, len(x) // 40)  # a click every hop: lines at 1.2 kHz·k
+    excess = hop_lines_db(x, buzzed, RATE, 40)
+    assert excess.shape == (6,) and np.all(excess > 6)
+    assert np.all(np.abs(hop_lines_db(x, buzzed, RATE, 37)) < 1)  # other lines: no excess
+
+
 def test_pesq_and_estoi_rank_clean_above_noisy() -> None:
     pytest.importorskip("pesq")
     pytest.importorskip("pystoi")
