@@ -48,7 +48,9 @@ class LossWeights:
     (0: the published losses). `neurogram` > 0 adds that weight times
     `neurogram.neurogram_loss`, one minus the NSIM of the decoded waveform's gammatone
     neurogram against the true one's, the texture ViSQOL scores music on (0: the
-    published losses).
+    published losses). `hop_lines` > 0 adds that weight times `losses.hop_line_loss`, the
+    error of the decoded waveform's component of period one STFT hop, a buzz at multiples
+    of the frame rate (0: the published losses).
     """
 
     amplitude: float = 45.0
@@ -67,6 +69,7 @@ class LossWeights:
     long_stft: float = 0.0
     long_stft_windows: tuple[int, ...] = (1024, 2048)
     neurogram: float = 0.0
+    hop_lines: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -123,6 +123,30 @@ def long_stft_loss(wav: torch.Tensor, wav_hat: torch.Tensor,
     return total / len(windows)
 
 
+def hop_line_loss(wav: torch.Tensor, wav_hat: torch.Tensor, hop: int) -> torch.Tensor:
+    """Error of the decoded (B, 1, T) waveform's component of period `hop` samples, as a
+    share of each true crop's power (mean over crops), in float32.
+
+    Whatever the decoder repeats identically in every STFT frame leaves the inverse STFT as
+    a signal of period one hop: lines at multiples of the frame rate (1.2 kHz for a 40-sample
+    hop at 48 kHz). The component is the crop folded at that period and averaged (its mean
+    removed); in the shipped weights of session 12 it held 10 to 100 times the source's
+    share of the power, most in quiet passages (`evaluate/bands.py`, `docs/training.md`
+    session 13), a buzz no other term singles out: it is a few bins of each spectrum.
+    Off by default (`LossWeights.hop_lines`)."""
+    with torch.autocast(wav.device.type, enabled=False):
+        length = wav.shape[-1] // hop * hop
+
+        def periodic(x: torch.Tensor) -> torch.Tensor:
+            folded = x.float().reshape(x.shape[0], -1)[:, :length].reshape(x.shape[0], -1, hop)
+            cycle = folded.mean(dim=1)
+            return cycle - cycle.mean(dim=-1, keepdim=True)
+
+        error = (periodic(wav_hat) - periodic(wav)).square().mean(dim=-1)
+        power = wav.detach().float().square().mean(dim=(1, 2)).clamp(min=1e-8)
+        return (error / power).mean()
+
+
 def mel_losses(mel: torch.Tensor, mel_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(L1, MSE) between two log-mel spectrograms."""
     return F.l1_loss(mel_hat, mel), F.mse_loss(mel_hat, mel)
@@ -167,6 +191,7 @@ class GeneratorLosses:
     distill: torch.Tensor
     long_stft: torch.Tensor
     neurogram: torch.Tensor
+    hop_lines: torch.Tensor
 
     def items(self) -> Iterator[tuple[str, torch.Tensor]]:
         """(name, value) pairs of every term, `total` first."""
@@ -196,14 +221,17 @@ def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
                    config: CodecConfig, weights: LossWeights,
                    distill: torch.Tensor | None = None,
                    long_stft: torch.Tensor | None = None,
-                   neurogram: torch.Tensor | None = None) -> GeneratorLosses:
+                   neurogram: torch.Tensor | None = None,
+                   hop_lines: torch.Tensor | None = None) -> GeneratorLosses:
     """Weighted sum of every generator term (adversarial terms already MPD + w·MRD;
-    `distill` already weighted, see train/distill.py; `long_stft` and `neurogram` the
-    unweighted `long_stft_loss` and `neurogram.neurogram_loss`, None when weighted 0)."""
+    `distill` already weighted, see train/distill.py; `long_stft`, `neurogram` and
+    `hop_lines` the unweighted `long_stft_loss`, `neurogram.neurogram_loss` and
+    `hop_line_loss`, None when weighted 0)."""
     zero = torch.zeros_like(adversarial)
     distill = zero if distill is None else distill
     long_stft = zero if long_stft is None else long_stft
     neurogram = zero if neurogram is None else neurogram
+    hop_lines = zero if hop_lines is None else hop_lines
     spec_hat = spectral.spectrum(out.log_amp.float(), out.phase.float())
     ip, gd, ptd = phase_losses(target.phase, out.phase.float(),
                                phase_weight(target.log_amp, weights.phase_power))
@@ -218,7 +246,7 @@ def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
              + w.spectral * (consistency + w.real_imag * (real + imag))
              + adversarial + feature + w.mel * (mel_l1 + mel_l2)
              + w.codebook * q.codebook_loss + w.commitment * q.commitment_loss + distill
-             + w.long_stft * long_stft + w.neurogram * neurogram)
+             + w.long_stft * long_stft + w.neurogram * neurogram + w.hop_lines * hop_lines)
     return GeneratorLosses(total, amplitude, ip, gd, ptd, consistency, real, imag, mel_l1,
                            mel_l2, q.codebook_loss, q.commitment_loss, adversarial, feature,
-                           distill, long_stft, neurogram)
+                           distill, long_stft, neurogram, hop_lines)

@@ -30,7 +30,8 @@ from .discriminators import Discriminators
 from .distill import Teacher, distillation_loss
 from .distributed import Process
 from .losses import (GeneratorLosses, Targets, discriminator_hinge, feature_matching,
-                     generator_hinge, generator_loss, long_stft_loss)
+                     generator_hinge, generator_loss, hop_line_loss,
+                     long_stft_loss)
 from .mel import LogMel
 from .neurogram import Neurogram, neurogram_loss
 
@@ -174,9 +175,11 @@ class Trainer:
                          if loss_weights.long_stft > 0 else None)
             texture = (neurogram_loss(self.neurogram, wav, out.wav)
                        if self.neurogram is not None else None)
+            lines = (hop_line_loss(wav, out.wav, self.config.codec.hop_length)
+                     if loss_weights.hop_lines > 0 else None)
             losses = generator_loss(out, target, self.log_mel(out.wav), adversarial, feature,
                                     self.config.codec, loss_weights, distill, long_stft,
-                                    texture)
+                                    texture, lines)
             self.opt_g.zero_grad(set_to_none=True)
             losses.total.backward()
         self._update(self.opt_g, self.codec)
