@@ -75,6 +75,22 @@ def test_tiny_training_lowers_the_loss_on_a_fixed_batch() -> None:
     assert all(b < a for a, b in zip(totals, totals[1:]))
 
 
+def test_the_neurogram_and_hop_line_terms_join_the_total_when_weighted() -> None:
+    g = torch.Generator().manual_seed(6)
+    wav = 0.1 * torch.randn(2, 1, 4160, generator=g)
+    totals = {}
+    for weight in ("0", "1"):
+        config = TINY.override({"segment": "4160", "revive_every": "0",
+                                "loss.neurogram": weight, "loss.hop_lines": weight})
+        trainer = Trainer(config, Process(0, 1, torch.device("cpu")))
+        losses = trainer.step(wav).generator
+        totals[weight] = (losses.total.item(), losses.neurogram.item(), losses.hop_lines.item())
+    assert totals["0"][1:] == (0.0, 0.0)
+    total, neurogram, hop_lines = totals["1"]
+    assert neurogram > 0 and hop_lines > 0
+    assert total == pytest.approx(totals["0"][0] + neurogram + hop_lines, rel=1e-4)
+
+
 def test_a_batch_with_non_finite_gradients_updates_nothing() -> None:
     trainer = Trainer(dataclasses.replace(TINY, revive_every=0), Process(0, 1, torch.device("cpu")))
     before = {k: v.clone() for k, v in trainer.codec.state_dict().items()}

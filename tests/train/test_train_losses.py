@@ -212,3 +212,20 @@ def test_long_stft_weight_adds_its_term_to_the_total() -> None:
                                   LossWeights(long_stft=4.0), long_stft=term)
     assert plain.long_stft.item() == 0 and extra.long_stft.item() == 0.5
     assert extra.total.item() == pytest.approx(plain.total.item() + 2.0, abs=1e-4)
+
+
+def test_hop_line_loss_sees_a_buzz_at_the_frame_rate_and_not_noise() -> None:
+    wav = _wav(batch=2, samples=8000)
+    assert losses.hop_line_loss(wav, wav, 40).item() == 0
+    g = torch.Generator().manual_seed(5)
+    cycle = 0.03 * torch.randn(40, generator=g)
+    buzzed = wav + cycle.repeat(200).view(1, 1, -1)  # the same 40 samples in every hop
+    noisy = wav + 0.03 * torch.randn(wav.shape, generator=g)  # as loud, not periodic
+    buzz, noise = losses.hop_line_loss(wav, buzzed, 40), losses.hop_line_loss(wav, noisy, 40)
+    assert buzz.item() > 100 * noise.item()
+    # A share of each crop's power: the same at any level.
+    assert losses.hop_line_loss(10 * wav, 10 * buzzed, 40).item() == pytest.approx(buzz.item(),
+                                                                                  rel=1e-4)
+    decoded = buzzed.clone().requires_grad_()
+    losses.hop_line_loss(wav, decoded, 40).backward()
+    assert torch.isfinite(decoded.grad).all() and decoded.grad.abs().sum() > 0
