@@ -130,10 +130,11 @@ def hop_line_loss(wav: torch.Tensor, wav_hat: torch.Tensor, hop: int) -> torch.T
     Whatever the decoder repeats identically in every STFT frame leaves the inverse STFT as
     a signal of period one hop: lines at multiples of the frame rate (1.2 kHz for a 40-sample
     hop at 48 kHz). The component is the crop folded at that period and averaged (its mean
-    removed); in the shipped weights of session 12 it held 10 to 100 times the source's
-    share of the power, most in quiet passages (`evaluate/bands.py`, `docs/training.md`
-    session 13), a buzz no other term singles out: it is a few bins of each spectrum.
-    Off by default (`LossWeights.hop_lines`)."""
+    removed); in the shipped weights of session 12 it held 4 to 140 times the source's
+    share of the power (8 validation clips), most in quiet passages, a buzz no other term
+    singles out: it is a few bins of each spectrum. Trained against (session 13,
+    `docs/training.md`), it removed most of the buzz and no metric improved. Off by default
+    (`LossWeights.hop_lines`)."""
     with torch.autocast(wav.device.type, enabled=False):
         length = wav.shape[-1] // hop * hop
 

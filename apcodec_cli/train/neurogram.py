@@ -89,7 +89,7 @@ class Neurogram(torch.nn.Module):
             return 5 * torch.log10(mean_square.clamp(min=1e-12))
 
 
-def floored(reference: torch.Tensor, decoded: torch.Tensor
+def visqol_floors(reference: torch.Tensor, decoded: torch.Tensor
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Both (B, bands, frames) dB neurograms raised to ViSQOL's floors: -45 dB, and 45 dB
     under the louder of the two in each frame; then shifted so the lowest value of each
@@ -136,4 +136,4 @@ def neurogram_loss(neurogram: Neurogram, wav: torch.Tensor, wav_hat: torch.Tenso
         # float64: local variances are differences of squares of levels near 40 dB
         reference = neurogram(wav).double()
         decoded = neurogram(wav_hat).double() + match
-        return (1 - similarity_map(*floored(reference, decoded)).mean()).float()
+        return (1 - similarity_map(*visqol_floors(reference, decoded)).mean()).float()
