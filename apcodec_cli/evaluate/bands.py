@@ -75,8 +75,10 @@ def markdown(centres: np.ndarray, ours: np.ndarray, theirs: np.ndarray, label: s
               help="Weights file to score.")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
               help="Corpus folder (its music clips) or a folder of music.")
-@click.option("--max-clips", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--seconds", type=click.FloatRange(min=1), default=10.0, show_default=True)
+@click.option("--max-clips", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Music clips scored (a corpus's validation split, in `apcodec eval`'s order).")
+@click.option("--seconds", type=click.FloatRange(min=1), default=10.0, show_default=True,
+              help="Seconds coded from the start of each clip.")
 @click.option("--opus-kbps", type=click.FloatRange(min=6, max=510), default=12.0,
               show_default=True, help="Opus bitrate to compare with (VBR).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="torch threads (0: default).")
@@ -86,6 +88,11 @@ def main(weights_path: str, data: str, max_clips: int, seconds: float, opus_kbps
     """Print ViSQOL's per-band NSIM of apcodec and of Opus on music clips."""
     from ..codec import Codec
 
+    try:
+        opus.require_opus_tools(way_out="")
+        metrics.check_dependencies(speech=False)
+    except (opus.OpusToolsMissingError, metrics.MissingDependencyError) as error:
+        raise click.ClickException(str(error)) from None
     set_threads(threads)
     codec = Codec.load(weights_path, device="cpu")
     clips = collect_clips(data, "music", max_clips)
@@ -110,7 +117,8 @@ def main(weights_path: str, data: str, max_clips: int, seconds: float, opus_kbps
     if not bands["apcodec"] or not bands["opus"]:
         raise click.ClickException("no clip long enough for ViSQOL")
     label = f"opus {opus_kbps:g}k"
-    click.echo(f"weights {weights_path}, {len(bands['apcodec'])} music clips, first "
+    count = len(bands["apcodec"])
+    click.echo(f"weights {weights_path}, {count} music clip{'s' * (count != 1)}, first "
                f"{seconds:g} s each; ViSQOL MOS-LQO apcodec {np.mean(mos['apcodec']):.3f}, "
                f"{label} {np.mean(mos['opus']):.3f}\n")
     click.echo(markdown(centres, np.array(bands["apcodec"]), np.array(bands["opus"]), label))

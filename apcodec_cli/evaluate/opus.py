@@ -54,13 +54,14 @@ class OpusResult:
     kbps: float
 
 
-def require_opus_tools() -> None:
-    """Raise OpusToolsMissingError, naming the package to install, if a tool is missing."""
+def require_opus_tools(way_out: str = "pass --no-opus") -> None:
+    """Raise OpusToolsMissingError, naming the package to install (and `way_out`, the
+    command's way to go without Opus, if it has one), if a tool is missing."""
     missing = [tool for tool in ("opusenc", "opusdec") if shutil.which(tool) is None]
     if missing:
         raise OpusToolsMissingError(
             f"{' and '.join(missing)} not found: install Debian's opus-tools "
-            f"({INSTALL_HINT}), or pass --no-opus")
+            f"({INSTALL_HINT})" + (f", or {way_out}" if way_out else ""))
 
 
 def _call(args: list[str]) -> None:

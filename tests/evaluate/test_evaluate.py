@@ -246,6 +246,8 @@ def test_missing_opus_tools_say_how_to_install(monkeypatch) -> None:
     monkeypatch.setattr(opus.shutil, "which", lambda tool: None)
     with pytest.raises(opus.OpusToolsMissingError, match="apt-get install opus-tools"):
         opus.require_opus_tools()
+    with pytest.raises(opus.OpusToolsMissingError, match=r"opus-tools\)$"):
+        opus.require_opus_tools(way_out="")  # a command that cannot do without Opus
 
 
 # ---- the command -----------------------------------------------------------------------------
@@ -305,3 +307,24 @@ def test_compare_pairs_clips_and_counts_the_better_side(tmp_path) -> None:
     assert records["level"]["better"] == 2  # nearer 0 dB on c0 and c2
     result = CliRunner().invoke(compare.main, [str(base), str(cand)])
     assert result.exit_code == 0 and "| speech | apcodec | pesq | 3 |" in result.output
+
+
+def test_bands_command_end_to_end(tmp_path, tiny_weights, monkeypatch) -> None:
+    pytest.importorskip("visqol")
+    if shutil.which("opusenc") is None or shutil.which("opusdec") is None:
+        pytest.skip("opus-tools not installed (apt-get install opus-tools)")
+    from apcodec_cli.evaluate.bands import main as bands
+
+    sf.write(tmp_path / "clip.wav", music(1.5), RATE)
+    result = CliRunner().invoke(bands, ["--weights", str(tiny_weights), "--data",
+                                        str(tmp_path), "--seconds", "1.5", "-q"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"weights {tiny_weights}, 1 music clip, first 1.5 s")
+    assert sum(1 for line in lines if line.startswith("| ") and line[2].isdigit()) == 32
+    assert lines[-1].startswith("hop lines (multiples of 1200 Hz)")
+    monkeypatch.setattr(opus.shutil, "which", lambda tool: None)
+    missing = CliRunner().invoke(bands, ["--weights", str(tiny_weights), "--data",
+                                         str(tmp_path)])
+    assert missing.exit_code == 1 and "install Debian's opus-tools" in missing.output
+    assert "--no-opus" not in missing.output
