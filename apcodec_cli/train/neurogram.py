@@ -11,7 +11,7 @@ with the reference's.
 
 The diagnosis that called for this (docs/training.md, session 13): on the evaluation's
 music clips the shipped weights matched Opus 12 kbit/s in ViSQOL's score while their
-per-band NSIM from 600 Hz to 5 kHz was 0.26-0.64 against Opus's 0.83-0.89, the gap made up
+per-band NSIM from 600 Hz to 5 kHz was 0.26-0.73 against Opus's 0.82-0.90, the gap made up
 by the bands above 13 kHz that Opus drops. None of the spectral losses asks for that
 texture: they compare magnitudes bin by bin, and a small uncorrelated flutter costs them
 little while it decorrelates a band.
