@@ -176,10 +176,8 @@ def _visqol_api() -> Any:
 
 def visqol(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
     """ViSQOL v3 MOS-LQO (1 to about 4.75) in audio mode, at 48 kHz; NaN below about 1 s."""
-    ref, deg = _aligned(_resampled(reference, rate, VISQOL_RATE),
-                        _resampled(degraded, rate, VISQOL_RATE))
     try:
-        return float(_visqol_api().measure_from_arrays(ref, deg, VISQOL_RATE).moslqo)
+        return visqol_bands(reference, degraded, rate)[2]
     except ValueError:  # "spectrum size smaller than minimum patch size": clip too short
         return math.nan
 

@@ -21,7 +21,6 @@ import typing
 from typing import Any, Mapping
 
 from ..nn.config import CodecConfig, get_preset
-from .neurogram import FRAME_S
 
 
 #: Bits of the run's seed: it leads the 64-bit seed of each step's crops (train/crops.py).
@@ -161,9 +160,12 @@ class TrainConfig:
             raise ValueError("speech_share must be in [0, 1)")
         if self.gain_db[0] > self.gain_db[1]:
             raise ValueError("gain_db must be (low, high)")
-        if self.loss.neurogram > 0 and self.segment < round(self.codec.sample_rate * FRAME_S):
-            raise ValueError(f"loss.neurogram needs crops of at least one {FRAME_S * 1000:g} ms "
-                             f"frame; segment is {self.segment} samples")
+        if self.loss.neurogram > 0:
+            from .neurogram import FRAME_S  # torch: only for a run that uses the loss
+
+            if self.segment < round(self.codec.sample_rate * FRAME_S):
+                raise ValueError(f"loss.neurogram needs crops of at least one "
+                                 f"{FRAME_S * 1000:g} ms frame; segment is {self.segment} samples")
         if not self.loss.long_stft_windows or min(self.loss.long_stft_windows) < 16:
             raise ValueError("loss.long_stft_windows must list window sizes of 16 samples "
                              "or more")

@@ -30,8 +30,7 @@ from .discriminators import Discriminators
 from .distill import Teacher, distillation_loss
 from .distributed import Process
 from .losses import (GeneratorLosses, Targets, discriminator_hinge, feature_matching,
-                     generator_hinge, generator_loss, hop_line_loss,
-                     long_stft_loss)
+                     generator_hinge, generator_loss, hop_line_loss, long_stft_loss)
 from .mel import LogMel
 from .neurogram import Neurogram, neurogram_loss
 
