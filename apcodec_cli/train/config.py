@@ -47,7 +47,10 @@ class LossWeights:
     (0: the published losses). `neurogram` > 0 adds that weight times
     `neurogram.neurogram_loss`, one minus the NSIM of the decoded waveform's gammatone
     neurogram against the true one's, the texture ViSQOL scores music on (0: the
-    published losses). `hop_lines` > 0 adds that weight times `losses.hop_line_loss`, the
+    published losses). `band_levels` > 0 adds that weight times the other term of
+    `neurogram.neurogram_losses`, the mean absolute dB difference of the two neurograms:
+    how far each band's envelope strays from the true one's (0: the published losses).
+    `hop_lines` > 0 adds that weight times `losses.hop_line_loss`, the
     error of the decoded waveform's component of period one STFT hop, a buzz at multiples
     of the frame rate (0: the published losses).
     """
@@ -68,6 +71,7 @@ class LossWeights:
     long_stft: float = 0.0
     long_stft_windows: tuple[int, ...] = (1024, 2048)
     neurogram: float = 0.0
+    band_levels: float = 0.0
     hop_lines: float = 0.0
 
 
@@ -160,12 +164,13 @@ class TrainConfig:
             raise ValueError("speech_share must be in [0, 1)")
         if self.gain_db[0] > self.gain_db[1]:
             raise ValueError("gain_db must be (low, high)")
-        if self.loss.neurogram > 0:
+        if self.loss.neurogram > 0 or self.loss.band_levels > 0:
             from .neurogram import FRAME_S  # torch: only for a run that uses the loss
 
             if self.segment < round(self.codec.sample_rate * FRAME_S):
-                raise ValueError(f"loss.neurogram needs crops of at least one "
-                                 f"{FRAME_S * 1000:g} ms frame; segment is {self.segment} samples")
+                raise ValueError(f"loss.neurogram and loss.band_levels need crops of at "
+                                 f"least one {FRAME_S * 1000:g} ms frame; segment is "
+                                 f"{self.segment} samples")
         if not self.loss.long_stft_windows or min(self.loss.long_stft_windows) < 16:
             raise ValueError("loss.long_stft_windows must list window sizes of 16 samples "
                              "or more")

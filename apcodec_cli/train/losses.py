@@ -192,6 +192,7 @@ class GeneratorLosses:
     distill: torch.Tensor
     long_stft: torch.Tensor
     neurogram: torch.Tensor
+    band_levels: torch.Tensor
     hop_lines: torch.Tensor
 
     def items(self) -> Iterator[tuple[str, torch.Tensor]]:
@@ -223,16 +224,18 @@ def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
                    distill: torch.Tensor | None = None,
                    long_stft: torch.Tensor | None = None,
                    neurogram: torch.Tensor | None = None,
-                   hop_lines: torch.Tensor | None = None) -> GeneratorLosses:
+                   hop_lines: torch.Tensor | None = None,
+                   band_levels: torch.Tensor | None = None) -> GeneratorLosses:
     """Weighted sum of every generator term (adversarial terms already MPD + w·MRD;
-    `distill` already weighted, see train/distill.py; `long_stft`, `neurogram` and
-    `hop_lines` the unweighted `long_stft_loss`, `neurogram.neurogram_loss` and
-    `hop_line_loss`, None when weighted 0)."""
+    `distill` already weighted, see train/distill.py; `long_stft`, `neurogram`,
+    `hop_lines` and `band_levels` the unweighted `long_stft_loss`, the two terms of
+    `neurogram.neurogram_losses` and `hop_line_loss`, None when weighted 0)."""
     zero = torch.zeros_like(adversarial)
     distill = zero if distill is None else distill
     long_stft = zero if long_stft is None else long_stft
     neurogram = zero if neurogram is None else neurogram
     hop_lines = zero if hop_lines is None else hop_lines
+    band_levels = zero if band_levels is None else band_levels
     spec_hat = spectral.spectrum(out.log_amp.float(), out.phase.float())
     ip, gd, ptd = phase_losses(target.phase, out.phase.float(),
                                phase_weight(target.log_amp, weights.phase_power))
@@ -247,7 +250,8 @@ def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
              + w.spectral * (consistency + w.real_imag * (real + imag))
              + adversarial + feature + w.mel * (mel_l1 + mel_l2)
              + w.codebook * q.codebook_loss + w.commitment * q.commitment_loss + distill
-             + w.long_stft * long_stft + w.neurogram * neurogram + w.hop_lines * hop_lines)
+             + w.long_stft * long_stft + w.neurogram * neurogram + w.hop_lines * hop_lines
+             + w.band_levels * band_levels)
     return GeneratorLosses(total, amplitude, ip, gd, ptd, consistency, real, imag, mel_l1,
                            mel_l2, q.codebook_loss, q.commitment_loss, adversarial, feature,
-                           distill, long_stft, neurogram, hop_lines)
+                           distill, long_stft, neurogram, band_levels, hop_lines)

@@ -122,12 +122,17 @@ def similarity_map(reference: torch.Tensor, decoded: torch.Tensor,
     return intensity * structure
 
 
-def neurogram_loss(neurogram: Neurogram, wav: torch.Tensor, wav_hat: torch.Tensor
-                   ) -> torch.Tensor:
-    """1 - mean NSIM of the decoded (B, 1, T) waveform's neurogram against the true one's:
-    0 for a perfect texture, about 1 for an unrelated one. As in ViSQOL the decoded
-    waveform is first brought to the true one's level (a constant, no gradient), so the
-    level itself is left to the other losses."""
+def neurogram_losses(neurogram: Neurogram, wav: torch.Tensor, wav_hat: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(texture, levels) of the decoded (B, 1, T) waveform against the true one, both 0
+    when they match. As in ViSQOL the decoded waveform is first brought to the true one's
+    level (a constant, no gradient), so the overall level is left to the other losses.
+
+    texture: 1 - mean NSIM of the two neurograms (about 1 for unrelated textures).
+    levels: mean absolute difference of the two floored neurograms, in dB: how far each
+        band's envelope strays from the true one's, frame by frame. NSIM forgives a band
+        that follows the true envelope's shape at the wrong depth; this term does not.
+    """
     with torch.autocast(wav.device.type, enabled=False):
         def mean_square(x: torch.Tensor) -> torch.Tensor:
             return x.detach().double().square().mean(dim=(1, 2)).clamp(min=1e-20)[:, None, None]
@@ -136,4 +141,14 @@ def neurogram_loss(neurogram: Neurogram, wav: torch.Tensor, wav_hat: torch.Tenso
         # float64: local variances are differences of squares of levels near 40 dB
         reference = neurogram(wav).double()
         decoded = neurogram(wav_hat).double() + match
-        return (1 - similarity_map(*visqol_floors(reference, decoded)).mean()).float()
+        reference, decoded = visqol_floors(reference, decoded)
+        texture = 1 - similarity_map(reference, decoded).mean()
+        levels = (reference - decoded).abs().mean()
+        return texture.float(), levels.float()
+
+
+def neurogram_loss(neurogram: Neurogram, wav: torch.Tensor, wav_hat: torch.Tensor
+                   ) -> torch.Tensor:
+    """The texture term of `neurogram_losses`: 1 - mean NSIM of the decoded (B, 1, T)
+    waveform's neurogram against the true one's, level-matched."""
+    return neurogram_losses(neurogram, wav, wav_hat)[0]

@@ -32,7 +32,7 @@ from .distributed import Process
 from .losses import (GeneratorLosses, Targets, discriminator_hinge, feature_matching,
                      generator_hinge, generator_loss, hop_line_loss, long_stft_loss)
 from .mel import LogMel
-from .neurogram import Neurogram, neurogram_loss
+from .neurogram import Neurogram, neurogram_losses
 
 
 class Generator(nn.Module):
@@ -84,7 +84,8 @@ class Trainer:
         self.disc = Discriminators(config.mpd_channels, config.mrd_channels).to(device)
         self.log_mel = LogMel(config.codec.sample_rate).to(device)
         self.neurogram = (Neurogram(config.codec.sample_rate).to(device)
-                          if config.loss.neurogram > 0 else None)
+                          if config.loss.neurogram > 0 or config.loss.band_levels > 0
+                          else None)
         bf16 = (config.bf16 and device.type == "cuda") or \
             (config.cpu_bf16 and device.type == "cpu" and cpu_has_native_bf16())
         self.generator = Generator(self.codec, bf16, config.freeze_encoder)
@@ -172,13 +173,13 @@ class Trainer:
             loss_weights = self.config.loss
             long_stft = (long_stft_loss(wav, out.wav, loss_weights.long_stft_windows)
                          if loss_weights.long_stft > 0 else None)
-            texture = (neurogram_loss(self.neurogram, wav, out.wav)
-                       if self.neurogram is not None else None)
+            texture, levels = (neurogram_losses(self.neurogram, wav, out.wav)
+                               if self.neurogram is not None else (None, None))
             lines = (hop_line_loss(wav, out.wav, self.config.codec.hop_length)
                      if loss_weights.hop_lines > 0 else None)
             losses = generator_loss(out, target, self.log_mel(out.wav), adversarial, feature,
                                     self.config.codec, loss_weights, distill, long_stft,
-                                    texture, lines)
+                                    texture, lines, levels)
             self.opt_g.zero_grad(set_to_none=True)
             losses.total.backward()
         self._update(self.opt_g, self.codec)

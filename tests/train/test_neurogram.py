@@ -75,8 +75,26 @@ def test_loss_scores_texture_not_level() -> None:
     assert loss.item() == pytest.approx(0, abs=1e-4) and torch.isfinite(decoded.grad).all()
 
 
-def test_neurogram_weight_is_a_configuration_key_that_checks_the_crop() -> None:
-    config = get_train_preset("cpu").override({"loss.neurogram": "20"})
-    assert config.loss.neurogram == 20
-    with pytest.raises(ValueError, match="neurogram"):
-        get_train_preset("cpu").override({"loss.neurogram": "20", "segment": "3200"})
+def test_level_term_scores_the_envelope_depth_that_nsim_forgives() -> None:
+    neurogram = ng.Neurogram(RATE)
+    steady = _tones()
+    assert ng.neurogram_losses(neurogram, steady, steady)[1].item() == pytest.approx(0, abs=1e-4)
+    assert ng.neurogram_losses(neurogram, steady, _tones(gain=1.4))[1].item() \
+        == pytest.approx(0, abs=1e-3)  # level-matched, as the texture term
+    unrelated = ng.neurogram_losses(neurogram, _tones(flutter=0.3, seed=1),
+                                    _tones(flutter=0.3, seed=2))
+    # The same modulations (seed), three times as deep: NSIM barely minds, the level does.
+    deeper = ng.neurogram_losses(neurogram, _tones(flutter=0.2, seed=1),
+                                 _tones(flutter=0.6, seed=1))
+    assert deeper[0] < unrelated[0] / 2 and deeper[1] > unrelated[1] > 0.1
+    decoded = torch.zeros(1, 1, 8000, requires_grad=True)
+    ng.neurogram_losses(neurogram, torch.zeros(1, 1, 8000), decoded)[1].backward()
+    assert torch.isfinite(decoded.grad).all()
+
+
+@pytest.mark.parametrize("key", ["loss.neurogram", "loss.band_levels"])
+def test_neurogram_weights_are_configuration_keys_that_check_the_crop(key: str) -> None:
+    config = get_train_preset("cpu").override({key: "20"})
+    assert getattr(config.loss, key.split(".")[1]) == 20
+    with pytest.raises(ValueError, match="80 ms"):
+        get_train_preset("cpu").override({key: "20", "segment": "3200"})

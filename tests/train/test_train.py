@@ -81,14 +81,16 @@ def test_the_neurogram_and_hop_line_terms_join_the_total_when_weighted() -> None
     totals = {}
     for weight in ("0", "1"):
         config = TINY.override({"segment": "4160", "revive_every": "0",
-                                "loss.neurogram": weight, "loss.hop_lines": weight})
+                                "loss.neurogram": weight, "loss.hop_lines": weight,
+                                "loss.band_levels": weight})
         trainer = Trainer(config, Process(0, 1, torch.device("cpu")))
         losses = trainer.step(wav).generator
-        totals[weight] = (losses.total.item(), losses.neurogram.item(), losses.hop_lines.item())
-    assert totals["0"][1:] == (0.0, 0.0)
-    total, neurogram, hop_lines = totals["1"]
-    assert neurogram > 0 and hop_lines > 0
-    assert total == pytest.approx(totals["0"][0] + neurogram + hop_lines, rel=1e-4)
+        totals[weight] = (losses.total.item(), losses.neurogram.item(),
+                          losses.hop_lines.item(), losses.band_levels.item())
+    assert totals["0"][1:] == (0.0, 0.0, 0.0)
+    total, *terms = totals["1"]
+    assert min(terms) > 0
+    assert total == pytest.approx(totals["0"][0] + sum(terms), rel=1e-4)
 
 
 def test_a_batch_with_non_finite_gradients_updates_nothing() -> None:
