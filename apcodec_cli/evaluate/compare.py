@@ -1,13 +1,16 @@
 """Paired comparison of two `apcodec eval --json-out` files: the ship test of a candidate.
 
     python -m apcodec_cli.evaluate.compare runs/shipped.json runs/candidate.json
+    python -m apcodec_cli.evaluate.compare run.json run.json --systems opus-12k-vbr apcodec
 
 For every category, system and metric the two files share, it pairs the clips scored in both
 and prints the mean of the candidate's scores, the mean difference (candidate minus
 baseline) ± the standard error of that difference, and on how many clips the candidate was
 better (higher for ViSQOL, PESQ and ESTOI; lower for LSD and the log-mel distance; nearer
 0 dB for the level). Pairing clip by clip removes the spread between clips, which is most of
-the spread of each file's own means.
+the spread of each file's own means. With `--systems BASE CAND` it pairs two systems
+instead, BASE's rows of the first file against CAND's of the second (the same file twice:
+apcodec against Opus in one run).
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ from .report import mean_se
 METRICS = {"visqol": 1, "pesq": 1, "estoi": 1, "lsd": -1, "mel": -1, "level": 0}
 
 
-def _rows(path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(category, system, clip) -> row of an eval JSON file."""
+def _rows(path: Path, system: str | None = None, label: str | None = None
+          ) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(category, system, clip) -> row of an eval JSON file; with `system`, only that
+    system's rows, keyed under `label` (default: the system's name)."""
     data = json.loads(path.read_text())
-    return {(row["category"], row["system"], row["clip"]): row for row in data["rows"]}
+    return {(row["category"], label or row["system"], row["clip"]): row for row in data["rows"]
+            if system is None or row["system"] == system}
 
 
 def compare(baseline: dict, candidate: dict) -> Iterable[dict[str, Any]]:
@@ -59,11 +65,22 @@ def _number(value: Any) -> bool:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("candidate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def main(baseline: Path, candidate: Path) -> None:
+@click.option("--systems", nargs=2, metavar="BASE CAND", default=None,
+              help="Pair system BASE of BASELINE with system CAND of CANDIDATE (e.g. "
+                   "opus-12k-vbr apcodec, the same file twice) instead of each system "
+                   "with itself.")
+def main(baseline: Path, candidate: Path, systems: tuple[str, str] | None) -> None:
     """Compare CANDIDATE with BASELINE, two `apcodec eval --json-out` files, clip by clip."""
-    records = list(compare(_rows(baseline), _rows(candidate)))
+    if systems:
+        label = f"{systems[1]} vs {systems[0]}"
+        base_rows, cand_rows = _rows(baseline, systems[0], label), \
+            _rows(candidate, systems[1], label)
+    else:
+        base_rows, cand_rows = _rows(baseline), _rows(candidate)
+    records = list(compare(base_rows, cand_rows))
     if not records:
-        raise click.ClickException("the two files share no scored clip")
+        raise click.ClickException("the two files share no scored clip"
+                                   + (" of those systems" if systems else ""))
     click.echo(f"candidate {candidate} against baseline {baseline}, paired by clip\n")
     click.echo("| category | system | metric | clips | baseline | candidate | difference ± SE "
                "| candidate better |")

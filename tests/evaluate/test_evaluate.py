@@ -307,6 +307,18 @@ def test_compare_pairs_clips_and_counts_the_better_side(tmp_path) -> None:
     assert records["level"]["better"] == 2  # nearer 0 dB on c0 and c2
     result = CliRunner().invoke(compare.main, [str(base), str(cand)])
     assert result.exit_code == 0 and "| speech | apcodec | pesq | 3 |" in result.output
+    # Two systems of one run: the same file twice.
+    both = tmp_path / "both.json"
+    opus = [dict(row, system="opus-6k-vbr") for row in json.loads(cand.read_text())["rows"]]
+    both.write_text(json.dumps({"rows": json.loads(base.read_text())["rows"] + opus}))
+    result = CliRunner().invoke(compare.main, [str(both), str(both),
+                                               "--systems", "apcodec", "opus-6k-vbr"])
+    assert result.exit_code == 0, result.output
+    assert "| speech | opus-6k-vbr vs apcodec | pesq | 3 | 2.000 | 2.167 | +0.167 ± " \
+        in result.output
+    result = CliRunner().invoke(compare.main, [str(both), str(both),
+                                               "--systems", "apcodec", "opus-12k-vbr"])
+    assert result.exit_code == 1 and "share no scored clip of those systems" in result.output
 
 
 def test_bands_command_end_to_end(tmp_path, tiny_weights, monkeypatch) -> None:
