@@ -31,10 +31,11 @@ METRICS = {"visqol": 1, "pesq": 1, "estoi": 1, "lsd": -1, "mel": -1, "level": 0}
 def _rows(path: Path, system: str | None = None, label: str | None = None
           ) -> dict[tuple[str, str, str], dict[str, Any]]:
     """(category, system, clip) -> row of an eval JSON file; with `system`, only that
-    system's rows, keyed under `label` (default: the system's name)."""
+    system's rows, keyed under `label` (default: the system's name). A clip is named by
+    its path where the file gives one: two packages may both hold an `intro.ogg`."""
     data = json.loads(path.read_text())
-    return {(row["category"], label or row["system"], row["clip"]): row for row in data["rows"]
-            if system is None or row["system"] == system}
+    return {(row["category"], label or row["system"], row.get("path", row["clip"])): row
+            for row in data["rows"] if system is None or row["system"] == system}
 
 
 def compare(baseline: dict, candidate: dict) -> Iterable[dict[str, Any]]:
@@ -80,7 +81,9 @@ def main(baseline: Path, candidate: Path, systems: tuple[str, str] | None) -> No
     records = list(compare(base_rows, cand_rows))
     if not records:
         raise click.ClickException("the two files share no scored clip"
-                                   + (" of those systems" if systems else ""))
+                                   + (" of those systems" if systems else "")
+                                   + " (clips are matched by path: score both with the "
+                                     "same --data)")
     click.echo(f"candidate {candidate} against baseline {baseline}, paired by clip\n")
     click.echo("| category | system | metric | clips | baseline | candidate | difference ± SE "
                "| candidate better |")

@@ -319,6 +319,13 @@ def test_compare_pairs_clips_and_counts_the_better_side(tmp_path) -> None:
     result = CliRunner().invoke(compare.main, [str(both), str(both),
                                                "--systems", "apcodec", "opus-12k-vbr"])
     assert result.exit_code == 1 and "share no scored clip of those systems" in result.output
+    # Clips of the same name from two folders are two clips.
+    twins = tmp_path / "twins.json"
+    twins.write_text(json.dumps({"rows": [
+        {"clip": "intro.ogg", "path": f"{folder}/intro.ogg", "category": "music",
+         "system": "apcodec", "visqol": 3.0} for folder in ("a", "b")]}))
+    assert [r["clips"] for r in compare.compare(compare._rows(twins), compare._rows(twins))] \
+        == [2]
 
 
 def test_bands_command_end_to_end(tmp_path, tiny_weights, monkeypatch) -> None:
