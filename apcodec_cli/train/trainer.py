@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import warnings
 from typing import Any, ContextManager, Iterator
 
 import torch
@@ -146,7 +147,12 @@ class Trainer:
         self.step_count += 1
         if self.step_count % self.config.steps_per_epoch == 0:
             self.sched_g.step()
-            self.sched_d.step()
+            with warnings.catch_warnings():
+                # Before the GAN starts the discriminators' optimiser has never stepped,
+                # which torch warns about; their schedule advances all the same, so that a
+                # late GAN starts at the generator's learning rate.
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler")
+                self.sched_d.step()
         return StepResult(losses, loss_d)
 
     def _judge(self, net: nn.Module, wav: torch.Tensor, wav_hat: torch.Tensor) -> tuple:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import json
 import math
@@ -91,6 +92,16 @@ def test_the_neurogram_and_hop_line_terms_join_the_total_when_weighted() -> None
     total, *terms = totals["1"]
     assert min(terms) > 0
     assert total == pytest.approx(totals["0"][0] + sum(terms), rel=1e-4)
+
+
+def test_the_discriminators_schedule_advances_quietly_before_the_gan() -> None:
+    config = TINY.override({"gan_start": "100", "steps_per_epoch": "1", "revive_every": "0"})
+    trainer = Trainer(config, Process(0, 1, torch.device("cpu")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            trainer.step(0.1 * torch.randn(2, 1, config.segment))
+    assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(trainer.lr)
 
 
 def test_a_batch_with_non_finite_gradients_updates_nothing() -> None:
