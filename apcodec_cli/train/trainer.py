@@ -181,6 +181,8 @@ class Trainer:
                          if loss_weights.long_stft > 0 else None)
             texture, levels = (neurogram_losses(self.neurogram, wav, out.wav)
                                if self.neurogram is not None else (None, None))
+            texture = texture if loss_weights.neurogram > 0 else None  # logged as 0
+            levels = levels if loss_weights.band_levels > 0 else None
             lines = (hop_line_loss(wav, out.wav, self.config.codec.hop_length)
                      if loss_weights.hop_lines > 0 else None)
             losses = generator_loss(out, target, self.log_mel(out.wav), adversarial, feature,

@@ -92,6 +92,10 @@ def test_the_neurogram_and_hop_line_terms_join_the_total_when_weighted() -> None
     total, *terms = totals["1"]
     assert min(terms) > 0
     assert total == pytest.approx(totals["0"][0] + sum(terms), rel=1e-4)
+    # Either neurogram term alone: the other is neither added nor logged.
+    config = TINY.override({"segment": "4160", "revive_every": "0", "loss.band_levels": "1"})
+    losses = Trainer(config, Process(0, 1, torch.device("cpu"))).step(wav).generator
+    assert losses.band_levels.item() > 0 and losses.neurogram.item() == 0
 
 
 def test_the_discriminators_schedule_advances_quietly_before_the_gan() -> None:
