@@ -45,7 +45,7 @@ class LossWeights:
     > 0 adds that weight times `losses.long_stft_loss`, a log-magnitude L1 of the decoded
     waveform under Hann windows of `long_stft_windows` samples, hop a quarter window
     (0: the published losses). `neurogram` > 0 adds that weight times
-    `neurogram.neurogram_loss`, one minus the NSIM of the decoded waveform's gammatone
+    the texture term of `neurogram.neurogram_losses`, one minus the NSIM of the decoded waveform's gammatone
     neurogram against the true one's, the texture ViSQOL scores music on (0: the
     published losses). `band_levels` > 0 adds that weight times the other term of
     `neurogram.neurogram_losses`, the mean absolute dB difference of the two neurograms:
@@ -73,6 +73,11 @@ class LossWeights:
     neurogram: float = 0.0
     band_levels: float = 0.0
     hop_lines: float = 0.0
+
+    @property
+    def uses_neurogram(self) -> bool:
+        """Whether either neurogram term is on (the run computes neurograms)."""
+        return self.neurogram > 0 or self.band_levels > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +169,7 @@ class TrainConfig:
             raise ValueError("speech_share must be in [0, 1)")
         if self.gain_db[0] > self.gain_db[1]:
             raise ValueError("gain_db must be (low, high)")
-        if self.loss.neurogram > 0 or self.loss.band_levels > 0:
+        if self.loss.uses_neurogram:
             from .neurogram import FRAME_S  # torch: only for a run that uses the loss
 
             if self.segment < round(self.codec.sample_rate * FRAME_S):

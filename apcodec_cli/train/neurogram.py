@@ -146,9 +146,3 @@ def neurogram_losses(neurogram: Neurogram, wav: torch.Tensor, wav_hat: torch.Ten
         levels = (reference - decoded).abs().mean()
         return texture.float(), levels.float()
 
-
-def neurogram_loss(neurogram: Neurogram, wav: torch.Tensor, wav_hat: torch.Tensor
-                   ) -> torch.Tensor:
-    """The texture term of `neurogram_losses`: 1 - mean NSIM of the decoded (B, 1, T)
-    waveform's neurogram against the true one's, level-matched."""
-    return neurogram_losses(neurogram, wav, wav_hat)[0]

@@ -85,8 +85,7 @@ class Trainer:
         self.disc = Discriminators(config.mpd_channels, config.mrd_channels).to(device)
         self.log_mel = LogMel(config.codec.sample_rate).to(device)
         self.neurogram = (Neurogram(config.codec.sample_rate).to(device)
-                          if config.loss.neurogram > 0 or config.loss.band_levels > 0
-                          else None)
+                          if config.loss.uses_neurogram else None)
         bf16 = (config.bf16 and device.type == "cuda") or \
             (config.cpu_bf16 and device.type == "cpu" and cpu_has_native_bf16())
         self.generator = Generator(self.codec, bf16, config.freeze_encoder)
