@@ -44,9 +44,9 @@ class LossWeights:
     true (or teacher's) bin (0: the published losses; see `losses.floored`). `long_stft`
     > 0 adds that weight times `losses.long_stft_loss`, a log-magnitude L1 of the decoded
     waveform under Hann windows of `long_stft_windows` samples, hop a quarter window
-    (0: the published losses). `neurogram` > 0 adds that weight times
-    the texture term of `neurogram.neurogram_losses`, one minus the NSIM of the decoded waveform's gammatone
-    neurogram against the true one's, the texture ViSQOL scores music on (0: the
+    (0: the published losses). `neurogram` > 0 adds that weight times the texture term
+    of `neurogram.neurogram_losses`, one minus the NSIM of the decoded waveform's
+    gammatone neurogram against the true one's, the texture ViSQOL scores music on (0: the
     published losses). `band_levels` > 0 adds that weight times the other term of
     `neurogram.neurogram_losses`, the mean absolute dB difference of the two neurograms:
     how far each band's envelope strays from the true one's (0: the published losses).
