@@ -236,8 +236,9 @@ def _write_read(header: bitstream.Header, codes: np.ndarray, tables) -> np.ndarr
                    "coder are timed; 0: no timing.")
 @click.option("--threads", default=None, type=int, help="Torch threads (default: torch's).")
 def main(weights_path: Path, data: Path, max_minutes: float, out: Path | None, buckets: int,
-         smoothing: float, speech_share: float | None, measure: bool, measure_minutes: float | None, cache: Path | None,
-         time_seconds: float, threads: int | None) -> None:
+         smoothing: float, speech_share: float | None, measure: bool,
+         measure_minutes: float | None, cache: Path | None, time_seconds: float,
+         threads: int | None) -> None:
     weights.set_threads(threads or 0)
     codec = Codec.load(weights_path, device="cpu")
     coder = _Coder(codec, cache)
