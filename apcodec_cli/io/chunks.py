@@ -206,5 +206,6 @@ def check_tables(header: Header, tables: CodeTables | None) -> None:
     if tables.weights_fingerprint(header.network_fingerprint) != header.fingerprint:
         raise CodeTablesMismatchError(
             f"the file was range-coded with other code tables (weights fingerprint "
-            f"{header.fingerprint.hex()}) than those loaded (tables {tables.fingerprint.hex()})")
+            f"{header.fingerprint.hex()}) than those loaded (tables {tables.fingerprint.hex()}); "
+            "decode it with the weights file that wrote it (--weights)")
     tables.check_geometry(header.n_codebooks, header.bits_per_code)
