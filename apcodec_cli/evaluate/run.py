@@ -1,6 +1,7 @@
 """The evaluation run: pick clips, code each with APCodec and Opus, score every result.
 
-Clips come from a corpus folder (its `manifest.jsonl`, validation split only) or from any
+Clips come from a corpus folder (its `manifest.jsonl`: the splits never trained on, the
+in-source "validation" and the out-of-source "heldout" of held-out packages) or from any
 folder of audio files labelled with one category. The choice is deterministic: within each
 package (or sub-folder) clips are ordered by a hash of their path, and packages take turns,
 so `--max-clips 3` gives three different packages and the same three clips on every run.
@@ -76,11 +77,15 @@ def _interleave(groups: dict[str, list[Clip]]) -> list[Clip]:
     return [c for batch in itertools.zip_longest(*ordered) for c in batch if c is not None]
 
 
+#: The splits of a corpus that no training run reads.
+EVAL_SPLITS = ("validation", "heldout")
+
+
 def corpus_clips(data: Path, category: str | None, min_seconds: float) -> list[Clip]:
-    """Validation clips of a corpus folder, by category, in the deterministic order."""
+    """Clips of a corpus folder never trained on, by category, in the deterministic order."""
     groups: dict[str, list[Clip]] = defaultdict(list)
     for row in read_manifest(data / "manifest.jsonl"):
-        if row["split"] == "validation" and row["duration"] >= min_seconds and \
+        if row["split"] in EVAL_SPLITS and row["duration"] >= min_seconds and \
                 row["category"] == (category or row["category"]):
             name = Path(row["path"]).name
             groups[f"{row['category']}/{row['package']}"].append(

@@ -56,6 +56,9 @@ class RunOptions:
         resident: Hold the training audio in device memory (None: on CUDA, or when files
             need resampling); otherwise worker processes read crops from disk.
         workers: DataLoader worker processes when streaming from disk.
+        heldout: Corpus of sources never trained on (`build_corpus.py --heldout`): each
+            validation also scores its clips, logged as "heldout" records (out of source)
+            beside the "validation" records of the data's own validation split (in source).
         quiet: No progress line.
     """
 
@@ -69,6 +72,7 @@ class RunOptions:
     init: Path | None = None
     resident: bool | None = None
     workers: int = 2
+    heldout: Path | None = None
     quiet: bool = False
 
 
@@ -146,6 +150,7 @@ class _Run:
         self.log = RunLog(options.run_dir)
         self.stop_flag = _StopFlag()
         self.val_clips: list[ValidationClip] = []  # rank 0 only
+        self.heldout_clips: list[ValidationClip] = []  # rank 0 only
 
     def _prepare(self, config: TrainConfig | None) -> dict | None:
         """Check the run folder; the saved state when resuming."""
@@ -191,6 +196,9 @@ class _Run:
         if self.process.main:
             self.val_clips = load_validation(clips, c.val_clips, c.val_seconds,
                                             c.codec.samples_per_frame)
+            self.heldout_clips = [] if self.options.heldout is None else load_validation(
+                find_clips(self.options.heldout), c.val_clips, c.val_seconds,
+                c.codec.samples_per_frame, split="heldout")
             self._record_start(stop, resident)
         bar = tqdm(total=stop, initial=self.trainer.step_count, unit="step", file=sys.stderr,
                    dynamic_ncols=True, disable=self.options.quiet or not self.process.main)
@@ -227,9 +235,10 @@ class _Run:
         return (local or "peer") if distributed.any_true(bool(local), self.process) else ""
 
     def _validate(self) -> None:
-        if self.val_clips:
-            scores = validate(self.trainer.codec, self.val_clips, self.process.device)
-            self.log.write("validation", self.trainer.step_count, **dataclasses.asdict(scores))
+        for kind, clips in (("validation", self.val_clips), ("heldout", self.heldout_clips)):
+            if clips:
+                scores = validate(self.trainer.codec, clips, self.process.device)
+                self.log.write(kind, self.trainer.step_count, **dataclasses.asdict(scores))
 
     def _save(self) -> None:
         self.trainer.reviver.gather()  # a collective: every process, before rank 0 saves

@@ -64,14 +64,14 @@ class ValidationClip:
 
 
 def load_validation(clips: Sequence[Clip], count: int, seconds: float,
-                    samples_per_frame: int) -> list[ValidationClip]:
-    """Up to `count` validation clips of each category, evenly spread over its list.
+                    samples_per_frame: int, split: str = "validation") -> list[ValidationClip]:
+    """Up to `count` clips of `split` of each category, evenly spread over its list.
 
     Each is the middle `seconds` of its clip (or all of it), cut to whole latent frames.
     """
     pools: dict[str, list[Clip]] = defaultdict(list)
     for clip in clips:
-        if clip.split == "validation" and clip.frames >= samples_per_frame:
+        if clip.split == split and clip.frames >= samples_per_frame:
             pools[clip.category].append(clip)
     out = []
     for category in sorted(pools):

@@ -143,3 +143,12 @@ def test_pack_round_trip(built: tuple[Path, list[dict]], tmp_path: Path) -> None
     reread = pack.read_pack_index(tmp_path / "pack")
     again = pack.write_pack(out, chosen, tmp_path / "pack", kbps=64)
     assert again == reread  # the existing pack is reused, not encoded again
+
+
+def test_heldout_packages_are_never_in_train_or_validation() -> None:
+    keys = {f"pkg{i % 3}/file{i:03d}.ogg": f"pkg{i % 3}" for i in range(300)}
+    plain = corpus.assign_splits(keys, 0.05)
+    split = corpus.assign_splits(keys, 0.05, heldout={"pkg1"})
+    assert all(split[k] == "heldout" for k, p in keys.items() if p == "pkg1")
+    assert all(split[k] == plain[k] for k, p in keys.items() if p != "pkg1")
+    assert not set(corpus.HELDOUT_PACKAGES) & set(corpus.DEBIAN_PACKAGES)

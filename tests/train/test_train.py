@@ -378,3 +378,18 @@ def test_crop_seeds_are_distinct_and_checked() -> None:
         TINY.override({"seed": str(top + 1)})
     with pytest.raises(ValueError, match="crop seed"):
         CropPlanner([16_000], 1600, 2, (0.0, 0.0), seed=0, rank=256)
+
+
+def test_a_heldout_corpus_is_scored_at_every_validation(data_dir: Path, tmp_path: Path) -> None:
+    heldout = tmp_path / "heldout"
+    heldout.mkdir()
+    rows = [{"path": str(data_dir / f"clip{i}.flac"), "split": "heldout",
+             "category": "music"} for i in range(2)]
+    (heldout / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = TINY.override({"val_every": "2", "val_clips": "2"})
+    run(config, _options(data_dir, tmp_path / "run", max_steps=4, heldout=heldout))
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text()
+               .splitlines()]
+    scored = [r for r in records if r["event"] == "heldout"]
+    assert [r["step"] for r in scored] == [2, 4]
+    assert all(math.isfinite(r["lsd_db"]) and math.isfinite(r["level_db"]) for r in scored)
