@@ -29,7 +29,8 @@ def is_installed(name: str) -> bool:
     """Whether a Debian package is installed."""
     result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", name],
                             capture_output=True, text=True)
-    return result.returncode == 0 and result.stdout.strip().endswith("installed")
+    # "install ok installed"; a known but absent package says "unknown ok not-installed"
+    return result.returncode == 0 and result.stdout.split()[-1:] == ["installed"]
 
 
 def install_packages(names: Sequence[str]) -> list[str]:

@@ -172,7 +172,7 @@ class _Run:
         c, o, p = self.config, self.options, self.process
         planner = CropPlanner([clip.frames for clip in train], c.segment,
                               c.batch_size // p.world, c.gain_db, c.seed, p.rank,
-                              share_weights(train, c.speech_share))
+                              share_weights(train, c.speech_share), c.augment)
         native = all(clip.native for clip in train)
         resident = (p.device.type == "cuda" or not native) if o.resident is None else o.resident
         if not (resident or native):

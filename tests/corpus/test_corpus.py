@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -152,3 +153,15 @@ def test_heldout_packages_are_never_in_train_or_validation() -> None:
     assert all(split[k] == "heldout" for k, p in keys.items() if p == "pkg1")
     assert all(split[k] == plain[k] for k, p in keys.items() if p != "pkg1")
     assert not set(corpus.HELDOUT_PACKAGES) & set(corpus.DEBIAN_PACKAGES)
+
+
+@pytest.mark.parametrize("status, installed", [("install ok installed", True),
+                                                ("unknown ok not-installed", False),
+                                                ("deinstall ok config-files", False)])
+def test_a_package_counts_as_installed_only_when_dpkg_says_so(
+        monkeypatch: pytest.MonkeyPatch, status: str, installed: bool) -> None:
+    from apcodec_cli.data import debian
+
+    monkeypatch.setattr(debian.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, 0, status, ""))
+    assert debian.is_installed("any") is installed
