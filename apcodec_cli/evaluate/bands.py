@@ -32,33 +32,8 @@ from tqdm import tqdm
 from ..io.weights import set_threads
 from ..units import SAMPLE_RATE as RATE
 from . import metrics, opus
+from .artefacts import hop_lines_db
 from .run import apcodec_round_trip, collect_clips, load_clip
-
-
-LINES = 6            # hop lines scored: the first six multiples of the frame rate
-LTAS_FFT = 8192      # long-term spectrum: 5.9 Hz bins, Hann frames, half overlap
-
-
-def _ltas_db(x: np.ndarray) -> np.ndarray:
-    """Long-term average power spectrum of a (T,) signal in dB, (LTAS_FFT // 2 + 1,)."""
-    if len(x) < LTAS_FFT:
-        x = np.pad(x, (0, LTAS_FFT - len(x)))
-    frames = np.lib.stride_tricks.sliding_window_view(x, LTAS_FFT)[::LTAS_FFT // 2]
-    power = np.abs(np.fft.rfft(frames * np.hanning(LTAS_FFT))) ** 2
-    return 10 * np.log10(power.mean(axis=0) + 1e-20)
-
-
-def hop_lines_db(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int
-                 ) -> np.ndarray:
-    """(LINES,) excess in dB of the decoded long-term spectrum over the source's at the
-    first multiples of rate / hop (the largest of the 5 bins around each line)."""
-    n = min(len(reference), len(decoded))
-    excess = _ltas_db(decoded[:n].astype(np.float64)) - _ltas_db(reference[:n].astype(np.float64))
-    out = []
-    for k in range(1, LINES + 1):
-        centre = round(k * rate / hop * LTAS_FFT / rate)
-        out.append(excess[centre - 2:centre + 3].max())
-    return np.array(out)
 
 
 def markdown(centres: np.ndarray, ours: np.ndarray, theirs: np.ndarray, label: str) -> str:

@@ -237,7 +237,8 @@ class _Run:
     def _validate(self) -> None:
         for kind, clips in (("validation", self.val_clips), ("heldout", self.heldout_clips)):
             if clips:
-                scores = validate(self.trainer.codec, clips, self.process.device)
+                scores = validate(self.trainer.codec, clips, self.process.device,
+                                  tones=kind == "validation")
                 self.log.write(kind, self.trainer.step_count, **dataclasses.asdict(scores))
 
     def _save(self) -> None:
