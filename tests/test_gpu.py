@@ -1,5 +1,5 @@
-"""The CUDA paths, on a GPU: `python -m pytest -m gpu` (scripts/gpu_slice.sh runs them on a
-lent one). Without CUDA every test here is skipped (conftest.py).
+"""The CUDA paths, on a GPU: `python -m pytest -m gpu tests/test_gpu.py` on any machine with
+CUDA (docs/gpu.md). Without CUDA every test here is skipped (conftest.py).
 
 They hold the tolerance policy of docs/gpu.md:
 
