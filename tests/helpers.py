@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import numpy as np
 import soundfile as sf
 import torch
+from click.testing import CliRunner, Result
+from hypothesis import strategies as st
 
 from apcodec_cli.io import weights
 from apcodec_cli.nn.config import get_preset
@@ -52,3 +55,47 @@ def write_audio(path: Path, seconds: float, rate: int = 48_000, channels: int = 
 def partials(folder: Path) -> list[Path]:
     """The temporary files (`io/atomic.py`) anywhere under `folder`."""
     return [p for p in folder.rglob("*") if p.name.endswith(".partial")]
+
+
+def invoke(command: click.Command, *args: object, input: bytes | None = None,
+           catch_exceptions: bool = True) -> Result:
+    """Run a click command in this process, as its console script would: `args` may be
+    paths; stdout and stderr are kept apart. The `cli` fixture is `invoke(main, ...)`."""
+    return CliRunner().invoke(command, [str(a) for a in args], input=input,
+                              catch_exceptions=catch_exceptions)
+
+
+# ---- damaged files -----------------------------------------------------------------------
+
+def flip(data: bytes, pos: int, mask: int = 0xFF) -> bytes:
+    """`data` with the bits of `mask` flipped in byte `pos`."""
+    return data[:pos] + bytes([data[pos] ^ mask]) + data[pos + 1:]
+
+
+Edit = tuple[str, int, int]
+
+
+def edits(size: int) -> st.SearchStrategy[list[Edit]]:
+    """One to four edits (kind, position, value) of a file of `size` bytes, for `damage`."""
+    return st.lists(st.tuples(st.sampled_from(["flip", "set", "cut", "insert", "delete"]),
+                              st.integers(0, size), st.integers(0, 255)),
+                    min_size=1, max_size=4)
+
+
+def damage(data: bytes, changes: list[Edit]) -> bytes:
+    """`data` with the `changes`: a bit flipped, a byte set, the end cut, a byte inserted,
+    or up to 20 bytes deleted."""
+    out = bytearray(data)
+    for kind, pos, value in changes:
+        pos = min(pos, len(out))
+        if kind == "flip" and pos < len(out):
+            out[pos] ^= 1 << (value % 8)
+        elif kind == "set" and pos < len(out):
+            out[pos] = value
+        elif kind == "cut":
+            del out[pos:]
+        elif kind == "insert":
+            out[pos:pos] = bytes([value])
+        elif kind == "delete":
+            del out[pos:pos + 1 + value % 20]
+    return bytes(out)

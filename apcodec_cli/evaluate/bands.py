@@ -3,20 +3,20 @@
     python -m apcodec_cli.evaluate.bands --weights W --data data/corpus --max-clips 16
 
 ViSQOL (audio mode) predicts its MOS-LQO from the NSIM of 32 gammatone bands between 50 Hz
-and 24 kHz. A single score can hide a trade: on the evaluation's music clips the weights
-shipped in session 12 matched Opus 12 kbit/s in MOS while their NSIM from 600 Hz to 5 kHz
-was a third to three quarters of Opus's, made up above 13 kHz where Opus drops the band
-(docs/training.md, session 13). For every music clip this codes the first `--seconds`
+and 24 kHz. A single score can hide a trade: on the evaluation's 16 music clips the weights
+shipped on 2026-12-06 (network `ca236ba8a4d963bb`) matched Opus 12 kbit/s in MOS while their
+NSIM from 600 Hz to 5 kHz was a third to three quarters of Opus's, made up above 13 kHz
+where Opus drops the band (docs/training.md, "Tried and not kept"). For every music clip this codes the first `--seconds`
 through apcodec (real files, as `apcodec eval` does) and through Opus at `--opus-kbps`,
 and prints each band's mean NSIM for both, their difference, and both MOS-LQO.
 
 It also prints the *hop lines*: how far the decoded long-term spectrum stands above the
 source's at multiples of the STFT frame rate (48 kHz / 40-sample hop = 1.2 kHz). Whatever
 the decoder repeats identically in every frame comes out of the inverse STFT as a signal
-of period one hop, so as lines at those frequencies; in session 12's weights they stood
+of period one hop, so as lines at those frequencies; in the same weights they stood
 16 dB above the source at 1.2 kHz (mean of 16 music clips), and came from the decoded
 phase (true amplitude with decoded phase kept them, decoded amplitude with true phase did
-not). Removing them in training did not improve ViSQOL (docs/training.md, session 13).
+not). Removing them in training did not improve ViSQOL (docs/training.md).
 """
 
 from __future__ import annotations

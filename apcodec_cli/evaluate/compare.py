@@ -1,6 +1,6 @@
 """Paired comparison of two `apcodec eval --json-out` files: the ship test of a candidate.
 
-    python -m apcodec_cli.evaluate.compare runs/shipped.json runs/candidate.json
+    python -m apcodec_cli.evaluate.compare shipped.json candidate.json
     python -m apcodec_cli.evaluate.compare run.json run.json --systems opus-12k-vbr apcodec
 
 For every category, system and metric the two files share, it pairs the clips scored in both

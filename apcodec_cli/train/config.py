@@ -280,7 +280,7 @@ SMALL_CODEC = get_preset("apcodec-48k-small")
 #: 2.4 / 0.57 (1.6 GB). The MRD is most of the discriminators' cost and weighs 0.1 in the
 #: loss, so it shrinks most; the discriminators join after a reconstruction-only warm-up.
 #: Quality for equal compute (12 minutes on one shared core each, same data pack, from
-#: scratch; runs/cmp-*): small codec 349 steps, validation LSD 16.9 dB, mel L1 1.06;
+#: scratch, 2026-11-24): small codec 349 steps, validation LSD 16.9 dB, mel L1 1.06;
 #: reference codec 117 steps, LSD 21.3 dB, mel L1 2.01 (its codebooks not yet in use).
 PRESETS: dict[str, TrainConfig] = {
     "reference": TrainConfig(),
