@@ -232,3 +232,10 @@ def test_the_report_loads_only_for_a_report() -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_committed_example_is_whole_and_small() -> None:
+    example = Path(__file__).resolve().parents[2] / "docs" / "listening-report"
+    parsed = check_self_contained(example)
+    assert sum(1 for tag, _ in parsed.links if tag == "audio") == 6
+    assert sum(p.stat().st_size for p in example.rglob("*") if p.is_file()) < 1_500_000
