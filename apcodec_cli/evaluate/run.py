@@ -64,11 +64,24 @@ class Settings:
         seconds: Longest stretch of a clip used, from its start.
         opus_kbps: Opus bitrates to compare with (empty: no Opus).
         opus_vbr: Opus in VBR (opusenc's default); False: hard CBR.
+        report: Folder of a listening report: each clip's source and the decoding of the
+            `listened` systems go there as audio and spectrograms (None: no report).
     """
 
     seconds: float = 10.0
     opus_kbps: tuple[float, ...] = (6.0, 12.0)
     opus_vbr: bool = True
+    report: str | None = None
+
+    def opus_system(self, kbps: float) -> str:
+        """The name of the Opus system at `kbps` in the rows: 'opus-6k-vbr'."""
+        return f"opus-{kbps:g}k-{'vbr' if self.opus_vbr else 'cbr'}"
+
+    @property
+    def listened(self) -> tuple[str, ...]:
+        """The systems a listening report plays: APCodec, and Opus at the lowest bitrate
+        of the run (6 kbit/s, APCodec's own) when Opus runs."""
+        return ("apcodec",) + tuple(self.opus_system(k) for k in sorted(self.opus_kbps)[:1])
 
 
 def _interleave(groups: dict[str, list[Clip]]) -> list[Clip]:
@@ -158,18 +171,21 @@ def _systems(codec: "Codec", wav: np.ndarray, settings: Settings,
     for kbps in settings.opus_kbps:
         start = time.perf_counter()
         result = opus.round_trip(wav, kbps, settings.opus_vbr, tmp)
-        mode = "vbr" if settings.opus_vbr else "cbr"
-        yield f"opus-{kbps:g}k-{mode}", result.audio, result.size_bytes, \
+        yield settings.opus_system(kbps), result.audio, result.size_bytes, \
             time.perf_counter() - start
 
 
 def evaluate_clip(codec: "Codec", clip: Clip, settings: Settings) -> list[Row]:
-    """Code one clip with every system and score each result: one row per system."""
+    """Code one clip with every system and score each result: one row per system.
+
+    With `settings.report`, the clip's files of the listening report are written too."""
     wav = load_clip(clip.path, settings.seconds)
     seconds = len(wav) / RATE
-    rows = []
+    rows, heard = [], {"source": wav}
     with tempfile.TemporaryDirectory(prefix="apcodec-eval-") as tmp:
         for system, audio, size, coding_s in _systems(codec, wav, settings, Path(tmp)):
+            if settings.report and system in settings.listened:
+                heard[system] = audio
             start = time.perf_counter()
             scores = metrics.score(wav, audio, RATE, speech=clip.category == "speech")
             rows.append({"clip": clip.name, "path": clip.path, "category": clip.category,
@@ -177,6 +193,10 @@ def evaluate_clip(codec: "Codec", clip: Clip, settings: Settings) -> list[Row]:
                          "kbps": size * 8 / seconds / 1000 if seconds else math.nan, **scores,
                          "coding_s": round(coding_s, 3),
                          "scoring_s": round(time.perf_counter() - start, 3)})
+    if settings.report:
+        from .listening.media import write_clip  # only a report needs it
+
+        write_clip(settings.report, dataclasses.asdict(clip), heard)
     return rows
 
 
