@@ -5,6 +5,10 @@
                        first six multiples of the STFT frame rate (48 kHz / 40 = 1.2 kHz),
                        the largest of the six: whatever the decoder repeats in every frame
                        becomes lines there, audible as a buzz, also in pauses
+    code_lines_db      the same kind of buzz at multiples of the code frame rate (150 Hz):
+                       how far lines there stand above their +-40 Hz surroundings in the
+                       decoded long-term spectrum, beyond what they do in the source's,
+                       averaged over the lines up to 4 kHz
     quiet_floor_db     decoded over source energy in the source's quiet passages (20 ms
                        frames 30 dB or more below its loud frames): noise filling the
                        silence between notes or words
@@ -26,6 +30,7 @@ HOP_LINES = 6  # hop lines scored: the first six multiples of the frame rate
 LTAS_FFT = 8192  # long-term spectrum: 5.9 Hz bins at 48 kHz, Hann frames, half overlap
 QUIET_BELOW_DB = 30.0  # a frame this far below the loud frames is quiet
 BANDWIDTH_DB = 60.0  # the bandwidth ends where the long-term spectrum falls this far
+CODE_LINES_HZ = 4000.0  # code-frame lines are scored up to here, where they stand out most
 TONE_DBFS = -20.0
 TONES_HZ = (1000, 2000, 8000)
 
@@ -51,6 +56,31 @@ def hop_lines_db(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int
         centre = round(k * rate / hop * LTAS_FFT / rate)
         out.append(excess[centre - 2:centre + 3].max())
     return np.array(out)
+
+
+def _prominence_db(spectrum: np.ndarray, centre: int, half: int, gap: int) -> float:
+    """How far the largest of the 5 bins around `centre` stands above the median of the
+    bins between `gap` and `half` bins away on both sides."""
+    around = np.r_[spectrum[centre - half:centre - gap],
+                   spectrum[centre + gap + 1:centre + half + 1]]
+    return float(spectrum[centre - 2:centre + 3].max() - np.median(around))
+
+
+def code_lines_db(reference: np.ndarray, decoded: np.ndarray, rate: int,
+                  samples_per_frame: int) -> float:
+    """Mean excess prominence (dB) of the decoded long-term spectrum's lines at multiples
+    of the code frame rate (rate / samples_per_frame, 150 Hz) up to CODE_LINES_HZ, over the
+    source's prominence there: a buzz at the rate the decoder's frames repeat."""
+    n = min(len(reference), len(decoded))
+    spectra = [ltas_db(x[:n]) for x in (reference, decoded)]
+    step = rate / samples_per_frame
+    half, gap = round(40 * LTAS_FFT / rate), round(10 * LTAS_FFT / rate)
+    excess = []
+    for k in range(2, int(CODE_LINES_HZ / step) + 1):
+        centre = round(k * step * LTAS_FFT / rate)
+        source, ours = (_prominence_db(x, centre, half, gap) for x in spectra)
+        excess.append(ours - source)
+    return float(np.mean(excess))
 
 
 def quiet_floor_db(reference: np.ndarray, decoded: np.ndarray, rate: int) -> float:
@@ -79,10 +109,11 @@ def bandwidth_hz(x: np.ndarray, rate: int, band: int = 32) -> float:
     return float((above.max() + 1) * band * rate / LTAS_FFT)
 
 
-def clip_artefacts(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int
-                   ) -> dict[str, float]:
-    """The three clip fields of the module docstring."""
+def clip_artefacts(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int,
+                   samples_per_frame: int) -> dict[str, float]:
+    """The four clip fields of the module docstring."""
     return {"hop_lines_db": float(hop_lines_db(reference, decoded, rate, hop).max()),
+            "code_lines_db": code_lines_db(reference, decoded, rate, samples_per_frame),
             "quiet_floor_db": quiet_floor_db(reference, decoded, rate),
             "bandwidth_loss_khz": (bandwidth_hz(reference, rate)
                                    - bandwidth_hz(decoded, rate)) / 1000}

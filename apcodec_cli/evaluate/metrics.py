@@ -13,6 +13,7 @@ Every metric takes two aligned mono float arrays (reference, degraded) of shape 
     mel         lower      as given    L1 distance of natural-log mel magnitudes, here in numpy
     level       0          any         level of degraded over reference, dB
     hop_lines   lower      as given    buzz at multiples of the frame rate, dB (`artefacts`)
+    code_lines  lower      as given    buzz at multiples of the code frame rate, dB
     quiet_floor lower      as given    noise in the reference's quiet passages, dB
     bandwidth_loss lower   as given    bandwidth lost, kHz
 
@@ -44,6 +45,7 @@ Metric = Callable[[np.ndarray, np.ndarray, int], float]
 #: The STFT hop of every preset (`CodecConfig.hop_length`): its frame rate, 1.2 kHz, is
 #: where a decoder's per-frame repetitions become lines.
 HOP_LENGTH = 40
+SAMPLES_PER_FRAME = 320  # and of its latent frames: 150 frames/s
 PACKAGES = {"visqol": "visqol-python", "pesq": "pesq", "pystoi": "pystoi"}
 VISQOL_RATE = 48_000
 PESQ_RATE = 16_000
@@ -234,6 +236,12 @@ def hop_lines(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
     return float(artefacts.hop_lines_db(reference, degraded, rate, HOP_LENGTH).max())
 
 
+def code_lines(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """Excess prominence (dB) of lines at multiples of the code frame rate, 150 Hz
+    (`artefacts.code_lines_db`)."""
+    return artefacts.code_lines_db(reference, degraded, rate, SAMPLES_PER_FRAME)
+
+
 def bandwidth_loss(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
     """Reference minus degraded bandwidth in kHz (`artefacts.bandwidth_hz`)."""
     return (artefacts.bandwidth_hz(reference, rate) - artefacts.bandwidth_hz(degraded, rate)
@@ -243,6 +251,7 @@ def bandwidth_loss(reference: np.ndarray, degraded: np.ndarray, rate: int) -> fl
 METRICS: dict[str, Metric] = {"visqol": visqol, "pesq": pesq_wb, "estoi": estoi,
                               "lsd": log_spectral_distance, "mel": log_mel_distance,
                               "level": level, "hop_lines": hop_lines,
+                              "code_lines": code_lines,
                               "quiet_floor": artefacts.quiet_floor_db,
                               "bandwidth_loss": bandwidth_loss}
 SPEECH_ONLY = frozenset({"pesq", "estoi"})

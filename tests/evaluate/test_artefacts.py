@@ -25,8 +25,9 @@ def music() -> np.ndarray:
 
 
 def test_a_copy_has_no_artefacts(music: np.ndarray) -> None:
-    found = artefacts.clip_artefacts(music, music.copy(), RATE, 40)
+    found = artefacts.clip_artefacts(music, music.copy(), RATE, 40, 320)
     assert found["hop_lines_db"] == pytest.approx(0, abs=1e-9)
+    assert found["code_lines_db"] == pytest.approx(0, abs=1e-9)
     assert found["quiet_floor_db"] == pytest.approx(0, abs=1e-9)
     assert found["bandwidth_loss_khz"] == 0
 
@@ -34,13 +35,18 @@ def test_a_copy_has_no_artefacts(music: np.ndarray) -> None:
 def test_each_artefact_moves_its_own_figure(music: np.ndarray) -> None:
     t = np.arange(music.size) / RATE
     buzz = music + 3e-3 * np.sin(2 * np.pi * 1200 * t)
-    assert artefacts.clip_artefacts(music, buzz, RATE, 40)["hop_lines_db"] > 10
+    assert artefacts.clip_artefacts(music, buzz, RATE, 40, 320)["hop_lines_db"] > 10
+    pulse = np.zeros(320)
+    pulse[0] = 0.05
+    clicks = music + np.tile(pulse, music.size // 320)  # a click every code frame
+    assert artefacts.code_lines_db(music, clicks, RATE, 320) > 6
+    assert abs(artefacts.code_lines_db(music, clicks, RATE, 331)) < 1  # not at its lines
     hiss = music + 3e-3 * np.random.default_rng(1).standard_normal(music.size)
     assert artefacts.quiet_floor_db(music, hiss, RATE) > 20
     spectrum = np.fft.rfft(music)
     spectrum[np.fft.rfftfreq(music.size, 1 / RATE) > 12_000] = 0
     dull = np.fft.irfft(spectrum, music.size)
-    assert 10 < artefacts.clip_artefacts(music, dull, RATE, 40)["bandwidth_loss_khz"] < 13
+    assert 10 < artefacts.clip_artefacts(music, dull, RATE, 40, 320)["bandwidth_loss_khz"] < 13
 
 
 def test_quiet_floor_needs_quiet_frames() -> None:
