@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 import click
 
 from ..units import SAMPLE_RATE
-from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, convert_files, \
-    describe, describe_skipped, parse_shard, plan_jobs, run_jobs, same_file
+from .batch import Summary, convert_files, describe, run_jobs, same_file
+from .plan import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, describe_skipped, plan_jobs
+from .shard import ShardError, parse_shard
 
 if TYPE_CHECKING:  # torch loads with the first codec, not with the command line
     from ..codec import Codec
@@ -40,7 +41,7 @@ class Options:
     precision: str | None = None  # None: $APCODEC_PRECISION, else auto
     force: bool = False
     jobs: int = 1
-    shard: str | None = None  # "K/N"
+    shard: str | None = None  # "K/N" or "auto"
     quiet: bool = False
     streaming: bool = False
     mono: bool = False  # encode only
@@ -210,11 +211,11 @@ def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
 
     encode = opts.command == "encode"
     try:
+        shard = parse_shard(opts.shard) if opts.shard else None
         plan = plan_jobs(sources, output,
                          AUDIO_EXTENSIONS if encode else frozenset({APC_EXTENSION}),
-                         APC_EXTENSION if encode else ".wav",
-                         parse_shard(opts.shard) if opts.shard else None)
-    except PlanError as exc:
+                         APC_EXTENSION if encode else ".wav", shard)
+    except (PlanError, ShardError) as exc:
         raise click.UsageError(str(exc)) from None
     jobs = plan.jobs
     single = len(jobs) == 1 and jobs[0].target == output

@@ -44,8 +44,10 @@ def _conversion_options(f: Callable) -> Callable:
         click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs."),
         click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
                      help="Files converted in parallel (worker processes)."),
-        click.option("--shard", metavar="K/N",
-                     help="Convert only the K-th of N shares of the inputs (for clusters)."),
+        click.option("--shard", metavar="K/N|auto",
+                     help="Convert only the K-th of N shares of the inputs (for clusters); "
+                          "auto: K and N from a Slurm job array or a Kubernetes Indexed Job "
+                          "(docs/scale-out.md)."),
         click.option("-q", "--quiet", is_flag=True,
                      help="No progress bars, warnings or summary (bars are drawn on a "
                           "terminal only)."),
