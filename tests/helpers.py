@@ -7,6 +7,8 @@ loaded wins: `from conftest import ...` breaks as soon as a sub-folder has its o
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -99,3 +101,16 @@ def damage(data: bytes, changes: list[Edit]) -> bytes:
         elif kind == "delete":
             del out[pos:pos + 1 + value % 20]
     return bytes(out)
+
+
+# ---- subprocesses ------------------------------------------------------------------------
+
+def command_shims(folder: Path) -> dict[str, str]:
+    """The environment of a subprocess whose `apcodec` and `torchrun` commands are this
+    interpreter's (the code under test, not whatever else PATH holds): shims in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, module in (("apcodec", "apcodec_cli"), ("torchrun", "torch.distributed.run")):
+        shim = folder / name
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {module} "$@"\n')
+        shim.chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}

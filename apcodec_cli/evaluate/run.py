@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from ..cli import interrupt
-from ..cli.batch import AUDIO_EXTENSIONS
+from ..cli.plan import AUDIO_EXTENSIONS
 from ..data.manifest import read_manifest, split_score
 from ..errors import ApcodecError
 from ..io.audio import probe, read_blocks
