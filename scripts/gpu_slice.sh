@@ -5,7 +5,7 @@
 #
 # 1. Alone on the GPU, so that the times mean something: a short `apcodec bench --cuda`
 #    (60 s of audio, no Opus) and a timed folder conversion (scripts/folder_speed.py).
-# 2. Three training runs side by side from weights/apcodec.pt for what is left of
+# 2. Three training runs side by side from weights/apcodec-r1-750a8b1b89c5a49f.pt for what is left of
 #    TOTAL_MINUTES (A: as the shipped weights were last trained: reconstruction losses,
 #    phase losses weighted by amplitude, lr 5e-4; B: A with the GAN from the first step, as
 #    published; C: B with the period discriminators only, the cheaper GAN), and beside them
@@ -16,7 +16,7 @@
 # report, bench's table, nvidia-smi).
 #
 # Knobs (environment): TOTAL_MINUTES (8.5), FOLDER_MINUTES and FOLDER_FILES (30, 30),
-# SLICE_DATA (data/pack), SLICE_PRESET (cpu), SLICE_INIT (weights/apcodec.pt; empty: train
+# SLICE_DATA (data/pack), SLICE_PRESET (cpu), SLICE_INIT (weights/apcodec-r1-750a8b1b89c5a49f.pt; empty: train
 # from scratch), SLICE_RUNS (work folder, emptied first; /tmp/apcodec-slice). DRY_RUN=1
 # rehearses every step on the CPU in seconds: two training steps, a tiny folder, 0.5 s of
 # bench (tests/test_gpu_slice.py runs it on the tiny preset).
@@ -28,7 +28,7 @@ TOTAL=${TOTAL_MINUTES:-8.5}
 WRAP=0.4  # minutes kept for saving, exporting and packing the results
 DATA=${SLICE_DATA:-data/pack}
 PRESET=${SLICE_PRESET:-cpu}
-INIT=${SLICE_INIT-weights/apcodec.pt}
+INIT=${SLICE_INIT-weights/apcodec-r1-750a8b1b89c5a49f.pt}
 RUNS=${SLICE_RUNS:-/tmp/apcodec-slice}
 DEVICE=cuda
 FOLDER="--minutes ${FOLDER_MINUTES:-30} --files ${FOLDER_FILES:-30}"
