@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
 import numpy as np
@@ -28,7 +29,7 @@ from .engine.base import CodeFrames, Engine, Runner
 from .engine.chunked import ChunkedEngine, default_batch_size
 from .engine.runners import LocalRunner
 from .engine.stream import StreamEngine
-from .io import bitstream, weights
+from .io import bitstream, releases, weights
 from .io.audio import AudioWriter, check_finite, read_blocks, resampled_length
 from .io.bitstream import ApcReader, ApcWriter, Header
 from .io.entropy import CodeTables
@@ -91,17 +92,36 @@ class Codec:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str = "auto",
-             streamable: bool = False, precision: str | None = None, **kwargs: int
-             ) -> "Codec":
-        """Load weights from `path` (default: the installed weights, of the streamable
-        model with `streamable`) onto `device`; `precision` auto, fp32 or bf16 (default:
-        $APCODEC_PRECISION, else auto: see `weights.resolve_precision`)."""
+             streamable: bool = False, precision: str | None = None,
+             tables: str | os.PathLike | None = None, **kwargs: int) -> "Codec":
+        """Load weights from `path` (default: the newest installed release, of the
+        streamable model with `streamable`) onto `device`; `precision` auto, fp32 or bf16
+        (default: $APCODEC_PRECISION, else auto: see `weights.resolve_precision`).
+
+        `tables`: a code-tables file to code with. Without it, the tables in `path`, or,
+        when it holds none and is an installed release's network, that release's newest
+        tables (`releases.py`).
+        """
         path = weights.default_path(streamable) if path is None else path
         target = weights.resolve_device(device)
         bf16 = weights.resolve_precision(precision, target)
         if target.type == "cuda":
             no_tf32()
-        return cls(weights.load(path, target), bf16=bf16, **kwargs)
+        if tables is None:
+            tables = releases.newest_tables_of(Path(path))
+        return cls(weights.load(path, target, tables), bf16=bf16, **kwargs)
+
+    @classmethod
+    def for_header(cls, header: Header, device: str = "auto", precision: str | None = None,
+                 **kwargs: int) -> "Codec":
+        """The installed weights that made the codes of `header` (`releases.require`).
+
+        Raises:
+            NotInstalledError: None of the installed releases or user folders has them.
+        """
+        match = releases.require(header)
+        return cls.load(match.path, device, precision=precision, tables=match.tables,
+                        **kwargs)
 
     # ---- arrays ---------------------------------------------------------------------------
 
@@ -180,13 +200,17 @@ class Codec:
         """Raise WeightsMismatchError unless these weights made the codes in `header`.
 
         A version 1 file needs the same network (its payload does not depend on code
-        tables, so files made before the tables were added still decode). A version 2
+        tables, so files made before the tables were added still decode, and so do those
+        whose header names this network with any of its released tables). A version 2
         file needs the same network and tables: CodeTablesMismatchError when only the
         tables differ (or are missing).
         """
         w = self.weights
         if header.fingerprint == w.fingerprint or (
                 not header.coded and header.fingerprint == w.network_fingerprint):
+            return
+        if not header.coded and releases.network_of(header.fingerprint) == \
+                w.network_fingerprint:  # this network with tables of its release: still it
             return
         if header.coded and header.network_fingerprint == w.network_fingerprint:
             bitstream.check_tables(header, w.code_tables)  # raises: the tables differ
@@ -195,6 +219,14 @@ class Codec:
             f"{header.fingerprint.hex()}) than those loaded ({self.config.name!r}, "
             f"{w.fingerprint.hex()}); pass the matching --weights"
         )
+
+    def matches(self, header: Header) -> bool:
+        """Whether these weights decode the codes in `header` (`check_compatible` passes)."""
+        try:
+            self.check_compatible(header)
+        except bitstream.WeightsMismatchError:
+            return False
+        return True
 
     def decode_file(self, source: str | BinaryIO, target: Target, original_rate: bool = False,
                     start: float = 0.0, duration: float | None = None, subtype: str = "PCM_16",

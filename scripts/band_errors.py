@@ -1,6 +1,6 @@
 """Band by band, how far the decoded output's energy is from the source's.
 
-    python scripts/band_errors.py --weights weights/apcodec.pt --data data/corpus
+    python scripts/band_errors.py --weights weights/apcodec-r1-750a8b1b89c5a49f.pt --data data/corpus
 
 For each validation clip (first `--seconds`, whole-signal float32 pass through the model)
 the STFT energy of source and output is summed into `--bands` log-spaced bands from 50 Hz

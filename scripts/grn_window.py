@@ -1,7 +1,7 @@
 """What the causal GRN costs: the full model with its GRNs pooling a causal window instead of
 the whole signal, weights unchanged.
 
-    python scripts/grn_window.py --weights weights/apcodec.pt --data data/corpus
+    python scripts/grn_window.py --weights weights/apcodec-r1-750a8b1b89c5a49f.pt --data data/corpus
 
 GRN (ConvNeXt v2) divides each channel's energy over *all* frames by the mean over channels;
 the streamable model (apcodec_cli/nn/grn.py) pools over the last `grn_window` frames only.
@@ -37,7 +37,7 @@ def with_causal_grn(model: torch.nn.Module, window: int) -> torch.nn.Module:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default="weights/apcodec.pt")
+    parser.add_argument("--weights", default="weights/apcodec-r1-750a8b1b89c5a49f.pt")
     parser.add_argument("--data", type=Path, required=True, help="corpus (validation split)")
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)

@@ -1,6 +1,6 @@
 """Does the model fit the audio it trained on better than audio it never saw?
 
-    python scripts/pack_gap.py --weights weights/apcodec.pt --data data/corpus --pack data/pack
+    python scripts/pack_gap.py --weights weights/apcodec-r1-750a8b1b89c5a49f.pt --data data/corpus --pack data/pack
 
 The CPU runs train on a pack (`data/pack`) that holds about 0.6 h per category, a small
 part of the corpus's training split (20 h of music, 6.6 h of speech). If the model had

@@ -1,6 +1,6 @@
 """How smooth the decoded amplitude spectrum is, against the true one.
 
-    python scripts/spectral_texture.py --weights weights/apcodec.pt --data data/corpus
+    python scripts/spectral_texture.py --weights weights/apcodec-r1-750a8b1b89c5a49f.pt --data data/corpus
 
 A decoder trained on mean-square losses predicts the average of what the codes allow: an
 amplitude spectrum smoother, frame to frame and bin to bin, than the signal's. For each

@@ -114,7 +114,8 @@ def test_loading_onto_cuda_turns_tf32_off(tiny_weights, monkeypatch) -> None:
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
         real_load = weights.load
         monkeypatch.setattr(weights, "resolve_device", lambda name: torch.device(name))
-        monkeypatch.setattr(weights, "load", lambda path, device: real_load(path, "cpu"))
+        monkeypatch.setattr(weights, "load",
+                            lambda path, device, tables=None: real_load(path, "cpu", tables))
         Codec.load(tiny_weights, device="cuda")
         assert not torch.backends.cudnn.allow_tf32
         assert not torch.backends.cuda.matmul.allow_tf32

@@ -35,12 +35,13 @@ from apcodec_cli.train.checkpoint import initialise
 from apcodec_cli.train.config import get_train_preset
 from apcodec_cli.train.distributed import Process
 from apcodec_cli.train.trainer import Trainer
-from apcodec_cli.io.weights import DEFAULT_NAME, STREAM_NAME
+from apcodec_cli.io import releases
 
 from helpers import invoke, tone, write_audio
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED, STREAMABLE = ROOT / "weights" / DEFAULT_NAME, ROOT / "weights" / STREAM_NAME
+SHIPPED = releases.newest(False, [ROOT / "weights"]).path
+STREAMABLE = releases.newest(True, [ROOT / "weights"]).path
 CROSS_DEVICE_CODES = 0.90  # measured 0.95 (full) and 0.97 (streamable) with TF32 on
 SAME_DEVICE_CODES = 0.99
 DECODE_SNR_DB = 60.0  # measured with TF32 on: 38 dB (full model); 133 dB (streamable)

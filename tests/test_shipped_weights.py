@@ -9,11 +9,11 @@ import pytest
 
 from apcodec_cli.io.audio import read_blocks
 from apcodec_cli.codec import Codec
-from apcodec_cli.io.weights import DEFAULT_NAME, STREAM_NAME
+from apcodec_cli.io import releases
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "weights" / DEFAULT_NAME
-STREAMABLE = ROOT / "weights" / STREAM_NAME
+SHIPPED = releases.newest(False, [ROOT / "weights"]).path
+STREAMABLE = releases.newest(True, [ROOT / "weights"]).path
 
 pytestmark = pytest.mark.weights
 

@@ -83,7 +83,9 @@ class Codecs:
 
     def __init__(self, loading: Loading) -> None:
         self.loading = loading
-        self._loaded: dict[bool | str, Codec] = {}  # by streamable, or "explicit" (--weights)
+        # by streamable (the newest release), "explicit" (--weights), or the (weights,
+        # tables) paths of a release that a file needs
+        self._loaded: dict[Any, Codec] = {}
 
     def get(self, streamable: bool, shared: Any = None) -> Codec:
         """The codec for the full (False) or the streamable (True) model: --weights if given
@@ -116,8 +118,32 @@ class Codecs:
 
         if isinstance(source, str):
             with open(source, "rb") as f:
-                return self.get(peek_header(f).streamable, shared)
-        return self.get(peek_header(source).streamable, shared)
+                return self.for_header(peek_header(f), shared)
+        return self.for_header(peek_header(source), shared)
+
+    def for_header(self, header: Any, shared: Any = None) -> Codec:
+        """The codec that decodes a file with this header: --weights (or $APCODEC_WEIGHTS,
+        $APCODEC_STREAM_WEIGHTS) if given, else the installed release that made it
+        (`releases.find`), loaded once (`shared` as for `get`, when it is that one)."""
+        from ..io.weights import ENV_VAR, STREAM_ENV_VAR
+
+        streamable = header.streamable
+        if self.loading.weights or os.environ.get(STREAM_ENV_VAR if streamable else ENV_VAR):
+            return self.get(streamable, shared)
+        for found in ([shared] if shared is not None and not streamable else []) + \
+                [c for k, c in self._loaded.items() if k != "explicit"]:
+            if found.config.causal == streamable and found.matches(header):
+                return found
+        from ..codec import Codec
+        from ..io.releases import require
+
+        match = require(header)
+        key = (str(match.path), str(match.tables))
+        if key not in self._loaded:
+            self._loaded[key] = Codec.load(match.path, device=self.loading.device,
+                                           precision=self.loading.precision,
+                                           tables=match.tables)
+        return self._loaded[key]
 
     @property
     def full(self) -> Codec | None:
@@ -196,7 +222,7 @@ def decode_one(opts: Options, codecs: Codecs, job: Job,
     fmt, subtype = output_format(job.target, opts.float32)
     if _live(opts, job):
         from ..io.live import decode_pipe
-        return decode_pipe(codecs.get, job.source, job.target, opts.float32, progress)
+        return decode_pipe(codecs.for_header, job.source, job.target, opts.float32, progress)
     source = _open_input(job.source)
     found = codecs.for_file(source, shared)
     result = _write_output(job.target, lambda f: found.decode_file(

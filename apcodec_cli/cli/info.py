@@ -29,6 +29,7 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
             return json.dumps({"file": path, "ok": False, "errors": [message]}), False
         return f"{path}: error: {message}", False
     actual = size * 8 / h.duration if h.duration else None
+    model = _model(h)
     fields = {
         "file": path,
         "ok": not problems,
@@ -37,6 +38,8 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
         "streamable": h.streamable,
         "live": chunks is not None,
         "weights_fingerprint": h.fingerprint.hex(),
+        "network_fingerprint": h.network_fingerprint.hex() if h.coded else None,
+        "decodes_with": model,
         "channels": h.channels,
         "source_sample_rate": h.source_sample_rate,
         "source_samples": h.source_length,
@@ -58,6 +61,7 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
         f"{path}",
         f"  model        {h.model_name}{' (streamable)' if h.streamable else ''}, "
         f"weights {h.fingerprint.hex()}",
+        f"  decodes with {model or _NOT_INSTALLED}",
         f"  source       {h.channels} ch, {h.source_sample_rate} Hz, {h.source_length} samples",
         f"  duration     {_human(h.duration)} at {h.sample_rate} Hz",
         f"  codes        {h.n_codebooks} x {h.bits_per_code} bit at {h.frame_rate:g} frames/s "
@@ -73,6 +77,21 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
     ]
     lines += [f"    {p}" for p in problems]
     return "\n".join(lines), not problems
+
+
+_NOT_INSTALLED = "not installed: no release in the searched folders has it (apcodec models)"
+
+
+def _model(h: Header) -> str | None:
+    """The installed release (or other weights file) that decodes the codes of `h`."""
+    from ..errors import ApcodecError
+    from ..io.releases import find  # torch only if weights files must be opened
+
+    try:
+        match = find(h)
+    except (ApcodecError, OSError):
+        return None
+    return None if match is None else match.describe()
 
 
 def _check(f: object) -> tuple[Header, list[ApcError], int | None]:

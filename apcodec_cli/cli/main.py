@@ -33,8 +33,9 @@ def _conversion_options(f: Callable) -> Callable:
     decorators = [
         click.argument("paths", nargs=-1, metavar="INPUT... OUTPUT"),
         click.option("-w", "--weights", type=click.Path(dir_okay=False),
-                     help="Weights file (default: $APCODEC_WEIGHTS, else the installed "
-                          "weights; streamable: $APCODEC_STREAM_WEIGHTS, else apcodec-s.pt)."),
+                     help="Weights file (default: $APCODEC_WEIGHTS, else the newest installed "
+                          "release; streamable: $APCODEC_STREAM_WEIGHTS, else the newest "
+                          "streamable release; decode: the release that made each file)."),
         click.option("--device", type=Device(), default="auto", show_default=True,
                      help=DEVICE_HELP),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
@@ -101,6 +102,7 @@ def main() -> None:
       arecord -f S16_LE -r 48000 | apcodec encode -s - - | apcodec decode -s - - | aplay
                                                    real time, 12.5 ms algorithmic latency
       apcodec info speech.apc                      header and integrity check
+      apcodec models                               the installed model releases
 
     Exit status: 0 on success, 1 if any input failed, 2 on a usage error, 130 on
     Ctrl-C and 143 on SIGTERM (partial outputs are removed).
@@ -207,6 +209,19 @@ def batch_status(summaries: tuple[str, ...], inputs: tuple[str, ...], as_json: b
     click.echo(json.dumps(status_json(status)) if as_json else "\n".join(report(status)))
     if not status.complete:
         sys.exit(EXIT_FAILED)
+
+
+@main.command()
+def models() -> None:
+    """List the installed model releases and their code tables.
+
+    `encode` uses the newest release of each kind; `decode` and `info` find the release
+    that made each file by its header, among these and in the folders of
+    $APCODEC_WEIGHTS_PATH (README: old releases).
+    """
+    from .models import describe_models
+
+    click.echo(describe_models())
 
 
 def entry() -> None:

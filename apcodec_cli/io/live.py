@@ -4,7 +4,8 @@
 
 A file needs its length in its header before its payload; a live stream does not know it.
 A live stream (flag bit 1 of the header, see `bitstream.py`) therefore has lengths 0 in its
-header, and its payload is a sequence of records, each written and flushed as soon as its
+header (and the network fingerprint as its weights fingerprint: records use no code
+tables; docs/format.md, "The contract"), and its payload is a sequence of records, each written and flushed as soon as its
 frames are coded:
 
     record i      u16 f (1..chunk_frames), the f frames' codes packed as in a file's
@@ -295,7 +296,8 @@ def encode_pipe(codec, source: str, target: str, mono: bool, packet: int,
     header = Header(sample_rate=c.sample_rate, samples_per_frame=c.samples_per_frame,
                     n_codebooks=c.n_codebooks, bits_per_code=c.bits_per_code,
                     chunk_frames=packet, channels=channels, source_sample_rate=rate,
-                    source_length=0, coded_length=0, fingerprint=codec.weights.fingerprint,
+                    source_length=0, coded_length=0,
+                    fingerprint=codec.weights.network_fingerprint,  # records use no tables
                     model_name=c.name, streamable=True, live=True)
     if target == "-":
         encode(codec.model, header, blocks, sys.stdout.buffer, rate, progress)
@@ -304,10 +306,10 @@ def encode_pipe(codec, source: str, target: str, mono: bool, packet: int,
         encode(codec.model, header, blocks, f, rate, progress)
 
 
-def decode_pipe(codec_for: Callable[[bool], object], source: str, target: str,
+def decode_pipe(codec_for: Callable[[Header], object], source: str, target: str,
                 float32: bool, progress: Progress | None = None) -> None:
     """`apcodec decode --streaming` with '-' as `source` or `target`: audio is written as
-    the codes arrive. `codec_for(streamable)` gives the codec."""
+    the codes arrive. `codec_for(header)` gives the codec that decodes the stream."""
     import sys
 
     from .atomic import atomic_write
@@ -317,7 +319,7 @@ def decode_pipe(codec_for: Callable[[bool], object], source: str, target: str,
         if not header.streamable:
             raise ApcError("the codes were not made by the streamable model: "
                            "decode without --streaming")
-        codec = codec_for(True)
+        codec = codec_for(header)
         codec.check_compatible(header)
         if target == "-":
             sink = WavStreamWriter(sys.stdout.buffer, header.sample_rate, header.channels,

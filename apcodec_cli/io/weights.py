@@ -14,6 +14,13 @@ dtypes, shapes and bytes, in sorted name order). The weights fingerprint is the 
 when the file holds code tables, a SHA-256 of it and the tables' own fingerprint
 (`entropy.CodeTables.weights_fingerprint`): it names the tables too. It is written into
 every `.apc` file so a decoder can refuse codes made by other weights.
+
+A released model (`releases.py`) keeps its network and its code tables in separate files:
+a weights file without `code_tables`, and a code-tables file, a `torch.save` of
+
+    {"format": "apcodec-code-tables", "version": 1,
+     "network_fingerprint": "<16 hex digits>",       # the network they were fitted to
+     "code_tables": {...as above...}}
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ import functools
 import hashlib
 import os
 import pickle
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,16 +39,17 @@ from torch.overrides import TorchFunctionMode
 from ..errors import ApcodecError
 from ..nn.config import CodecConfig
 from ..nn.model import APCodec
+from . import releases
 from .atomic import atomic_path
 from .entropy import CodeTables
 
 FORMAT = "apcodec-weights"
 VERSION = 1
+TABLES_FORMAT = "apcodec-code-tables"
+TABLES_VERSION = 1
+#: Weights to use instead of the newest release (the streamable model's: STREAM_ENV_VAR).
 ENV_VAR = "APCODEC_WEIGHTS"
-DEFAULT_NAME = "apcodec.pt"
-#: The streamable model's weights (see stream.py) and their environment variable.
 STREAM_ENV_VAR = "APCODEC_STREAM_WEIGHTS"
-STREAM_NAME = "apcodec-s.pt"
 
 
 class WeightsError(ApcodecError):
@@ -123,6 +130,7 @@ class LoadedWeights:
         tables_info: Provenance stored with the code tables ({} when there are none).
         info: The file's metadata; `info["trained"]` says whether they were trained.
         path: Where they were loaded from.
+        tables_path: The code-tables file the tables came from (None: from `path`, or none).
     """
 
     def __init__(self, model: APCodec, network_fingerprint: bytes, info: dict[str, Any],
@@ -135,13 +143,14 @@ class LoadedWeights:
         self.fingerprint = weights_fingerprint(network_fingerprint, code_tables)
         self.info = info
         self.path = path
+        self.tables_path: Path | None = None
 
     @property
     def trained(self) -> bool:
         return bool(self.info.get("trained", False))
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_payload(path: Path) -> dict[str, Any]:
     """The payload dict of a weights file, safely (no pickle code execution)."""
     payload = _read_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -152,7 +161,13 @@ def _read(path: Path) -> dict[str, Any]:
     return payload
 
 
-def _code_tables(payload: dict[str, Any], path: Path) -> CodeTables | None:
+def write_payload(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write a weights file's payload atomically (as read by `read_payload`)."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def payload_tables(payload: dict[str, Any], path: Path) -> CodeTables | None:
     stored = payload.get("code_tables")
     if stored is None:
         return None
@@ -163,11 +178,27 @@ def _code_tables(payload: dict[str, Any], path: Path) -> CodeTables | None:
         raise WeightsError(f"{path}: invalid code tables: {exc}".splitlines()[0]) from None
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedWeights:
-    """Load a weights file safely (no pickle code execution) onto `device`."""
+def load(path: str | os.PathLike, device: str | torch.device = "cpu",
+         tables: str | os.PathLike | None = None) -> LoadedWeights:
+    """Load a weights file safely (no pickle code execution) onto `device`; with `tables`,
+    the code tables of that code-tables file instead of any in the weights file.
+
+    Raises:
+        WeightsError: Unreadable or invalid files, or tables of another network.
+    """
     path = Path(path)
-    payload = _read(path)
-    tables = _code_tables(payload, path)
+    if tables is not None:
+        loaded = load(path, device)
+        code_tables, network, info = read_tables(tables)
+        if network != loaded.network_fingerprint:
+            raise WeightsError(f"{tables} holds the code tables of network {network.hex()}, "
+                               f"not of {path} ({loaded.network_fingerprint.hex()})")
+        loaded.code_tables, loaded.tables_info = code_tables, info
+        loaded.tables_path = Path(tables)
+        loaded.fingerprint = weights_fingerprint(loaded.network_fingerprint, code_tables)
+        return loaded
+    payload = read_payload(path)
+    tables = payload_tables(payload, path)
     try:
         config = CodecConfig.from_dict(payload["config"])
         with _SkipInit():  # every tensor is replaced below: no random initialisation
@@ -184,6 +215,46 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedW
                          tables_info)
 
 
+def fingerprints(path: str | os.PathLike) -> tuple[bytes, bytes, bool]:
+    """(network fingerprint, weights fingerprint, streamable) of a weights file, without
+    building its model."""
+    path = Path(path)
+    payload = read_payload(path)
+    try:
+        network = fingerprint(payload["state_dict"])
+        causal = bool(payload["config"].get("causal", False))
+    except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        raise WeightsError(f"{path}: invalid weights: {exc}".splitlines()[0]) from None
+    return network, weights_fingerprint(network, payload_tables(payload, path)), causal
+
+
+def save_tables(path: str | os.PathLike, tables: CodeTables, network_fingerprint: bytes,
+                info: Mapping[str, Any] | None = None) -> None:
+    """Write a code-tables file (the tables of the network with that fingerprint), atomically."""
+    write_payload(path, {"format": TABLES_FORMAT, "version": TABLES_VERSION,
+                         "network_fingerprint": bytes(network_fingerprint).hex(),
+                         "code_tables": _stored_tables(tables, info or {})})
+
+
+def read_tables(path: str | os.PathLike) -> tuple[CodeTables, bytes, dict[str, Any]]:
+    """(tables, the fingerprint of their network, their provenance) of a code-tables file."""
+    path = Path(path)
+    payload = _read_payload(path)
+    if not isinstance(payload, dict) or payload.get("format") != TABLES_FORMAT:
+        raise WeightsError(f"{path} is not an apcodec code-tables file")
+    if payload.get("version") != TABLES_VERSION:
+        raise WeightsError(f"{path}: code-tables format version {payload.get('version')!r} "
+                           f"is not supported (this apcodec reads version {TABLES_VERSION})")
+    tables = payload_tables(payload, path)
+    try:
+        network = bytes.fromhex(payload["network_fingerprint"])
+    except (KeyError, TypeError, ValueError):
+        network = b""
+    if tables is None or len(network) != 8:
+        raise WeightsError(f"{path}: invalid code-tables file")
+    return tables, network, dict(payload["code_tables"].get("info", {}))
+
+
 def store_code_tables(path: str | os.PathLike, tables: CodeTables,
                       out: str | os.PathLike | None = None, **info: Any) -> bytes:
     """Put `tables` into the weights file `path` (replacing any there), keeping everything
@@ -196,7 +267,7 @@ def store_code_tables(path: str | os.PathLike, tables: CodeTables,
         The new weights fingerprint.
     """
     path = Path(path)
-    payload = _read(path)
+    payload = read_payload(path)
     payload["code_tables"] = _stored_tables(tables, info)
     with atomic_path(Path(out) if out is not None else path) as tmp:
         torch.save(payload, tmp)
@@ -255,22 +326,10 @@ class _SkipInit(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def search_paths(streamable: bool = False) -> list[Path]:
-    """Where the installed default weights are looked for, in order.
-
-    `weights/` next to the package (a checkout or an editable install), then the data
-    directory that a regular `pip install` copies them to.
-    """
-    name = STREAM_NAME if streamable else DEFAULT_NAME
-    return [
-        Path(__file__).resolve().parents[2] / "weights" / name,
-        Path(sys.prefix) / "share" / "apcodec" / "weights" / name,
-    ]
-
-
 def default_path(streamable: bool = False) -> Path:
     """The default weights: $APCODEC_WEIGHTS (streamable: $APCODEC_STREAM_WEIGHTS) if
-    set, else the first installed file.
+    set, else the newest installed release's network (`releases.newest`; `codec.Codec.load`
+    adds its newest code tables).
 
     Raises WeightsError, saying where it looked, when no weights are installed.
     """
@@ -278,15 +337,10 @@ def default_path(streamable: bool = False) -> Path:
     if os.environ.get(env):
         # An explicit setting must not silently fall back to other weights.
         return Path(os.environ[env])
-    for path in search_paths(streamable):
-        if path.is_file():
-            return path
-    looked = ", ".join(str(p) for p in search_paths(streamable))
-    kind = "streamable " if streamable else ""
-    raise WeightsError(
-        f"no trained {kind}weights are installed (looked in {looked}); "
-        f"pass --weights FILE or set {env}"
-    )
+    try:
+        return releases.newest(streamable).path
+    except releases.NotInstalledError as exc:
+        raise WeightsError(f"{exc} (or {env})") from None
 
 
 #: Environment variable with the default arithmetic of the full model: auto, fp32 or bf16.

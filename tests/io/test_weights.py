@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from apcodec_cli.io import weights
+from apcodec_cli.io import releases, weights
 from apcodec_cli.nn.config import get_preset
 from apcodec_cli.nn.model import APCodec
 
@@ -83,8 +83,10 @@ def test_default_path_prefers_the_environment_and_says_where_it_looked(tmp_path,
     monkeypatch.setenv(weights.ENV_VAR, str(tmp_path / "mine.pt"))
     assert weights.default_path() == tmp_path / "mine.pt"
     monkeypatch.delenv(weights.ENV_VAR)
-    monkeypatch.setattr(weights, "search_paths", lambda streamable=False: [tmp_path / "none.pt"])
-    with pytest.raises(weights.WeightsError, match="no trained weights are installed"):
+    monkeypatch.delenv(weights.STREAM_ENV_VAR, raising=False)
+    monkeypatch.delenv(releases.PATH_ENV, raising=False)
+    monkeypatch.setattr(releases, "installed_folders", lambda: [tmp_path / "none"])
+    with pytest.raises(weights.WeightsError, match="no weights are installed.*none"):
         weights.default_path()
     with pytest.raises(weights.WeightsError, match="APCODEC_STREAM_WEIGHTS"):
         weights.default_path(streamable=True)
