@@ -20,8 +20,8 @@ _LAZY = {
     "ApcodecError": "errors",
     "Codec": "codec",
     "CodecConfig": "nn.config",
-    "read_apc": "io.bitstream",
-    "write_apc": "io.bitstream",
+    "read_apc": "format.bitstream",
+    "write_apc": "format.bitstream",
 }
 
 

@@ -25,14 +25,16 @@ import numpy as np
 import soxr
 import torch
 
+from . import runtime
 from .engine.base import CodeFrames, Engine, Runner
 from .engine.chunked import ChunkedEngine, default_batch_size
 from .engine.runners import LocalRunner
 from .engine.stream import StreamEngine
-from .io import bitstream, releases, weights
-from .io.audio import AudioWriter, check_finite, read_blocks, resampled_length
-from .io.bitstream import ApcReader, ApcWriter, Header
-from .io.entropy import CodeTables
+from .format import bitstream
+from .format.audio import AudioWriter, check_finite, read_blocks, resampled_length
+from .format.bitstream import ApcReader, ApcWriter, Header
+from .format.entropy import CodeTables
+from .models import releases, weights
 
 Progress = Callable[[float], None]  # called with seconds of audio just processed
 Target = str | os.PathLike | BinaryIO
@@ -96,15 +98,15 @@ class Codec:
              tables: str | os.PathLike | None = None, **kwargs: int) -> "Codec":
         """Load weights from `path` (default: the newest installed release, of the
         streamable model with `streamable`) onto `device`; `precision` auto, fp32 or bf16
-        (default: $APCODEC_PRECISION, else auto: see `weights.resolve_precision`).
+        (default: $APCODEC_PRECISION, else auto: see `runtime.resolve_precision`).
 
         `tables`: a code-tables file to code with. Without it, the tables in `path`, or,
         when it holds none and is an installed release's network, that release's newest
         tables (`releases.py`).
         """
         path = weights.default_path(streamable) if path is None else path
-        target = weights.resolve_device(device)
-        bf16 = weights.resolve_precision(precision, target)
+        target = runtime.resolve_device(device)
+        bf16 = runtime.resolve_precision(precision, target)
         if target.type == "cuda":
             no_tf32()
         if tables is None:
@@ -156,23 +158,30 @@ class Codec:
     # ---- files ----------------------------------------------------------------------------
 
     def file_header(self, channels: int, source_sample_rate: int, source_length: int,
-                    coded_length: int) -> Header:
+                    coded_length: int, packet: int | None = None) -> Header:
         """The header of the file these weights make of such audio: range-coded (format
-        version 2) when the weights hold code tables, else bit-packed (version 1)."""
-        coded = self.weights.code_tables is not None
+        version 2) when the weights hold code tables, else bit-packed (version 1).
+
+        With `packet`, the header of a live stream (`live.py`) in records of `packet`
+        frames: lengths 0 (they follow in the stream), always bit-packed, and naming the
+        network alone, since records use no code tables.
+        """
+        live = packet is not None
+        coded = self.weights.code_tables is not None and not live
         return Header(
             sample_rate=self.config.sample_rate,
             samples_per_frame=self.config.samples_per_frame,
             n_codebooks=self.config.n_codebooks,
             bits_per_code=self.config.bits_per_code,
-            chunk_frames=self.chunk_frames,
+            chunk_frames=packet if live else self.chunk_frames,
             channels=channels,
             source_sample_rate=source_sample_rate,
             source_length=source_length,
             coded_length=coded_length,
-            fingerprint=self.weights.fingerprint,
+            fingerprint=self.weights.network_fingerprint if live else self.weights.fingerprint,
             model_name=self.config.name,
             streamable=self.config.causal,
+            live=live,
             version=bitstream.VERSION_CODED if coded else bitstream.VERSION,
             network_fingerprint=self.weights.network_fingerprint if coded else None,
         )
@@ -277,13 +286,13 @@ def no_tf32() -> None:
 def _frame_reader(f: BinaryIO, tables: CodeTables | None
                   ) -> tuple[Callable[[int, int], np.ndarray], Header]:
     """`read_frames(start, stop)` of a seekable `.apc` file, and its header with lengths.
-    A live stream (see `live.py`) is read whole first: it has no random access. `tables`
+    A live stream (`format/live.py`) is read whole first: it has no random access. `tables`
     decode a range-coded (version 2) file."""
     header = bitstream.peek_header(f)
     if not header.live:
         reader = ApcReader(f, tables if header.coded else None)
         return reader.read_frames, reader.header
-    from .io.live import LiveReader
+    from .format.live import LiveReader
 
     header, codes = LiveReader(f).read_all()
     return (lambda a, b: codes[..., a:b]), header

@@ -8,7 +8,7 @@ WEIGHTS is a weights file as training and `scripts/code_tables.py` write it (net
 normally, code tables). A network not yet released becomes the next release of its kind
 (`weights/apcodec-rN-<network>.pt`, or `apcodec-s-rN-...` for a streamable one); code tables
 not yet released become that network's next tables file (`...-tablesK-<weights
-fingerprint>.pt`). Nothing is ever replaced (`apcodec_cli/io/releases.py`).
+fingerprint>.pt`). Nothing is ever replaced (`apcodec_cli/models/releases.py`).
 
 Then every release in weights/ gets what it lacks of its golden pair (weights/README.md,
 "Adding a release"): `<network file stem>.flac`, the reference decode (16-bit, 48 kHz) of
@@ -33,7 +33,8 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
 from apcodec_cli.codec import Codec  # noqa: E402
-from apcodec_cli.io import live, releases  # noqa: E402
+from apcodec_cli import live  # noqa: E402
+from apcodec_cli.models import releases  # noqa: E402
 
 CLIP = ROOT / "samples" / "speech.flac"
 CLIP_START, CLIP_SECONDS = 1.0, 2.0  # seconds of CLIP

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from apcodec_cli.evaluate.run import collect_clips, load_clip
-from apcodec_cli.io.weights import load, set_threads
+from apcodec_cli.models.weights import load, set_threads
 from apcodec_cli.nn import spectral
 from apcodec_cli.units import SAMPLE_RATE
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from apcodec_cli.data import corpus, pack  # noqa: E402
 from apcodec_cli.data.debian import debian_sources, install_packages, is_installed  # noqa: E402
+from apcodec_cli.evaluate.packs import measure_pack_quality  # noqa: E402
 
 
 def _log(message: str) -> None:
@@ -153,7 +154,7 @@ def _pack(rows: list[dict[str, Any]], out_dir: Path, pack_out: Path, hours: floa
     else:
         raise click.ClickException(f"could not fit the pack in {max_mib:g} MiB")
     _log("measuring the pack's quality loss against the FLAC segments ...")
-    index["quality"] = pack.measure_pack_quality(out_dir, pack_out)
+    index["quality"] = measure_pack_quality(out_dir, pack_out)
     (pack_out / pack.INDEX_NAME).write_text(json.dumps(index, indent=1))
     click.echo(f"pack {pack_out}: {size_mib:.1f} MiB, {len(index['segments'])} segments, "
                f"hours {index['hours']}")

@@ -23,7 +23,8 @@ from apcodec_cli.codec import Codec
 from apcodec_cli.evaluate import metrics
 from apcodec_cli.evaluate.report import mean_se
 from apcodec_cli.evaluate.run import collect_clips, load_clip
-from apcodec_cli.io.weights import load, set_threads
+from apcodec_cli.models.weights import load
+from apcodec_cli.runtime import set_threads
 from apcodec_cli.units import SAMPLE_RATE
 
 

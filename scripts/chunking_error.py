@@ -14,9 +14,9 @@ import click
 import numpy as np
 import torch
 
-from apcodec_cli.io.audio import read_blocks
 from apcodec_cli.codec import Codec
-from apcodec_cli.io.weights import load
+from apcodec_cli.format.audio import read_blocks
+from apcodec_cli.models.weights import load
 
 
 def _snr(reference: np.ndarray, test: np.ndarray) -> float:

@@ -32,9 +32,11 @@ import click
 import numpy as np
 import torch
 
-from apcodec_cli.io import bitstream, weights
-from apcodec_cli.io.audio import read_blocks
+from apcodec_cli import runtime
 from apcodec_cli.codec import Codec
+from apcodec_cli.format import bitstream
+from apcodec_cli.format.audio import read_blocks
+from apcodec_cli.models import weights
 from apcodec_cli.train.codetables import TableCounts
 
 
@@ -241,7 +243,7 @@ def main(weights_path: Path, data: Path, max_minutes: float, out: Path | None, b
          smoothing: float, speech_share: float | None, measure: bool,
          measure_minutes: float | None, cache: Path | None, time_seconds: float,
          threads: int | None) -> None:
-    weights.set_threads(threads or 0)
+    runtime.set_threads(threads or 0)
     codec = Codec.load(weights_path, device="cpu")
     coder = _Coder(codec, cache)
     if not max_minutes:  # nothing to estimate: measure the tables the weights hold

@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from apcodec_cli.io.weights import load, set_threads
+from apcodec_cli.models.weights import load, set_threads
 from apcodec_cli.nn import spectral
 from apcodec_cli.units import SAMPLE_RATE
 

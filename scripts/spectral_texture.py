@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from apcodec_cli.evaluate.run import collect_clips, load_clip
-from apcodec_cli.io.weights import load, set_threads
+from apcodec_cli.models.weights import load, set_threads
 from apcodec_cli.nn import spectral
 
 DB = 20 / math.log(10)  # natural log of an amplitude -> dB

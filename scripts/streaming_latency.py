@@ -22,7 +22,8 @@ import time
 
 import torch
 
-from apcodec_cli.io import weights
+from apcodec_cli import runtime
+from apcodec_cli.models import weights
 from apcodec_cli.nn.config import get_preset
 from apcodec_cli.nn.model import APCodec
 from apcodec_cli.engine.stream import StreamDecoder, StreamEncoder, algorithmic_latency
@@ -64,7 +65,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="audio timed")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    weights.set_threads(args.threads)
+    runtime.set_threads(args.threads)
     model = weights.load(args.weights).model if args.weights else \
         APCodec(get_preset("apcodec-s-48k-small")).eval()
     config = model.config

@@ -11,7 +11,7 @@ from click.testing import Result
 
 from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
-from apcodec_cli.io import weights
+from apcodec_cli import runtime
 from helpers import invoke, make_weights
 
 
@@ -30,7 +30,7 @@ def float32_unless_asked():
     """The default precision, auto, is bf16 on some CPUs and float32 on others: tests hold
     the float32 tolerances everywhere, and bf16 has tests of its own."""
     patch = pytest.MonkeyPatch()
-    patch.setenv(weights.PRECISION_ENV, "fp32")
+    patch.setenv(runtime.PRECISION_ENV, "fp32")
     yield
     patch.undo()
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from apcodec_cli.io.bitstream import Header
-from apcodec_cli.io.entropy import TOTAL, CodeTables
+from apcodec_cli.format.bitstream import Header
+from apcodec_cli.format.entropy import TOTAL, CodeTables
 
 GOLDEN_PATH = Path(__file__).parent / "data" / "golden.apc"
 

@@ -18,7 +18,7 @@ import torch
 from click.testing import CliRunner, Result
 from hypothesis import strategies as st
 
-from apcodec_cli.io import weights
+from apcodec_cli.models import weights
 from apcodec_cli.nn.config import get_preset
 from apcodec_cli.nn.model import APCodec
 
@@ -55,7 +55,7 @@ def write_audio(path: Path, seconds: float, rate: int = 48_000, channels: int = 
 
 
 def partials(folder: Path) -> list[Path]:
-    """The temporary files (`io/atomic.py`) anywhere under `folder`."""
+    """The temporary files (`format/atomic.py`) anywhere under `folder`."""
     return [p for p in folder.rglob("*") if p.name.endswith(".partial")]
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apcodec_cli.io.bitstream import ApcReader, WeightsMismatchError, read_apc, write_apc
+from apcodec_cli.format.bitstream import ApcReader, WeightsMismatchError, read_apc, write_apc
 from apcodec_cli.codec import Codec
-from apcodec_cli.io.weights import load
+from apcodec_cli.models.weights import load
 
 from helpers import make_weights, write_audio
 from golden import GOLDEN_PATH, golden_codes, golden_header
@@ -103,7 +103,8 @@ def test_loading_onto_cuda_turns_tf32_off(tiny_weights, monkeypatch) -> None:
     cuDNN's default TF32 would round convolutions to a 10-bit mantissa."""
     import torch
 
-    from apcodec_cli.io import weights
+    from apcodec_cli import runtime
+    from apcodec_cli.models import weights
 
     # Saved and restored by hand: torch's flag objects are properties that monkeypatch's
     # undo cannot always delete (cuBLASModule has no instance attribute to remove).
@@ -113,7 +114,7 @@ def test_loading_onto_cuda_turns_tf32_off(tiny_weights, monkeypatch) -> None:
         Codec.load(tiny_weights, device="cpu")
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
         real_load = weights.load
-        monkeypatch.setattr(weights, "resolve_device", lambda name: torch.device(name))
+        monkeypatch.setattr(runtime, "resolve_device", lambda name: torch.device(name))
         monkeypatch.setattr(weights, "load",
                             lambda path, device, tables=None: real_load(path, "cpu", tables))
         Codec.load(tiny_weights, device="cuda")

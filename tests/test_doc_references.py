@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from apcodec_cli.io import live
-from apcodec_cli.io.header import MAGIC, VERSION, VERSION_CODED, Header
+from apcodec_cli.format import live
+from apcodec_cli.format.header import MAGIC, VERSION, VERSION_CODED, Header
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMAT = (ROOT / "docs" / "format.md").read_text()

@@ -15,7 +15,7 @@ from apcodec_cli.errors import ApcodecError
 
 PACKAGE = Path(apcodec_cli.__file__).parent
 #: Not errors: a stop (Ctrl-C's kin) passes `except Exception` on purpose.
-NOT_ERRORS = {"apcodec_cli.cli.interrupt.Interrupted"}
+NOT_ERRORS = {"apcodec_cli.runtime.Interrupted"}
 
 
 def _exception_classes() -> list[type]:

@@ -27,15 +27,15 @@ import pytest
 import torch
 
 from apcodec_cli.engine import shared
-from apcodec_cli.io.audio import read_blocks
-from apcodec_cli.io.bitstream import read_apc
+from apcodec_cli.format.audio import read_blocks
+from apcodec_cli.format.bitstream import read_apc
 from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
 from apcodec_cli.train.checkpoint import initialise
 from apcodec_cli.train.config import get_train_preset
 from apcodec_cli.train.distributed import Process
 from apcodec_cli.train.trainer import Trainer
-from apcodec_cli.io import releases
+from apcodec_cli.models import releases
 
 from helpers import invoke, tone, write_audio
 

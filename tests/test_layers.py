@@ -1,8 +1,11 @@
-"""The package's layers import one way (docs/architecture.md): nn < engine < io < codec < cli.
+"""The package's layers import one way (docs/architecture.md):
+base < format < nn < models < engine < codec < cli, and the apps beside the CLI.
 
 Read from the source with `ast`, imports inside functions included, so that a lazy import
-cannot cross a layer unseen. `train/` is imported by nothing but itself and the CLI's
-registration of `apcodec train`; the file format and audio modules import no torch.
+cannot cross a layer unseen. The apps (data, evaluate, train, bench) may use every layer
+but never `cli/`, and import one another without a cycle; `train/` is imported by nothing
+but itself and the CLI's registration of `apcodec train`. The base and the file format
+import no torch, checked by importing each of their modules with torch made unimportable.
 """
 
 from __future__ import annotations
@@ -17,16 +20,22 @@ import pytest
 from helpers import write_audio
 
 PACKAGE = Path(__file__).resolve().parent.parent / "apcodec_cli"
-#: Each layer may import itself and those before it; "base" (the package root's
-#: `__init__`, `errors.py`, `units.py`) is below them all.
-ORDER = ["base", "nn", "engine", "io", "codec", "cli"]
+#: Each layer may import itself and those before it.
+ORDER = ["base", "format", "nn", "models", "engine", "codec", "cli"]
 APPS = {"data", "train", "evaluate", "bench"}  # built on the layers, beside the CLI
+#: Modules at the package's root that are not the base: the codec layer's two.
+ROOT = {"codec": "codec", "live": "codec", "__main__": "cli"}
 
 
 def _layer(parts: list[str]) -> str:
-    """Layer of a module named by its parts below `apcodec_cli` (['io', 'bitstream']);
-    anything else at the root (`errors`, `units`, `__version__`) is the base."""
-    return parts[0] if parts and parts[0] in {*ORDER, *APPS} else "base"
+    """Layer (or app) of a module named by its parts below `apcodec_cli` (['format',
+    'bitstream']); the root's modules are the base (`errors`, `units`, `runtime`, ...,
+    `__version__`) but for those of `ROOT`."""
+    if not parts:
+        return "base"
+    if parts[0] in {*ORDER, *APPS}:
+        return parts[0]
+    return ROOT.get(parts[0], "base")
 
 
 def _imports(path: Path) -> list[tuple[int, list[str]]]:
@@ -59,27 +68,70 @@ def _modules() -> list[Path]:
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_run_one_way(path: Path) -> None:
-    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
-    own = "cli" if parts == ["__main__"] else _layer(parts)  # `python -m apcodec_cli`
+    own = _layer(list(path.relative_to(PACKAGE).with_suffix("").parts))
     for line, target in _imports(path):
         layer = _layer(target)
         where = f"{path.relative_to(PACKAGE)}:{line} imports apcodec_cli.{'.'.join(target)}"
         if layer == "train":
             # The CLI registers `apcodec train` (its click definition only).
             assert own in ("train", "cli"), where
-        if own in ORDER:
-            if layer in APPS:  # only the CLI's registration of its subcommands
-                assert own == "cli" and target[1:] == ["cli"], where
-            else:
-                assert ORDER.index(layer) <= ORDER.index(own), where
+        if own in APPS:
+            assert layer != "cli", where  # an app never needs the `apcodec` command's code
+        elif layer in APPS:  # only the CLI's registration of the apps' subcommands
+            assert own == "cli" and target[1:] == ["cli"], where
+        else:
+            assert ORDER.index(layer) <= ORDER.index(own), where
 
 
-def test_file_format_and_audio_import_no_torch() -> None:
-    script = ("import sys, apcodec_cli.io.bitstream, apcodec_cli.io.audio\n"
-              "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "False"
+def test_apps_import_one_another_without_a_cycle() -> None:
+    uses: dict[str, set[str]] = {app: set() for app in APPS}
+    for path in _modules():
+        own = _layer(list(path.relative_to(PACKAGE).with_suffix("").parts))
+        if own in APPS:
+            uses[own] |= {_layer(t) for _, t in _imports(path)} & (APPS - {own})
+    done: list[str] = []
+    while len(done) < len(APPS):  # peel off the apps whose every import is done
+        ready = [app for app in sorted(APPS - set(done)) if uses[app] <= set(done)]
+        assert ready, f"apps import one another in a cycle: { {a: uses[a] for a in APPS} }"
+        done += ready
+    assert done.index("data") < done.index("evaluate") < done.index("train")
+
+
+#: Importing torch fails under this finder: whatever needs it at import shows at once.
+_NO_TORCH = """
+import importlib, importlib.abc, sys
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"{name} is blocked: this module must not import torch")
+sys.meta_path.insert(0, NoTorch())
+importlib.import_module(sys.argv[1])
+"""
+
+
+def _torch_free_modules() -> list[str]:
+    """Every module of `format/` and of the base, by dotted name."""
+    names = []
+    for path in _modules():
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        if _layer(parts) in ("base", "format"):
+            names.append(".".join(["apcodec_cli", *[p for p in parts if p != "__init__"]]))
+    return names
+
+
+def test_base_and_format_are_checked_whole() -> None:
+    names = _torch_free_modules()
+    assert {"apcodec_cli.format", "apcodec_cli.format.bitstream", "apcodec_cli.format.live",
+            "apcodec_cli.format.audio", "apcodec_cli.runtime"} <= set(names)
+    assert len([n for n in names if n.startswith("apcodec_cli.format.")]) == len(
+        list((PACKAGE / "format").glob("*.py"))) - 1  # all but __init__, counted as the folder
+
+
+@pytest.mark.parametrize("name", _torch_free_modules())
+def test_base_and_format_import_no_torch(name: str) -> None:
+    out = subprocess.run([sys.executable, "-c", _NO_TORCH, name], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr.strip().splitlines()[-1]
 
 
 def test_encoding_imports_no_training_code(tmp_path: Path, tiny_weights: Path) -> None:

@@ -29,8 +29,8 @@ import pytest
 import soundfile as sf
 
 from apcodec_cli.codec import Codec
-from apcodec_cli.io import releases, weights
-from apcodec_cli.io.bitstream import peek_header
+from apcodec_cli.models import releases, weights
+from apcodec_cli.format.bitstream import peek_header
 from apcodec_cli.train.codetables import TableCounts
 
 from helpers import make_weights, tone, write_audio

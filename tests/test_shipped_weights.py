@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apcodec_cli.io.audio import read_blocks
+from apcodec_cli.format.audio import read_blocks
 from apcodec_cli.codec import Codec
-from apcodec_cli.io import releases
+from apcodec_cli.models import releases
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = releases.newest(False, [ROOT / "weights"]).path

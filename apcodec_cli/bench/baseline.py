@@ -26,7 +26,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from ..io.weights import set_threads
+    from ..runtime import set_threads
     from ..nn.config import get_preset
     from ..nn.model import APCodec
     from ..units import ceil_div

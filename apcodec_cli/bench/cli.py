@@ -112,7 +112,7 @@ def bench(weights: str | None, seconds_text: str | None, full: bool, threads_tex
         try:
             report = measure(settings, log)
         except Exception as exc:
-            from ..cli.batch import describe
+            from ..errors import describe
 
             if os.environ.get("APCODEC_DEBUG"):
                 raise
@@ -120,7 +120,7 @@ def bench(weights: str | None, seconds_text: str | None, full: bool, threads_tex
             sys.exit(EXIT_FAILED)
     click.echo(markdown(report), nl=False)
     if json_out:
-        from ..io.atomic import atomic_write
+        from ..format.atomic import atomic_write
 
         with atomic_write(json_out) as f:
             f.write((json.dumps(report, indent=1) + "\n").encode())

@@ -133,7 +133,7 @@ def machine() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    from ..io.weights import resolve_precision
+    from ..runtime import resolve_precision
 
     info = {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(),
             "python": platform.python_version(), "torch": torch.__version__,
@@ -145,7 +145,7 @@ def machine() -> dict[str, Any]:
 
 def measure(settings: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     """Run every measurement; returns the report as plain data (see `markdown`)."""
-    from ..io import weights as weights_mod
+    from ..models import weights as weights_mod
     from .floor import matmul_flops_per_second, model_flops
 
     weights_path = str(settings.weights or weights_mod.default_path())

@@ -15,7 +15,8 @@ import time
 import traceback
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from . import interrupt
+from .. import runtime
+from ..errors import describe
 from .plan import Job
 
 C = TypeVar("C")  # what a converter needs besides the job (the CLI's: its `Codecs`)
@@ -114,7 +115,7 @@ def run_jobs(jobs: Sequence[Job], convert: Callable[[C, Job], None], context: C,
     `threads` torch threads (0: torch's default) and makes its own context with
     `prepare(*args)` when it starts (`convert` and `prepare` must be picklable: module-level
     functions, classes, partials of them). A Ctrl-C or SIGTERM stops them at once (see
-    `interrupt.py`) and goes on to the caller.
+    `runtime.py`) and goes on to the caller.
     """
     summary = Summary()
     finish = functools.partial(record, summary, on_done=on_done)
@@ -124,9 +125,9 @@ def run_jobs(jobs: Sequence[Job], convert: Callable[[C, Job], None], context: C,
         for job in todo:
             finish(timed(functools.partial(convert, context), job))
         return summary
-    with interrupt.process_pool(n_jobs, prepare, args, threads) as pool:
-        with interrupt.sigint_deferred():
-            futures = [pool.submit(interrupt.in_worker, _timed_with, convert, job)
+    with runtime.process_pool(n_jobs, prepare, args, threads) as pool:
+        with runtime.sigint_deferred():
+            futures = [pool.submit(runtime.in_worker, _timed_with, convert, job)
                        for job in todo]
         for future in concurrent.futures.as_completed(futures):
             finish(future.result())
@@ -189,11 +190,3 @@ def attempt(convert: Callable[[Job], None], job: Job) -> str | None:
             traceback.print_exc()
         return describe(exc)
     return None
-
-
-def describe(exc: BaseException) -> str:
-    """One-line description of an exception for users (no traceback)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, OSError) and exc.strerror:  # "No space left on device: out.wav"
-        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    return text

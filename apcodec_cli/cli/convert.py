@@ -1,6 +1,6 @@
 """What `apcodec encode` and `apcodec decode` do once click has parsed their options.
 
-Each process (the CLI's, or a `--jobs` worker: see `interrupt.py`) holds its codecs in one
+Each process (the CLI's, or a `--jobs` worker: see `runtime.py`) holds its codecs in one
 `Codecs`, which loads each once, on first use, as its `Loading` says; `encode_one` and
 `decode_one` convert one job with them; `run` plans a command's jobs, refuses command lines
 that cannot work (exit 2), runs the jobs and reports on stderr.
@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 import click
 
+from ..errors import describe
+from ..format.audio import AUDIO_EXTENSIONS
 from ..units import SAMPLE_RATE
-from .batch import Outcome, Summary, convert_files, describe, run_jobs, same_file
-from .plan import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, describe_skipped, plan_jobs
+from .batch import Outcome, Summary, convert_files, run_jobs, same_file
+from .plan import APC_EXTENSION, Job, PlanError, describe_skipped, plan_jobs
 from .shard import ShardError, parse_shard
 from .summary import recording
 
@@ -114,7 +116,7 @@ class Codecs:
     def for_file(self, source: str | BinaryIO, shared: Any = None) -> Codec:
         """The codec that can decode `source` (a path or seekable file): by its header
         (`shared` as for `get`)."""
-        from ..io.bitstream import peek_header
+        from ..format.bitstream import peek_header
 
         if isinstance(source, str):
             with open(source, "rb") as f:
@@ -125,7 +127,7 @@ class Codecs:
         """The codec that decodes a file with this header: --weights (or $APCODEC_WEIGHTS,
         $APCODEC_STREAM_WEIGHTS) if given, else the installed release that made it
         (`releases.find`), loaded once (`shared` as for `get`, when it is that one)."""
-        from ..io.weights import ENV_VAR, STREAM_ENV_VAR
+        from ..models.weights import ENV_VAR, STREAM_ENV_VAR
 
         streamable = header.streamable
         if self.loading.weights or os.environ.get(STREAM_ENV_VAR if streamable else ENV_VAR):
@@ -135,7 +137,7 @@ class Codecs:
             if found.config.causal == streamable and found.matches(header):
                 return found
         from ..codec import Codec
-        from ..io.releases import require
+        from ..models.releases import require
 
         match = require(header)
         key = (str(match.path), str(match.tables))
@@ -179,7 +181,7 @@ class _Stdout:
 def _write_output(path: str, write: Callable[[Any], Any], stream: bool = False) -> Any:
     """Run `write(fileobj)` into `path` atomically, or into stdout for '-': as it is
     written with `stream`, else whole at the end (a failure then emits nothing)."""
-    from ..io.atomic import atomic_write
+    from ..format.atomic import atomic_write
 
     if path == "-":
         if stream:
@@ -206,7 +208,7 @@ def encode_one(opts: Options, codecs: Codecs, job: Job,
     `Codecs.get`."""
     found = codecs.get(opts.streaming, shared)
     if _live(opts, job):
-        from ..io.live import encode_pipe
+        from ..live import encode_pipe
         return encode_pipe(found, job.source, job.target, opts.mono, opts.packet, progress)
     source = _open_input(job.source)
     _write_output(job.target, lambda f: found.encode_file(source, f, mono=opts.mono,
@@ -217,11 +219,11 @@ def decode_one(opts: Options, codecs: Codecs, job: Job,
                progress: Callable[[float], None] | None = None, shared: Any = None) -> None:
     """Decode one job's `.apc` file into audio, in the format its output's name says;
     `shared` as for `Codecs.get`."""
-    from ..io.audio import output_format
+    from ..format.audio import output_format
 
     fmt, subtype = output_format(job.target, opts.float32)
     if _live(opts, job):
-        from ..io.live import decode_pipe
+        from ..live import decode_pipe
         return decode_pipe(codecs.for_header, job.source, job.target, opts.float32, progress)
     source = _open_input(job.source)
     found = codecs.for_file(source, shared)
@@ -235,7 +237,7 @@ def decode_one(opts: Options, codecs: Codecs, job: Job,
 
 def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
     """Plan, check and run a conversion command; exit non-zero if anything failed."""
-    from ..io.atomic import remove_stale
+    from ..format.atomic import remove_stale
 
     encode = opts.command == "encode"
     try:
@@ -326,7 +328,7 @@ def _check_single(opts: Options, job: Job) -> None:
 
 
 def _check_decode_target(opts: Options, job: Job) -> None:
-    from ..io.audio import output_format
+    from ..format.audio import output_format
 
     try:
         fmt, _ = output_format(job.target, opts.float32)
@@ -347,7 +349,7 @@ def _check_decode_target(opts: Options, job: Job) -> None:
 
 def _check_device(name: str) -> None:
     """A --device that names no device here is a usage error."""
-    from ..io.weights import DeviceError, resolve_device
+    from ..runtime import DeviceError, resolve_device
 
     try:
         resolve_device(name)
@@ -373,7 +375,7 @@ def _first_kind(opts: Options, jobs: list[Job]) -> bool | None:
     if not jobs or jobs[0].source == "-":
         return None
     try:
-        from ..io.bitstream import read_header
+        from ..format.bitstream import read_header
         with open(jobs[0].source, "rb") as f:
             return read_header(f).streamable
     except Exception:  # the conversion reports unreadable files
@@ -385,11 +387,11 @@ def _duration(source: str) -> float | None:
     stream); None when unknown."""
     try:
         if source.endswith(APC_EXTENSION):
-            from ..io.bitstream import peek_header
+            from ..format.bitstream import peek_header
             with open(source, "rb") as f:
                 header = peek_header(f)
             return None if header.live else header.duration
-        from ..io.audio import probe, resampled_length
+        from ..format.audio import probe, resampled_length
         info, rate = probe(source), SAMPLE_RATE  # every preset codes at 48 kHz
         return resampled_length(info.frames, info.sample_rate, rate) / rate
     except Exception:  # the conversion itself reports unreadable inputs

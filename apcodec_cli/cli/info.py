@@ -7,7 +7,7 @@ import json
 import os
 from typing import BinaryIO
 
-from ..io.bitstream import ApcError, ApcReader, Header, peek_header
+from ..format.bitstream import ApcError, ApcReader, Header, peek_header
 
 
 def _human(seconds: float) -> str:
@@ -85,7 +85,7 @@ _NOT_INSTALLED = "not installed: no release in the searched folders has it (apco
 def _model(h: Header) -> str | None:
     """The installed release (or other weights file) that decodes the codes of `h`."""
     from ..errors import ApcodecError
-    from ..io.releases import find  # torch only if weights files must be opened
+    from ..models.releases import find  # torch only if weights files must be opened
 
     try:
         match = find(h)
@@ -101,7 +101,7 @@ def _check(f: object) -> tuple[Header, list[ApcError], int | None]:
     if not peek_header(f).live:
         reader = ApcReader(f)
         return reader.header, reader.verify(), None
-    from ..io.live import LiveReader
+    from ..format.live import LiveReader
 
     reader = LiveReader(f)
     records = sum(1 for _ in reader)

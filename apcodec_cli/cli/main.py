@@ -11,10 +11,9 @@ from typing import Any, Callable
 import click
 
 from .. import __version__
-from ..errors import ApcodecError
-from .batch import describe
+from ..errors import ApcodecError, describe
+from ..options import DEVICE_HELP, Device, Seconds, stoppable
 from .convert import EXIT_FAILED, Options, fail, run
-from .params import DEVICE_HELP, Device, Seconds, stoppable
 
 
 def _split(paths: tuple[str, ...]) -> tuple[tuple[str, ...], str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..io import releases
+from ..models import releases
 
 
 def describe_models() -> str:

@@ -12,15 +12,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import soundfile as sf
-
 from ..errors import ApcodecError
 from .shard import in_shard
 
-#: Extensions taken as audio when encoding a folder (what libsndfile reads, plus aliases).
-AUDIO_EXTENSIONS = frozenset(
-    {f".{ext.lower()}" for ext in sf.available_formats()} | {".opus", ".oga", ".aif", ".wave"}
-)
 APC_EXTENSION = ".apc"
 
 

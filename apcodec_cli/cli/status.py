@@ -12,7 +12,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
-from .plan import APC_EXTENSION, AUDIO_EXTENSIONS, mirror, scan
+from ..format.audio import AUDIO_EXTENSIONS
+from .plan import APC_EXTENSION, mirror, scan
 from .shard import shard_of
 from .summary import FINISHED, SummaryError, latest, read_records, summary_files
 

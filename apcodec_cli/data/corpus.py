@@ -33,8 +33,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..io.atomic import atomic_path
-from ..io.audio import INT16_PEAK
+from ..format.atomic import atomic_path
+from ..format.audio import INT16_PEAK
 from ..units import SAMPLE_RATE, ceil_div
 from .manifest import (  # noqa: F401 - re-exported: the corpus API in one place
     assign_splits, read_manifest, split_score, summarize, write_manifest)

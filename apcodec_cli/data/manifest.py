@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Collection, Iterable, Mapping, Sequence
 
-from ..io.atomic import atomic_path
+from ..format.atomic import atomic_path
 
 
 def split_score(key: str) -> float:

@@ -26,8 +26,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
-from ..evaluate.metrics import log_spectral_distance
-from ..io.atomic import atomic_path
+from ..format.atomic import atomic_path
 from .corpus import SAMPLE_RATE
 
 INDEX_NAME = "index.json"
@@ -191,37 +190,3 @@ def iter_pack(pack_dir: str | os.PathLike[str]) -> Iterator[tuple[dict[str, Any]
         audio, _ = sf.read(Path(pack_dir) / name, dtype="float32")
         for entry in entries:
             yield entry, audio[entry["offset"]: entry["offset"] + entry["frames"]]
-
-
-def measure_pack_quality(corpus_dir: str | os.PathLike[str], pack_dir: str | os.PathLike[str],
-                         per_category: int = 100) -> dict[str, Any]:
-    """Log-spectral distance of pack audio against its FLAC segments.
-
-    Measured on up to ``per_category`` segments of each category, evenly spread in the index.
-
-    Returns:
-        Mean LSD in dB, overall ("all") and per category: over the full band and below 16 kHz
-        with spectra floored at -100 dB (every quiet bin counts), and over the full band
-        floored at -60 dB re full scale ("lsd_db_floor60": only the audible part of the
-        spectrum counts); plus the number of segments measured.
-    """
-    by_category: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for entry in read_pack_index(pack_dir)["segments"]:
-        by_category[entry["category"]].append(entry)
-    picks = [entries[i] for entries in by_category.values()
-             for i in sorted(set(np.linspace(0, len(entries) - 1,
-                                             min(per_category, len(entries))).astype(int)))]
-    bands = {"lsd_db": (None, -100.0), "lsd_db_0_16k": (16000.0, -100.0),
-             "lsd_db_floor60": (None, -60.0)}
-    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for entry in picks:
-        reference, _ = sf.read(Path(corpus_dir) / entry["segment"], dtype="float32")
-        decoded = read_pack_segment(pack_dir, entry)
-        for name, (max_hz, floor_db) in bands.items():
-            lsd = log_spectral_distance(reference, decoded, max_hz=max_hz, floor_db=floor_db)
-            if np.isfinite(lsd):
-                values["all"][name].append(lsd)
-                values[entry["category"]][name].append(lsd)
-    return {"segments": len(picks), **{group: {k: round(float(np.mean(v)), 3)
-                                               for k, v in d.items()}
-                                       for group, d in sorted(values.items())}}

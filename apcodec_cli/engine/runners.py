@@ -25,7 +25,7 @@ from ..nn.model import APCodec
 def run_model(model: APCodec, method: str, batch: np.ndarray, bf16: bool = False
               ) -> np.ndarray:
     """`model.encode` or `model.decode` (`method`) of an array batch, on the model's device;
-    with `bf16`, under bf16 autocast (see `weights.resolve_precision`)."""
+    with `bf16`, under bf16 autocast (see `runtime.resolve_precision`)."""
     device = next(model.parameters()).device
     with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
         tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device)

@@ -8,7 +8,7 @@ out frame by frame, and back.
     >>> audio = dec.push(codes)
 
 `StreamEngine` codes whole signals and files this way (the `base.Engine` of the
-streamable model); real-time pipes (`io/live.py`) use the encoder and decoder directly.
+streamable model); real-time pipes (`live.py`) use the encoder and decoder directly.
 
 The whole state of a stream lives in the engine objects (the networks' `StepState`, the
 STFT's sample buffer and the overlap-add tail), so one model serves many streams. Pushing a

@@ -29,7 +29,7 @@ import click
 import numpy as np
 from tqdm import tqdm
 
-from ..io.weights import set_threads
+from ..runtime import set_threads
 from ..units import SAMPLE_RATE as RATE
 from . import metrics, opus
 from .artefacts import hop_lines_db

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ..cli.params import DEVICE_HELP, Device, stoppable
+from ..options import DEVICE_HELP, Device, stoppable
 
 if TYPE_CHECKING:  # the real imports are deferred, see the module docstring
     from ..codec import Codec
@@ -29,7 +29,7 @@ OPUS_KBPS = (6.0, 12.0)  # the Opus reference points of every run, in kbit/s
 
 def _fail(exc: BaseException | str) -> NoReturn:
     """One-line error on stderr (a traceback with APCODEC_DEBUG set) and exit status 1."""
-    from ..cli.batch import describe
+    from ..errors import describe
 
     if isinstance(exc, BaseException) and os.environ.get("APCODEC_DEBUG"):
         traceback.print_exception(exc)
@@ -54,7 +54,7 @@ def _preamble(codec: "Codec", settings: "Settings", elapsed: float, clips: int) 
 def _write_json(path: str, rows: list["Row"], summary: dict[str, Any],
                 preamble: str) -> None:
     """Per-clip rows and the summary as one JSON file, written atomically (NaN as null)."""
-    from ..io.atomic import atomic_write
+    from ..format.atomic import atomic_write
 
     def clean(value: Any) -> Any:
         return None if isinstance(value, float) and value != value else value
@@ -80,7 +80,7 @@ def _prepare(data: str, category: str | None, max_clips: int | None, min_seconds
             opus_tools.require_opus_tools()
         # deferred: torch loads only once the inputs are known good
         from ..codec import Codec
-        from ..io.weights import set_threads
+        from ..runtime import set_threads
 
         set_threads(threads)  # this process's, once, before any computation
         return clips, Codec.load(weights_path, device=device)

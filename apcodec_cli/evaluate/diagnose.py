@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..io.weights import load, set_threads
+from ..models.weights import load
+from ..runtime import set_threads
 from ..nn import spectral
 from ..nn.model import APCodec
 from ..units import SAMPLE_RATE as RATE

@@ -1,6 +1,6 @@
 """Objective quality of a degraded signal against its reference: the package's one metrics
 module, used by `apcodec eval`, training's validation (`train/validation.py`) and the pack
-quality check (`data/pack.py`).
+quality check (`evaluate/packs.py`).
 
 Every metric takes two aligned mono float arrays (reference, degraded) of shape (T,) at
 `rate` Hz and returns a float; NaN means "not measurable on this clip" (too short, silent).

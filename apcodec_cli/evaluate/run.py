@@ -28,11 +28,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 import soundfile as sf
 
-from ..cli import interrupt
-from ..cli.plan import AUDIO_EXTENSIONS
+from .. import runtime
 from ..data.manifest import read_manifest, split_score
 from ..errors import ApcodecError
-from ..io.audio import probe, read_blocks
+from ..format.audio import AUDIO_EXTENSIONS, probe, read_blocks
 from ..units import SAMPLE_RATE as RATE
 from . import metrics, opus
 
@@ -224,11 +223,11 @@ def evaluate_all(clips: Sequence[Clip], settings: Settings, codec: "Codec", jobs
         return [row for rows in results for row in rows]
     device = str(next(codec.model.parameters()).device)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    # Spawned workers (interrupt.py): the codec here may have initialised CUDA already.
-    with interrupt.process_pool(jobs, _load_codec, (str(codec.weights.path), device),
+    # Spawned workers (runtime.py): the codec here may have initialised CUDA already.
+    with runtime.process_pool(jobs, _load_codec, (str(codec.weights.path), device),
                                 threads) as pool:
-        with interrupt.sigint_deferred():
-            futures = {pool.submit(interrupt.in_worker, evaluate_clip, clip, settings): i
+        with runtime.sigint_deferred():
+            futures = {pool.submit(runtime.in_worker, evaluate_clip, clip, settings): i
                        for i, clip in enumerate(clips)}
         for future in concurrent.futures.as_completed(futures):
             results[futures[future]] = future.result()

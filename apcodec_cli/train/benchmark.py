@@ -15,7 +15,7 @@ import time
 import click
 import torch
 
-from ..io.weights import set_threads
+from ..runtime import set_threads
 from ..units import SAMPLE_RATE
 from .cli import parse_assignments
 from .config import get_train_preset

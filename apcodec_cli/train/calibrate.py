@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..io import weights
+from ..models import weights
 from ..nn import spectral
 from ..nn.model import APCodec
 from ..units import SAMPLE_RATE

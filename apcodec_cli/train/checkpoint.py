@@ -19,8 +19,8 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..errors import ApcodecError
-from ..io import weights
-from ..io.atomic import atomic_path
+from ..models import weights
+from ..format.atomic import atomic_path
 from ..nn.config import CodecConfig
 from ..nn.model import APCodec
 

@@ -77,7 +77,7 @@ def train(data: str, run_dir: str, preset: str | None, overrides: tuple[str, ...
         raise click.UsageError(f"{export_path} exists: pass --force to overwrite it")
     # deferred: the other commands never load torch and the training code
     from ..errors import ApcodecError
-    from ..io.weights import set_threads
+    from ..runtime import set_threads
     from .config import get_train_preset
     from .loop import RunOptions, run
 

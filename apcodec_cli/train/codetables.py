@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io.entropy import TOTAL, CodeTables, symbols_and_contexts
+from ..format.entropy import TOTAL, CodeTables, symbols_and_contexts
 
 
 class TableCounts:

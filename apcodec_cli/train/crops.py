@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..io.audio import to_int16
+from ..format.audio import to_int16
 from .augment import AUG_DRAWS, augment
 from .config import SEED_BITS, Augment
 from .data import Clip, read_clip, read_window

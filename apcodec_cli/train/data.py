@@ -24,7 +24,7 @@ from ..data.corpus import list_audio_files
 from ..data.manifest import read_manifest, split_score
 from ..data.pack import INDEX_NAME, read_pack_index
 from ..errors import ApcodecError
-from ..io.audio import AudioError, probe, read_blocks, resampled_length
+from ..format.audio import AudioError, probe, read_blocks, resampled_length
 from ..units import SAMPLE_RATE
 
 MANIFEST = "manifest.jsonl"

@@ -24,7 +24,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ..io import weights
+from ..models import weights
 from ..nn import spectral
 from ..nn.config import CodecConfig
 from ..nn.model import CodecOutput

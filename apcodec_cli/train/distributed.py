@@ -11,7 +11,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from ..io.weights import resolve_device
+from ..runtime import resolve_device
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..io.atomic import atomic_path
+from ..format.atomic import atomic_path
 from .trainer import StepResult
 
 LOG_NAME = "log.jsonl"

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..io.weights import cpu_has_native_bf16
+from ..runtime import cpu_has_native_bf16
 from ..nn import spectral
 from ..nn.model import APCodec, CodecOutput
 from .checkpoint import apply_weight_norm

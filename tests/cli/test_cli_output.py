@@ -11,9 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from apcodec_cli.io import atomic, weights
+from apcodec_cli import runtime
+from apcodec_cli.format import atomic
 from apcodec_cli.engine import chunked
-from apcodec_cli.io.audio import AudioError
+from apcodec_cli.format.audio import AudioError
 from apcodec_cli.codec import Codec
 from helpers import partials, tone, write_audio
 
@@ -149,9 +150,9 @@ def test_cuda_devices_by_number(run, tmp_path, monkeypatch) -> None:
     assert result.exit_code == 2 and "cuda:N" in result.stderr
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert weights.resolve_device("cuda:1") == torch.device("cuda", 1)
-    with pytest.raises(weights.DeviceError, match="no such CUDA device .* cuda:0 to cuda:1"):
-        weights.resolve_device("cuda:2")
+    assert runtime.resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(runtime.DeviceError, match="no such CUDA device .* cuda:0 to cuda:1"):
+        runtime.resolve_device("cuda:2")
     result = run("encode", "--device", "cuda:7", tmp_path / "in.wav", tmp_path / "x.apc")
     assert result.exit_code == 2 and "--device cuda:7: no such CUDA device" in result.stderr
 

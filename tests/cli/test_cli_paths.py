@@ -8,7 +8,7 @@ import zlib
 import pytest
 import soundfile as sf
 
-from apcodec_cli.io.audio import writable_extensions
+from apcodec_cli.format.audio import writable_extensions
 from helpers import write_audio
 
 

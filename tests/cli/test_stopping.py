@@ -1,7 +1,7 @@
 """Stopping: Ctrl-C, SIGTERM and a killed parent leave no partial output and no process
 behind (issue 11, items 1 and 2), and `--jobs` pools spawn their workers (issue 12.1).
 
-A SIGTERM to a `--jobs` parent takes the path of a Ctrl-C (`interrupt.process_pool` stops
+A SIGTERM to a `--jobs` parent takes the path of a Ctrl-C (`runtime.process_pool` stops
 the pool on any exception), so the process tests cover Ctrl-C and SIGKILL only."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from apcodec_cli.io import atomic
-from apcodec_cli.cli import batch, interrupt
+from apcodec_cli.format import atomic
+from apcodec_cli import runtime
+from apcodec_cli.cli import batch
 from apcodec_cli.codec import Codec
 from helpers import partials, write_audio
 
@@ -166,7 +167,7 @@ def test_pools_spawn_their_workers_never_fork(monkeypatch, codec, tmp_path) -> N
     from apcodec_cli.evaluate import run as evaluate_run
 
     _RecordingPool.contexts = []
-    monkeypatch.setattr(interrupt.concurrent.futures, "ProcessPoolExecutor", _RecordingPool)
+    monkeypatch.setattr(runtime.concurrent.futures, "ProcessPoolExecutor", _RecordingPool)
     jobs = [batch.Job(f"{i}.wav", str(tmp_path / f"{i}.apc")) for i in range(3)]
     summary = batch.run_jobs(jobs, _ok, None, force=True, n_jobs=2)
     assert len(summary.done) == 3

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from apcodec_cli.data import corpus, pack
+from apcodec_cli.evaluate.packs import measure_pack_quality
 
 SR = corpus.SAMPLE_RATE
 
@@ -139,7 +140,7 @@ def test_pack_round_trip(built: tuple[Path, list[dict]], tmp_path: Path) -> None
         snr = 10 * np.log10(np.sum(reference**2) / np.sum((reference - audio) ** 2))
         assert snr > 15  # aligned and close: Opus at 64 kbit/s on tones
     assert seen == 3
-    quality = pack.measure_pack_quality(out, tmp_path / "pack")
+    quality = measure_pack_quality(out, tmp_path / "pack")
     assert quality["segments"] == 3 and 0 <= quality["all"]["lsd_db_floor60"] < 10
     reread = pack.read_pack_index(tmp_path / "pack")
     again = pack.write_pack(out, chosen, tmp_path / "pack", kbps=64)

@@ -8,7 +8,7 @@ import torch
 
 from apcodec_cli.engine import chunked
 from apcodec_cli.codec import Codec
-from apcodec_cli.io.weights import load
+from apcodec_cli.models.weights import load
 
 from helpers import make_weights, tone
 

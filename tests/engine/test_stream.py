@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from apcodec_cli.nn import causal, spectral
 from apcodec_cli.nn.grn import CausalGRN
 from apcodec_cli.engine import streamnet
-from apcodec_cli.io.bitstream import read_apc
+from apcodec_cli.format.bitstream import read_apc
 from apcodec_cli.codec import Codec
 from apcodec_cli.nn.config import get_preset
 from apcodec_cli.nn.model import APCodec

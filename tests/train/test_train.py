@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from apcodec_cli.io import weights
+from apcodec_cli.models import weights
 from apcodec_cli.train.checkpoint import STATE_NAME, apply_weight_norm, initialise, \
     load_state, remove_weight_norm
 from apcodec_cli.train.cli import train

@@ -7,7 +7,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from apcodec_cli.io import weights
+from apcodec_cli.models import weights
 from apcodec_cli.train.calibrate import bin_energy_ratio, calibrate, pick_windows
 from apcodec_cli.train.data import Clip
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from apcodec_cli.io import weights
+from apcodec_cli.models import weights
 from apcodec_cli.train.checkpoint import STATE_NAME, load_state
 from helpers import command_shims
 

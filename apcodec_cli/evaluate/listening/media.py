@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 import soundfile as sf
 
-from ...io.audio import to_int16
+from ...format.audio import to_int16
 from ...units import SAMPLE_RATE
 from . import png, spectrogram
 

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from apcodec_cli.io import releases, weights
+from apcodec_cli.models import releases, weights
 from apcodec_cli.nn.config import get_preset
 from apcodec_cli.nn.model import APCodec
 
@@ -92,29 +92,6 @@ def test_default_path_prefers_the_environment_and_says_where_it_looked(tmp_path,
         weights.default_path(streamable=True)
     monkeypatch.setenv(weights.STREAM_ENV_VAR, str(tmp_path / "s.pt"))
     assert weights.default_path(streamable=True) == tmp_path / "s.pt"
-
-
-def test_device_resolution() -> None:
-    assert weights.resolve_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert weights.resolve_device("auto").type == expected
-    if not torch.cuda.is_available():
-        with pytest.raises(weights.WeightsError, match="no CUDA device"):
-            weights.resolve_device("cuda")
-
-
-def test_precision_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert weights.resolve_precision("bf16", cpu) and not weights.resolve_precision("fp32", cpu)
-    for native in (True, False):  # auto: bf16 only on a CPU with bf16 instructions
-        monkeypatch.setattr(weights, "cpu_has_native_bf16", lambda: native)
-        assert weights.resolve_precision("auto", cpu) == native
-        assert not weights.resolve_precision("auto", cuda)
-    monkeypatch.setenv(weights.PRECISION_ENV, "bf16")
-    assert weights.resolve_precision(None, cpu)
-    monkeypatch.setenv(weights.PRECISION_ENV, "half")
-    with pytest.raises(weights.WeightsError, match="precision must be one of"):
-        weights.resolve_precision(None, cpu)
 
 
 def test_missing_or_extra_tensors_are_refused(tmp_path) -> None:

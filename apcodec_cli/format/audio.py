@@ -21,6 +21,10 @@ import soxr
 
 from ..errors import ApcodecError
 
+#: Extensions taken as audio when encoding a folder (what libsndfile reads, plus aliases).
+AUDIO_EXTENSIONS = frozenset(
+    {f".{ext.lower()}" for ext in sf.available_formats()} | {".opus", ".oga", ".aif", ".wave"}
+)
 #: Seconds of audio read from disk at a time.
 BLOCK_SECONDS = 5.0
 

@@ -5,8 +5,8 @@ Every output of the package is written so, by `atomic_write` (a binary file obje
 
 The temporary file of `dir/NAME` is `dir/.NAME.PID.partial`. It disappears however a run
 ends: renamed into place on success; removed when the block raises (errors, Ctrl-C, and
-SIGTERM in the CLI, see `interrupt.py`); removed by `remove_partials` when a process must
-exit at once (a worker told to stop, or whose parent died); and, when a process died
+SIGTERM in the CLI, see `runtime.py`); removed by `remove_partials` when a process must
+exit at once (a worker told to stop, or whose parent died: `runtime.at_exit_now`); and, when a process died
 without any of these (SIGKILL, power loss), removed by the next run that writes the same
 target (`remove_stale`).
 """
@@ -18,6 +18,8 @@ import os
 import threading
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, TypeVar
+
+from .. import runtime
 
 T = TypeVar("T")
 
@@ -70,6 +72,7 @@ def _replacing(path: Path, create: Callable[[Path], T]) -> Iterator[T]:
     tmp = partial_path(path)
     try:
         with _LOCK:  # registered and created together: `remove_partials` sees both or neither
+            runtime.at_exit_now(remove_partials)
             _PARTIALS.add(tmp)
             created = create(tmp)
         yield created

@@ -11,8 +11,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from apcodec_cli.io import live, weights
-from apcodec_cli.io.bitstream import (CodeTablesMismatchError, WeightsMismatchError, read_apc,
+from apcodec_cli import live
+from apcodec_cli.format.audio import WavStreamWriter
+from apcodec_cli.format.wavstream import WavStreamReader
+from apcodec_cli.models import weights
+from apcodec_cli.format.bitstream import (CodeTablesMismatchError, WeightsMismatchError, read_apc,
                                    read_header)
 from apcodec_cli.codec import Codec
 from apcodec_cli.train.codetables import TableCounts
@@ -126,8 +129,8 @@ def test_streamable_weights_with_tables(tiny_stream_weights: Path, tmp_path: Pat
     codec.decode_file(str(tmp_path / "x.apc"), str(tmp_path / "file.wav"), subtype="FLOAT")
     with open(tmp_path / "x.apc", "rb") as f:  # front to back, as a pipe delivers it
         sink_bytes = io.BytesIO()
-        sink = live.WavStreamWriter(sink_bytes, 48_000, 1, True)
+        sink = WavStreamWriter(sink_bytes, 48_000, 1, True)
         live.decode(codec.model, read_header(f), f, sink, tables=codec.weights.code_tables)
-    piped = live.WavStreamReader(io.BytesIO(sink_bytes.getvalue())).read(10**6)
+    piped = WavStreamReader(io.BytesIO(sink_bytes.getvalue())).read(10**6)
     whole = sf.read(tmp_path / "file.wav", dtype="float32")[0]
     np.testing.assert_allclose(piped[0], whole, atol=1e-6)

@@ -13,11 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import apcref
-from apcodec_cli.io.bitstream import (
+from apcodec_cli.format.bitstream import (
     INDEX_MARK, INDEX_PACKED, ApcError, ApcReader, ApcWriter, ChecksumError,
     CodeTablesMismatchError, Header, HeaderError, TrailingDataError, TruncatedError,
     read_apc, read_header, write_apc)
-from apcodec_cli.io.entropy import CodeTables
+from apcodec_cli.format.entropy import CodeTables
 from apcodec_cli.train.codetables import TableCounts
 
 from apcdata import as_dict, fast, random_codes, random_tables, read_every_way

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apcodec_cli.io.bitstream import (
+from apcodec_cli.format.bitstream import (
     ApcError,
     ApcReader,
     ApcWriter,

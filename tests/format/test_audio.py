@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apcodec_cli.io.audio import AudioError, AudioWriter, read_blocks, resampled_length
+from apcodec_cli.format.audio import AudioError, AudioWriter, read_blocks, resampled_length
 
 from helpers import write_audio
 

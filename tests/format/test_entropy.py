@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import apcref
-from apcodec_cli.io.entropy import TOTAL, CodeTables
+from apcodec_cli.format.entropy import TOTAL, CodeTables
 from apcodec_cli.train.codetables import TableCounts, quantise
 
 from apcdata import as_dict, fast, random_codes, random_tables

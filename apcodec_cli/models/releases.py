@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Iterable
 from ..errors import ApcodecError
 
 if TYPE_CHECKING:
-    from .header import Header
+    from ..format.header import Header
 
 #: The environment variable with the user's folders of weights (os.pathsep-separated).
 PATH_ENV = "APCODEC_WEIGHTS_PATH"

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-from apcodec_cli.io.bitstream import ApcError, ApcReader
-from apcodec_cli.io.entropy import CodeTables
+from apcodec_cli.format.bitstream import ApcError, ApcReader
+from apcodec_cli.format.entropy import CodeTables
 from apcodec_cli.train.codetables import quantise
 
 

@@ -46,10 +46,10 @@ DEVICE_HELP = "Where the model runs: auto (CUDA if present), cpu, cuda or cuda:N
 
 def stoppable(command: Callable[..., None]) -> Callable[..., None]:
     """Exit 130 on Ctrl-C and 143 on SIGTERM, with one line on stderr; partial outputs are
-    removed on the way out (see interrupt.py)."""
+    removed on the way out (see runtime.py)."""
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        from .interrupt import Interrupted, exit_status, sigterm_raises
+        from .runtime import Interrupted, exit_status, sigterm_raises
 
         try:
             with sigterm_raises():

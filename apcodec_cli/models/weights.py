@@ -25,7 +25,6 @@ a weights file without `code_tables`, and a code-tables file, a `torch.save` of
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import pickle
@@ -37,11 +36,11 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from ..errors import ApcodecError
+from ..format.atomic import atomic_path
+from ..format.entropy import CodeTables
 from ..nn.config import CodecConfig
 from ..nn.model import APCodec
 from . import releases
-from .atomic import atomic_path
-from .entropy import CodeTables
 
 FORMAT = "apcodec-weights"
 VERSION = 1
@@ -54,10 +53,6 @@ STREAM_ENV_VAR = "APCODEC_STREAM_WEIGHTS"
 
 class WeightsError(ApcodecError):
     """A weights file is missing, unreadable or not an apcodec weights file."""
-
-
-class DeviceError(WeightsError):
-    """The device asked for does not exist on this machine."""
 
 
 def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> bytes:
@@ -341,68 +336,3 @@ def default_path(streamable: bool = False) -> Path:
         return releases.newest(streamable).path
     except releases.NotInstalledError as exc:
         raise WeightsError(f"{exc} (or {env})") from None
-
-
-#: Environment variable with the default arithmetic of the full model: auto, fp32 or bf16.
-PRECISION_ENV = "APCODEC_PRECISION"
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), per /proc/cpuinfo
-    (without them bf16 is emulated); False where there is no /proc/cpuinfo."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def resolve_precision(name: str | None, device: torch.device) -> bool:
-    """Whether the full model's passes run in bf16 (autocast; the quantizer stays float32).
-
-    `name` None reads $APCODEC_PRECISION (default auto). 'auto' is bf16 on a CPU with bf16
-    instructions, where the model runs about 1.5x faster with no measured loss
-    (docs/speed.md), and float32 elsewhere (GPUs included: not measured there).
-    """
-    name = name or os.environ.get(PRECISION_ENV) or "auto"
-    if name not in PRECISIONS:
-        raise WeightsError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
-    if name == "auto":
-        return device.type == "cpu" and cpu_has_native_bf16()
-    return name == "bf16"
-
-
-def resolve_device(name: str) -> torch.device:
-    """The device named 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.
-
-    Raises DeviceError for a CUDA device that this machine does not have.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"--device {name}: not a device (auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if not count:
-            raise DeviceError(f"--device {name} was asked for but no CUDA device is available")
-        if device.index is not None and device.index >= count:
-            raise DeviceError(f"--device {name}: no such CUDA device (this machine has "
-                              f"{count}: cuda:0 to cuda:{count - 1})")
-    return device
-
-
-def set_threads(threads: int) -> None:
-    """Give torch `threads` intra-op threads in this process; 0 keeps torch's default.
-
-    The one place the package sets the count, once, when a process starts: a command's
-    `--threads` (eval, train, ...) in the CLI's process, and in each `--jobs` worker its
-    share of the cores (`cli/interrupt.process_pool`). Only passing changes are made
-    elsewhere, each undone on the way out: `engine/chunked` gives each batch one thread
-    while batches run on several, `bench/floor` measures the compute floor at a count.
-    """
-    if threads:
-        torch.set_num_threads(threads)

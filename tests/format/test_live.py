@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apcodec_cli.io import bitstream, live
-from apcodec_cli.io.audio import resampled_length
-from apcodec_cli.io.bitstream import (ChecksumError, Header, LiveStreamError, TrailingDataError,
+from apcodec_cli.format import bitstream, live
+from apcodec_cli.format.audio import resampled_length
+from apcodec_cli.format.wavstream import WavStreamReader
+from apcodec_cli.format.bitstream import (ChecksumError, Header, LiveStreamError, TrailingDataError,
                                    TruncatedError, read_apc)
 from helpers import flip, tone, write_audio
 
@@ -124,7 +125,7 @@ def test_wav_streams_of_unknown_length_read_like_files(subtype: str) -> None:
     sf.write(buffer, audio.T, 44_100, subtype=subtype, format="WAV")
     data = bytearray(buffer.getvalue())
     data[data.index(b"data") + 4:data.index(b"data") + 8] = struct.pack("<I", 0xFFFFFFFF)
-    reader = live.WavStreamReader(io.BytesIO(bytes(data)))
+    reader = WavStreamReader(io.BytesIO(bytes(data)))
     got = np.concatenate([reader.read(1000) for _ in range(6)], axis=1)
     expected, _ = sf.read(io.BytesIO(buffer.getvalue()), dtype="float32")
     assert (reader.sample_rate, reader.channels) == (44_100, 2)
@@ -146,7 +147,7 @@ def test_streaming_pipes_code_like_files(cli, tiny_stream_weights: Path,
     assert (live_codes[1] == file_codes).mean() > 0.99  # streamed vs whole-file resampling
     decoded = cli("decode", "-s", "-q", "-w", w, "-", "-", input=encoded.stdout_bytes)
     assert decoded.exit_code == 0, decoded.output
-    out = live.WavStreamReader(io.BytesIO(decoded.stdout_bytes)).read(10**6)
+    out = WavStreamReader(io.BytesIO(decoded.stdout_bytes)).read(10**6)
     assert out.shape == (2, 62_400)  # exactly the input's length (issue 11.11)
     # A live stream saved to a file decodes exactly, with or without --streaming.
     (tmp_path / "live.apc").write_bytes(encoded.stdout_bytes)
@@ -158,7 +159,7 @@ def test_streaming_pipes_code_like_files(cli, tiny_stream_weights: Path,
     # A file streamed to a pipe is read front to back and trimmed exactly.
     piped = cli("decode", "-s", "-q", "-w", w, tmp_path / "f.apc", "-")
     assert piped.exit_code == 0, piped.output
-    samples = live.WavStreamReader(io.BytesIO(piped.stdout_bytes)).read(10**6)
+    samples = WavStreamReader(io.BytesIO(piped.stdout_bytes)).read(10**6)
     whole, _ = sf.read(tmp_path / "b.wav", dtype="float32")
     np.testing.assert_allclose(samples.T, whole, atol=1 / 16384)
     assert "live stream" in cli("info", tmp_path / "live.apc").output

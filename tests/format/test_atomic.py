@@ -1,4 +1,4 @@
-"""Atomic outputs (io/atomic.py): renamed into place on success, removed on any failure, and
+"""Atomic outputs (format/atomic.py): renamed into place on success, removed on any failure, and
 registered for `remove_partials` in the same hold of the lock that creates them."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from apcodec_cli.io import atomic
+from apcodec_cli.format import atomic
 
 
 def _left(folder: Path) -> list[str]:

@@ -1,7 +1,14 @@
-"""Stopping cleanly on Ctrl-C, SIGTERM or a dead parent, in the CLI and in its workers.
+"""How a process runs: device, precision, threads, stop signals and worker processes.
+
+The one home of runtime policy, below every layer (no model, no files): the device a
+model runs on (`resolve_device`), whether the full model runs in bf16
+(`resolve_precision`), the torch thread count (`set_threads`), and the processes that
+share a batch. torch is imported by the functions that need it, never at import.
+
+Stopping cleanly on Ctrl-C, SIGTERM or a dead parent, in a command and in its workers:
 
 In the CLI's process, Ctrl-C raises KeyboardInterrupt and, inside `sigterm_raises`, SIGTERM
-raises `Interrupted`: both unwind through `atomic_write`, which removes the partial output,
+raises `Interrupted`: both unwind through `format/atomic.atomic_write`, which removes the partial output,
 and the command exits with 128 + the signal's number (130, 143; see `exit_status`).
 
 `--jobs N` workers come from `process_pool`:
@@ -24,15 +31,20 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import multiprocessing
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
-from ..io import atomic
+from .errors import ApcodecError
+
+if TYPE_CHECKING:
+    import torch
 
 #: Seconds between a worker's checks that its parent still runs.
 PARENT_POLL = 0.2
@@ -45,6 +57,8 @@ T = TypeVar("T")
 #: A pool runs each task as a pickled function call, so what a worker keeps from one task
 #: to the next can only live in its module state: this one slot, set once when it starts.
 _context: Any = None
+#: What `_exit_now` runs before it exits (`at_exit_now`).
+_CLEANUPS: list[Callable[[], None]] = []
 
 
 class Interrupted(BaseException):
@@ -159,16 +173,24 @@ def _start_worker(parent: int, threads: int, prepare: Callable[..., Any] | None,
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_watch_parent, args=(parent,), name="apcodec-parent-watch",
                      daemon=True).start()
-    if threads:
-        from ..io.weights import set_threads  # torch: workers that compute load it anyway
-
-        set_threads(threads)
+    set_threads(threads)
     _context = prepare(*args) if prepare is not None else None
 
 
+def at_exit_now(cleanup: Callable[[], None]) -> None:
+    """Have `cleanup` run when this process must exit at once (a worker told to stop, or
+    whose parent died), once however often it is registered. `format/atomic.py` registers
+    the removal of its partial outputs when it first creates one: this layer cannot know
+    files."""
+    if cleanup not in _CLEANUPS:
+        _CLEANUPS.append(cleanup)
+
+
 def _exit_now(signum: int, frame: Any = None) -> None:
-    """Remove this process's partial outputs and exit at once, whatever it was doing."""
-    atomic.remove_partials()
+    """Run the registered cleanups (partial outputs) and exit at once, whatever it was
+    doing."""
+    for cleanup in list(_CLEANUPS):
+        cleanup()
     os._exit(128 + signum)
 
 
@@ -177,3 +199,82 @@ def _watch_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(PARENT_POLL)
     _exit_now(signal.SIGTERM)
+
+# ---- device, precision, threads ---------------------------------------------------------------
+
+
+class DeviceError(ApcodecError):
+    """The device asked for does not exist on this machine."""
+
+
+class PrecisionError(ApcodecError, ValueError):
+    """A precision other than auto, fp32 or bf16 was asked for."""
+
+
+#: Environment variable with the default arithmetic of the full model: auto, fp32 or bf16.
+PRECISION_ENV = "APCODEC_PRECISION"
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), per /proc/cpuinfo
+    (without them bf16 is emulated); False where there is no /proc/cpuinfo."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_precision(name: str | None, device: "torch.device") -> bool:
+    """Whether the full model's passes run in bf16 (autocast; the quantizer stays float32).
+
+    `name` None reads $APCODEC_PRECISION (default auto). 'auto' is bf16 on a CPU with bf16
+    instructions, where the model runs about 1.5x faster with no measured loss
+    (docs/speed.md), and float32 elsewhere (GPUs included: not measured there).
+    """
+    name = name or os.environ.get(PRECISION_ENV) or "auto"
+    if name not in PRECISIONS:
+        raise PrecisionError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    if name == "auto":
+        return device.type == "cpu" and cpu_has_native_bf16()
+    return name == "bf16"
+
+
+def resolve_device(name: str) -> "torch.device":
+    """The device named 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.
+
+    Raises DeviceError for a CUDA device that this machine does not have.
+    """
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"--device {name}: not a device (auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise DeviceError(f"--device {name} was asked for but no CUDA device is available")
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"--device {name}: no such CUDA device (this machine has "
+                              f"{count}: cuda:0 to cuda:{count - 1})")
+    return device
+
+
+def set_threads(threads: int) -> None:
+    """Give torch `threads` intra-op threads in this process; 0 keeps torch's default.
+
+    The one place the package sets the count, once, when a process starts: a command's
+    `--threads` (eval, train, ...) in the CLI's process, and in each `--jobs` worker its
+    share of the cores (`process_pool`). Only passing changes are made
+    elsewhere, each undone on the way out: `engine/chunked` gives each batch one thread
+    while batches run on several, `bench/floor` measures the compute floor at a count.
+    """
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
