@@ -7,7 +7,7 @@ Each layout is CHUNK:CONTEXT code frames (`whole`: one chunk the length of the c
 nothing is cut). Every clip is coded in memory with each layout (float32; the codes are the
 ones `apcodec encode` would write with that layout) and scored with the metrics of
 `apcodec eval`. Prints the mean of each metric per category and layout, and each layout's
-paired difference (mean +- standard error over clips, as `evaluate.compare` gives it)
+paired difference (mean +- standard error over clips, as `scripts/compare_runs.py` gives it)
 against the first one. Results are in docs/chunking.md.
 """
 

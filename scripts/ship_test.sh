@@ -19,7 +19,7 @@
 # cmp_NAME_heldout.md and diag_NAME.md; prints both comparisons.
 set -eu
 [ $# -ge 3 ] || { sed -n 2,20p "$0" >&2; exit 2; }
-name=$1 weights=$2 baseline=$3 out=${4:-runs/ship}
+name=$1 weights=$2 baseline=$3 out=${4:-runs/ship} tools=$(dirname "$0")
 data=${DATA:-data/corpus} heldout=${HELDOUT:-data/heldout} threads=${THREADS:-2}
 clips=${CLIPS:-16}
 [ -f "$weights" ] || { echo "ship_test: no weights file $weights" >&2; exit 1; }
@@ -28,13 +28,13 @@ if [ -d "$heldout" ] && [ ! -f "${baseline%.json}_heldout.json" ]; then
     echo "ship_test: no out-of-source baseline ${baseline%.json}_heldout.json" >&2; exit 1
 fi
 mkdir -p "$out"
-python -m apcodec_cli.train.calibrate --weights "$weights" --data "$data" \
+python "$tools/calibrate.py" --weights "$weights" --data "$data" \
     --out "$out/${name}cal.pt" --clips 96 --threads "$threads" -q -f
 score() {  # score DATA_DIR SUFFIX BASELINE
     APCODEC_PRECISION=fp32 apcodec eval -w "$out/${name}cal.pt" --data "$1" \
         --max-clips "$clips" --seconds 10 --no-opus --threads "$threads" \
         --json-out "$out/eval_$name$2.json" -q -f > "$out/eval_$name$2.md"
-    python -m apcodec_cli.evaluate.compare "$3" "$out/eval_$name$2.json" \
+    python "$tools/compare_runs.py" "$3" "$out/eval_$name$2.json" \
         > "$out/cmp_$name$2.md"
 }
 score "$data" "" "$baseline"
@@ -42,7 +42,7 @@ if [ -d "$heldout" ]; then
     score "$heldout" _heldout "${baseline%.json}_heldout.json"
 fi
 if [ "${DIAG:-1}" = 1 ]; then
-    python -m apcodec_cli.evaluate.diagnose --weights "$out/${name}cal.pt" --data "$data" \
+    python "$tools/diagnose.py" --weights "$out/${name}cal.pt" --data "$data" \
         --max-clips 8 --seconds 10 --threads "$threads" -q > "$out/diag_$name.md"
 fi
 echo "## in source ($data)"

@@ -7,9 +7,11 @@ loaded wins: `from conftest import ...` breaks as soon as a sub-folder has its o
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import click
 import numpy as np
@@ -21,6 +23,15 @@ from hypothesis import strategies as st
 from apcodec_cli.models import weights
 from apcodec_cli.nn.config import get_preset
 from apcodec_cli.nn.model import APCodec
+
+
+def script(name: str) -> ModuleType:
+    """The maintainer tool `scripts/<name>.py`, imported as a module (its `main`, ...)."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_weights(path: Path, seed: int = 0, grn: bool = True, preset: str = "tiny") -> Path:

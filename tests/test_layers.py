@@ -134,7 +134,7 @@ def test_base_and_format_import_no_torch(name: str) -> None:
     assert out.returncode == 0, out.stderr.strip().splitlines()[-1]
 
 
-def test_encoding_imports_no_training_code(tmp_path: Path, tiny_weights: Path) -> None:
+def test_encoding_imports_no_training_code_nor_the_extras(tmp_path: Path, tiny_weights: Path) -> None:
     write_audio(tmp_path / "in.wav", 0.2)
     script = (
         "import sys\n"
@@ -145,7 +145,8 @@ def test_encoding_imports_no_training_code(tmp_path: Path, tiny_weights: Path) -
         "except SystemExit as exc:\n"
         "    assert not exc.code, exc.code\n"
         "print(sorted(m for m in sys.modules if m.startswith(('apcodec_cli.train', "
-        "'apcodec_cli.evaluate', 'apcodec_cli.bench', 'apcodec_cli.data'))))\n"
+        "'apcodec_cli.evaluate', 'apcodec_cli.bench', 'apcodec_cli.data', 'visqol', "
+        "'pesq', 'pystoi'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", script, str(tiny_weights),
                           str(tmp_path / "in.wav"), str(tmp_path / "x.apc")],

@@ -1,7 +1,7 @@
 """Paired comparison of two `apcodec eval --json-out` files: the ship test of a candidate.
 
-    python -m apcodec_cli.evaluate.compare shipped.json candidate.json
-    python -m apcodec_cli.evaluate.compare run.json run.json --systems opus-12k-vbr apcodec
+    python scripts/compare_runs.py shipped.json candidate.json
+    python scripts/compare_runs.py run.json run.json --systems opus-12k-vbr apcodec
 
 For every category, system and metric the two files share, it pairs the clips scored in both
 and prints the mean of the candidate's scores, the mean difference (candidate minus
@@ -20,8 +20,6 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-import click
-
 from .report import mean_se
 
 #: Metric -> +1 where higher is better, -1 where lower is better, 0 where nearer 0 is.
@@ -37,8 +35,8 @@ def by_clip(rows: Iterable[dict[str, Any]], system: str | None = None,
             for row in rows if system is None or row["system"] == system}
 
 
-def _rows(path: Path, system: str | None = None, label: str | None = None
-          ) -> dict[tuple[str, str, str], dict[str, Any]]:
+def read_rows(path: Path, system: str | None = None, label: str | None = None
+              ) -> dict[tuple[str, str, str], dict[str, Any]]:
     """`by_clip` of the rows of an eval JSON file."""
     return by_clip(json.loads(path.read_text())["rows"], system, label)
 
@@ -66,38 +64,3 @@ def compare(baseline: dict, candidate: dict) -> Iterable[dict[str, Any]]:
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("candidate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--systems", nargs=2, metavar="BASE CAND", default=None,
-              help="Pair system BASE of BASELINE with system CAND of CANDIDATE (e.g. "
-                   "opus-12k-vbr apcodec, the same file twice) instead of each system "
-                   "with itself.")
-def main(baseline: Path, candidate: Path, systems: tuple[str, str] | None) -> None:
-    """Compare CANDIDATE with BASELINE, two `apcodec eval --json-out` files, clip by clip."""
-    if systems:
-        label = f"{systems[1]} vs {systems[0]}"
-        base_rows, cand_rows = _rows(baseline, systems[0], label), \
-            _rows(candidate, systems[1], label)
-    else:
-        base_rows, cand_rows = _rows(baseline), _rows(candidate)
-    records = list(compare(base_rows, cand_rows))
-    if not records:
-        raise click.ClickException("the two files share no scored clip"
-                                   + (" of those systems" if systems else "")
-                                   + " (clips are matched by path: score both with the "
-                                     "same --data)")
-    click.echo(f"candidate {candidate} against baseline {baseline}, paired by clip\n")
-    click.echo("| category | system | metric | clips | baseline | candidate | difference ± SE "
-               "| candidate better |")
-    click.echo("|---|---|---|---:|---:|---:|---:|---:|")
-    for r in records:
-        click.echo(f"| {r['category']} | {r['system']} | {r['metric']} | {r['clips']} "
-                   f"| {r['baseline']:.3f} | {r['candidate']:.3f} "
-                   f"| {r['difference']:+.3f} ± {r['se']:.3f} | {r['better']}/{r['clips']} |")
-
-
-if __name__ == "__main__":
-    main()

@@ -196,7 +196,7 @@ def visqol_bands(reference: np.ndarray, degraded: np.ndarray, rate: int
                  ) -> tuple[np.ndarray, np.ndarray, float]:
     """ViSQOL's per-band similarity: (centre frequencies in Hz, mean NSIM of each of its 32
     gammatone bands lowest first, the MOS-LQO predicted from them and `visqol` returns);
-    see `evaluate/bands.py`. Raises ValueError for a clip too short to score."""
+    see `scripts/music_bands.py`. Raises ValueError for a clip too short to score."""
     ref, deg = _aligned(_resampled(reference, rate, VISQOL_RATE),
                         _resampled(degraded, rate, VISQOL_RATE))
     result = _visqol_api().measure_from_arrays(ref, deg, VISQOL_RATE)

@@ -5,7 +5,7 @@ Why it is needed: the amplitude decoder is trained with squared errors on the *l
 amplitude. Where the fine structure of a spectrum cannot be predicted from the codes, the
 best such estimate is the mean of the log, a geometric mean, which lies below the log of the
 mean energy; the phase decoder's inconsistencies lose a little more energy in the overlap-add.
-Measured on the validation clips (`python -m apcodec_cli.evaluate.diagnose`), decoded audio
+Measured on the validation clips (`python scripts/diagnose.py`), decoded audio
 came out 4-5 dB quieter than its source before calibration.
 
 What it does: decodes training audio (the validation split is never used) through the codec
@@ -18,18 +18,14 @@ bin k's log-amplitude by exactly delta_k). Encoder, quantizer and phase decoder 
 the codes of any audio are unchanged, only the decoded level moves. A second pass re-measures
 with the corrected decoder (the overlap-add loss depends a little on the level balance).
 
-    python -m apcodec_cli.train.calibrate --weights IN.pt --data data/corpus --out OUT.pt
+    python scripts/calibrate.py --weights IN.pt --data data/corpus --out OUT.pt
 """
 
 from __future__ import annotations
 
-import math
-import os
 import sys
-from pathlib import Path
 
 import click
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -37,7 +33,7 @@ from ..models import weights
 from ..nn import spectral
 from ..nn.model import APCodec
 from ..units import SAMPLE_RATE
-from .data import Clip, find_clips, read_window
+from .data import Clip, read_window
 
 
 def pick_windows(clips: list[Clip], count: int, samples: int) -> list[tuple[Clip, int]]:
@@ -93,43 +89,3 @@ def calibrate(model: APCodec, windows: list[tuple[Clip, int]], samples: int,
         head.bias.data += delta
         total += delta
     return total
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--weights", "source", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Weights to calibrate.")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Corpus or audio folder; only its training split is used.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Calibrated weights file to write.")
-@click.option("--clips", default=96, show_default=True, help="Training windows measured.")
-@click.option("--seconds", default=4.0, show_default=True, help="Length of each window.")
-@click.option("--threads", default=0, help="torch threads (0: default).")
-@click.option("-f", "--force", is_flag=True, help="Overwrite --out.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def main(source: str, data: str, out: str, clips: int, seconds: float, threads: int,
-         force: bool, quiet: bool) -> None:
-    """Calibrate the decoded level of a weights file (see the module docstring)."""
-    if os.path.exists(out) and not force:
-        raise click.UsageError(f"{out} exists (use --force to overwrite)")
-    weights.set_threads(threads)
-    loaded = weights.load(source)
-    model = loaded.model
-    hop = model.config.samples_per_frame
-    samples = int(seconds * model.config.sample_rate) // hop * hop
-    windows = pick_windows(find_clips(data), clips, samples)
-    delta = calibrate(model, windows, samples, quiet=quiet)
-    db = delta * 20 / math.log(10)
-    info = {**loaded.info, "calibrated_from": loaded.fingerprint.hex(),
-            "calibration_windows": len(windows)}
-    # The codes do not change, so neither do their tables: the file keeps them.
-    fp = weights.save(Path(out), model, trained=loaded.trained, code_tables=loaded.code_tables,
-                      tables_info=loaded.tables_info,
-                      **{k: v for k, v in info.items() if k != "trained"})
-    bands = np.array_split(db.numpy(), 4)
-    click.echo(f"{out}: fingerprint {fp.hex()}; offset per bin {db.mean():+.2f} dB mean "
-               f"(quarters of the band: {', '.join(f'{b.mean():+.2f}' for b in bands)} dB)")
-
-
-if __name__ == "__main__":
-    main()

@@ -82,6 +82,8 @@ def train(data: str, run_dir: str, preset: str | None, overrides: tuple[str, ...
     from .loop import RunOptions, run
 
     set_threads(threads)
+    if not quiet:
+        _warn_missing_metrics()
     options = RunOptions(
         data=Path(data), run_dir=Path(run_dir), resume=resume, device=device,
         max_steps=max_steps, max_minutes=max_minutes,
@@ -99,6 +101,18 @@ def train(data: str, run_dir: str, preset: str | None, overrides: tuple[str, ...
     except ApcodecError as exc:  # a bad corpus, state or weights file: one line
         raise click.ClickException(str(exc).splitlines()[0]) from None
     _report(result, run_dir, quiet=quiet or not result.main)
+
+
+def _warn_missing_metrics() -> None:
+    """Say (on stderr) when validation cannot score PESQ-WB, ESTOI or ViSQOL: their packages
+    come with the `train` extra (setup.cfg), and training runs without them."""
+    from ..evaluate import metrics
+
+    try:
+        metrics.check_dependencies()
+    except metrics.MissingDependencyError as exc:
+        click.echo(f"apcodec: warning: validation scores LSD, log-mel and level only: "
+                   f"{str(exc).replace('apcodec[eval]', 'apcodec[train]')}", err=True)
 
 
 def _report(result: RunResult, run_dir: str, quiet: bool) -> None:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apcodec_cli.evaluate.diagnose import main as diagnose
-from helpers import invoke
+from helpers import invoke, script
+
+diagnose = script("diagnose").main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -22,7 +22,7 @@ from apcodec_cli.evaluate import metrics, opus, report
 from apcodec_cli.evaluate.cli import evaluate
 from apcodec_cli.evaluate.run import ClipError, collect_clips, load_clip
 
-from helpers import invoke
+from helpers import invoke, script
 
 RATE = 48_000
 
@@ -121,7 +121,7 @@ def test_visqol_bands_find_the_band_a_low_pass_removed() -> None:
 
 
 def test_band_table_lists_every_band_and_the_difference() -> None:
-    from apcodec_cli.evaluate.bands import markdown
+    markdown = script("music_bands").markdown
 
     table = markdown(np.array([100.0, 1000.0]), np.array([[0.9, 0.5], [0.7, 0.3]]),
                      np.array([[0.8, 0.8], [0.8, 0.8]]), "opus 12k")
@@ -131,7 +131,7 @@ def test_band_table_lists_every_band_and_the_difference() -> None:
 
 
 def test_hop_lines_measure_a_signal_repeated_every_hop() -> None:
-    from apcodec_cli.evaluate.bands import hop_lines_db
+    from apcodec_cli.evaluate.artefacts import hop_lines_db
 
     x = music(2.0)
     assert np.allclose(hop_lines_db(x, x, RATE, 40), 0)
@@ -296,6 +296,7 @@ def test_command_fails_in_one_line_without_the_eval_extra(tmp_path, tiny_weights
 def test_compare_pairs_clips_and_counts_the_better_side(tmp_path) -> None:
     import json
     from apcodec_cli.evaluate import compare
+    compare_runs = script("compare_runs").main
 
     def rows(pesq, level):
         return {"rows": [{"clip": f"c{i}", "category": "speech", "system": "apcodec",
@@ -303,28 +304,28 @@ def test_compare_pairs_clips_and_counts_the_better_side(tmp_path) -> None:
     base, cand = tmp_path / "a.json", tmp_path / "b.json"
     base.write_text(json.dumps(rows([1.0, 2.0, 3.0], [-3.0, 1.0, 0.5])))
     cand.write_text(json.dumps(rows([1.5, 2.1, 2.9], [-1.0, -2.0, 0.0])))
-    records = {r["metric"]: r for r in compare.compare(compare._rows(base), compare._rows(cand))}
+    records = {r["metric"]: r for r in compare.compare(compare.read_rows(base), compare.read_rows(cand))}
     assert records["pesq"]["difference"] == pytest.approx(0.5 / 3)
     assert records["pesq"]["better"] == 2 and records["pesq"]["clips"] == 3
     assert records["level"]["better"] == 2  # nearer 0 dB on c0 and c2
-    result = invoke(compare.main, base, cand)
+    result = invoke(compare_runs, base, cand)
     assert result.exit_code == 0 and "| speech | apcodec | pesq | 3 |" in result.output
     # Two systems of one run: the same file twice.
     both = tmp_path / "both.json"
     opus = [dict(row, system="opus-6k-vbr") for row in json.loads(cand.read_text())["rows"]]
     both.write_text(json.dumps({"rows": json.loads(base.read_text())["rows"] + opus}))
-    result = invoke(compare.main, both, both, "--systems", "apcodec", "opus-6k-vbr")
+    result = invoke(compare_runs, both, both, "--systems", "apcodec", "opus-6k-vbr")
     assert result.exit_code == 0, result.output
     assert "| speech | opus-6k-vbr vs apcodec | pesq | 3 | 2.000 | 2.167 | +0.167 ± " \
         in result.output
-    result = invoke(compare.main, both, both, "--systems", "apcodec", "opus-12k-vbr")
+    result = invoke(compare_runs, both, both, "--systems", "apcodec", "opus-12k-vbr")
     assert result.exit_code == 1 and "share no scored clip of those systems" in result.output
     # Clips of the same name from two folders are two clips.
     twins = tmp_path / "twins.json"
     twins.write_text(json.dumps({"rows": [
         {"clip": "intro.ogg", "path": f"{folder}/intro.ogg", "category": "music",
          "system": "apcodec", "visqol": 3.0} for folder in ("a", "b")]}))
-    assert [r["clips"] for r in compare.compare(compare._rows(twins), compare._rows(twins))] \
+    assert [r["clips"] for r in compare.compare(compare.read_rows(twins), compare.read_rows(twins))] \
         == [2]
 
 
@@ -332,7 +333,7 @@ def test_bands_command_end_to_end(tmp_path, tiny_weights, monkeypatch) -> None:
     pytest.importorskip("visqol")
     if shutil.which("opusenc") is None or shutil.which("opusdec") is None:
         pytest.skip("opus-tools not installed (apt-get install opus-tools)")
-    from apcodec_cli.evaluate.bands import main as bands
+    bands = script("music_bands").main
 
     sf.write(tmp_path / "clip.wav", music(1.5), RATE)
     result = invoke(bands, "--weights", tiny_weights, "--data", tmp_path, "--seconds", "1.5",

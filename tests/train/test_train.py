@@ -393,3 +393,20 @@ def test_a_heldout_corpus_is_scored_at_every_validation(data_dir: Path, tmp_path
     scored = [r for r in records if r["event"] == "heldout"]
     assert [r["step"] for r in scored] == [2, 4]
     assert all(math.isfinite(r["lsd_db"]) and math.isfinite(r["level_db"]) for r in scored)
+
+
+def test_train_says_when_validation_lacks_its_metric_packages(monkeypatch, capsys) -> None:
+    from apcodec_cli.evaluate import metrics
+    from apcodec_cli.train import cli as train_cli
+
+    def missing(module: str) -> None:
+        raise metrics.MissingDependencyError(f"the {module!r} module is missing: "
+                                             "pip install 'apcodec[eval]'")
+
+    train_cli._warn_missing_metrics()  # installed here: nothing to say
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(metrics, "require", missing)
+    train_cli._warn_missing_metrics()
+    assert capsys.readouterr().err == (
+        "apcodec: warning: validation scores LSD, log-mel and level only: the 'visqol' "
+        "module is missing: pip install 'apcodec[train]'\n")

@@ -11,7 +11,7 @@ from apcodec_cli.models import weights
 from apcodec_cli.train.calibrate import bin_energy_ratio, calibrate, pick_windows
 from apcodec_cli.train.data import Clip
 
-from helpers import invoke
+from helpers import invoke, script
 
 
 def _clips(folder: Path, count: int = 3, seconds: float = 0.5) -> list[Clip]:
@@ -60,7 +60,7 @@ def test_windows_are_shared_equally_between_categories() -> None:
 
 
 def test_calibrating_a_file_keeps_its_code_tables(tmp_path, tiny_weights) -> None:
-    from apcodec_cli.train.calibrate import main
+    main = script("calibrate").main
     from apcodec_cli.train.codetables import TableCounts
     config = weights.load(tiny_weights).model.config
     source = tmp_path / "tables.pt"

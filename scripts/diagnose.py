@@ -1,6 +1,6 @@
 """Where the loss comes from: resynthesis from mixes of true and decoded spectra.
 
-    python -m apcodec_cli.evaluate.diagnose --weights W --data data/corpus --max-clips 8
+    python scripts/diagnose.py --weights W --data data/corpus --max-clips 8
 
 For each validation clip (whole-signal float32 pass, no chunking, no file) the waveform is
 rebuilt by the inverse STFT from these pairs of (log-amplitude, phase) spectra:
@@ -32,13 +32,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..models.weights import load
-from ..runtime import set_threads
-from ..nn import spectral
-from ..nn.model import APCodec
-from ..units import SAMPLE_RATE as RATE
-from . import artefacts, metrics, report
-from .run import Clip, collect_clips, load_clip
+from apcodec_cli.models.weights import load
+from apcodec_cli.runtime import set_threads
+from apcodec_cli.nn import spectral
+from apcodec_cli.nn.model import APCodec
+from apcodec_cli.units import SAMPLE_RATE as RATE
+from apcodec_cli.evaluate import artefacts, metrics, report
+from apcodec_cli.evaluate.run import Clip, collect_clips, load_clip
 
 Spectra = tuple[torch.Tensor, torch.Tensor]  # log-amplitude, phase, each (1, n_bins, F)
 

@@ -1,6 +1,6 @@
 """Where in frequency a music score is won or lost: ViSQOL's per-band similarity.
 
-    python -m apcodec_cli.evaluate.bands --weights W --data data/corpus --max-clips 16
+    python scripts/music_bands.py --weights W --data data/corpus --max-clips 16
 
 ViSQOL (audio mode) predicts its MOS-LQO from the NSIM of 32 gammatone bands between 50 Hz
 and 24 kHz. A single score can hide a trade: on the evaluation's 16 music clips the weights
@@ -29,11 +29,11 @@ import click
 import numpy as np
 from tqdm import tqdm
 
-from ..runtime import set_threads
-from ..units import SAMPLE_RATE as RATE
-from . import metrics, opus
-from .artefacts import hop_lines_db
-from .run import apcodec_round_trip, collect_clips, load_clip
+from apcodec_cli.runtime import set_threads
+from apcodec_cli.units import SAMPLE_RATE as RATE
+from apcodec_cli.evaluate import metrics, opus
+from apcodec_cli.evaluate.artefacts import hop_lines_db
+from apcodec_cli.evaluate.run import apcodec_round_trip, collect_clips, load_clip
 
 
 def markdown(centres: np.ndarray, ours: np.ndarray, theirs: np.ndarray, label: str) -> str:
@@ -61,7 +61,7 @@ def markdown(centres: np.ndarray, ours: np.ndarray, theirs: np.ndarray, label: s
 def main(weights_path: str, data: str, max_clips: int, seconds: float, opus_kbps: float,
          threads: int, quiet: bool) -> None:
     """Print ViSQOL's per-band NSIM of apcodec and of Opus on music clips."""
-    from ..codec import Codec
+    from apcodec_cli.codec import Codec
 
     try:
         opus.require_opus_tools(way_out="")

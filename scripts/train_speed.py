@@ -1,6 +1,6 @@
 """Measure training speed: steps per second of a preset, with and without discriminators.
 
-    python -m apcodec_cli.train.benchmark --preset cpu --set batch_size=16 --steps 5
+    python scripts/train_speed.py --preset cpu --set batch_size=16 --steps 5
 
 Prints one JSON line per measurement. Batches are random noise of the preset's shape, so
 only the compute is measured (the data pipeline is not).
@@ -15,12 +15,12 @@ import time
 import click
 import torch
 
-from ..runtime import set_threads
-from ..units import SAMPLE_RATE
-from .cli import parse_assignments
-from .config import get_train_preset
-from .distributed import Process
-from .trainer import Trainer
+from apcodec_cli.runtime import set_threads
+from apcodec_cli.units import SAMPLE_RATE
+from apcodec_cli.train.cli import parse_assignments
+from apcodec_cli.train.config import get_train_preset
+from apcodec_cli.train.distributed import Process
+from apcodec_cli.train.trainer import Trainer
 
 
 def measure(trainer: Trainer, wav: torch.Tensor, steps: int, warmup: int) -> float:
