@@ -5,11 +5,11 @@ model runs on (`resolve_device`), whether the full model runs in bf16
 (`resolve_precision`), the torch thread count (`set_threads`), and the processes that
 share a batch. torch is imported by the functions that need it, never at import.
 
-Stopping cleanly on Ctrl-C, SIGTERM or a dead parent, in a command and in its workers:
-
-In the CLI's process, Ctrl-C raises KeyboardInterrupt and, inside `sigterm_raises`, SIGTERM
-raises `Interrupted`: both unwind through `format/atomic.atomic_write`, which removes the partial output,
-and the command exits with 128 + the signal's number (130, 143; see `exit_status`).
+Stopping cleanly on Ctrl-C, SIGTERM or a dead parent, in a command and in its workers: in
+the command's process, Ctrl-C raises KeyboardInterrupt and, inside `sigterm_raises`,
+SIGTERM raises `Interrupted`: both unwind through `format/atomic.atomic_write`, which
+removes the partial output, and the command exits with 128 + the signal's number (130,
+143; see `exit_status`).
 
 `--jobs N` workers come from `process_pool`:
 

@@ -1,4 +1,4 @@
-"""The `apcodec` command: click group, conversions, batches, `info`, signals.
+"""The `apcodec` command: click group, conversions, batches, shards, summaries, `info`, `models`.
 
 `main.entry` is the console script. `entry` is also found here, loaded on use, for an
 installation whose entry point still names `apcodec_cli.cli:entry`.

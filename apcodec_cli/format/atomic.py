@@ -5,8 +5,9 @@ Every output of the package is written so, by `atomic_write` (a binary file obje
 
 The temporary file of `dir/NAME` is `dir/.NAME.PID.partial`. It disappears however a run
 ends: renamed into place on success; removed when the block raises (errors, Ctrl-C, and
-SIGTERM in the CLI, see `runtime.py`); removed by `remove_partials` when a process must
-exit at once (a worker told to stop, or whose parent died: `runtime.at_exit_now`); and, when a process died
+SIGTERM in a command, see `runtime.py`); removed by `remove_partials` when a process must
+exit at once (a worker told to stop, or whose parent died: registered with
+`runtime.at_exit_now` when the first temporary file is made); and, when a process died
 without any of these (SIGKILL, power loss), removed by the next run that writes the same
 target (`remove_stale`).
 """

@@ -70,3 +70,15 @@ def test_remove_partials_removes_what_is_being_written(tmp_path: Path) -> None:
             assert _left(tmp_path) == []
             raise RuntimeError("stopped")  # a stopping process exits here
     assert _left(tmp_path) == [] and not atomic._PARTIALS
+
+
+def test_a_process_that_writes_removes_its_temporaries_when_it_must_exit_at_once(
+        tmp_path) -> None:
+    """`runtime._exit_now` (a stopped worker) runs `remove_partials`: registered by the
+    first temporary file a process makes, since the base layer cannot know files."""
+    from apcodec_cli import runtime
+
+    with atomic.atomic_write(tmp_path / "out.bin") as f:
+        f.write(b"x")
+        assert atomic.remove_partials in runtime._CLEANUPS
+        assert runtime._CLEANUPS.count(atomic.remove_partials) == 1
