@@ -28,10 +28,11 @@ from .engine.base import CodeFrames, Engine, Runner
 from .engine.chunked import ChunkedEngine, default_batch_size
 from .engine.runners import LocalRunner
 from .engine.stream import StreamEngine
-from .io import bitstream, weights
+from .io import bitstream, damaged, weights
 from .io.audio import AudioWriter, check_finite, read_blocks, resampled_length
 from .io.bitstream import ApcReader, ApcWriter, Header
 from .io.entropy import CodeTables
+from .io.limits import check_decodable
 
 Progress = Callable[[float], None]  # called with seconds of audio just processed
 Target = str | os.PathLike | BinaryIO
@@ -45,6 +46,7 @@ class DecodeResult:
     channels: int
     frames: int
     clipped: int
+    damaged: tuple[str, ...] = ()  # with skip_damaged: the chunks written as silence
 
 
 class Codec:
@@ -177,13 +179,15 @@ class Codec:
         return header
 
     def check_compatible(self, header: Header) -> None:
-        """Raise WeightsMismatchError unless these weights made the codes in `header`.
+        """Raise WeightsMismatchError unless these weights made the codes in `header`
+        (HeaderError first if it claims what this model cannot decode: `limits.py`).
 
         A version 1 file needs the same network (its payload does not depend on code
         tables, so files made before the tables were added still decode). A version 2
         file needs the same network and tables: CodeTablesMismatchError when only the
         tables differ (or are missing).
         """
+        check_decodable(header, self.config)
         w = self.weights
         if header.fingerprint == w.fingerprint or (
                 not header.coded and header.fingerprint == w.network_fingerprint):
@@ -198,25 +202,36 @@ class Codec:
 
     def decode_file(self, source: str | BinaryIO, target: Target, original_rate: bool = False,
                     start: float = 0.0, duration: float | None = None, subtype: str = "PCM_16",
-                    format: str = "WAV", progress: Progress | None = None) -> DecodeResult:
+                    format: str = "WAV", progress: Progress | None = None,
+                    skip_damaged: bool = False) -> DecodeResult:
         """Decode a `.apc` file (or the time range [start, start + duration) s) to audio.
 
         `format` and `subtype` are soundfile's (WAV/FLAC; PCM_16, PCM_24, FLOAT).
-        Only the chunks that the range needs (plus one each side for context) are read.
-        The output is exactly as long as the source (or the range), at 48 kHz or, with
-        `original_rate`, at the source's rate.
+        Only the chunks that the range needs (plus one each side for context) are read,
+        and their checksums are checked before anything is decoded: a damaged chunk
+        raises ChecksumError at once, or with `skip_damaged` is written as silence (and
+        named in the result's `damaged`). The output is exactly as long as the source
+        (or the range), at 48 kHz or, with `original_rate`, at the source's rate.
         """
         with _binary(source, "rb") as f:
             self.check_compatible(bitstream.peek_header(f))
-            read_frames, header = _frame_reader(f, self.weights.code_tables)
+            read_frames, header, reader = _frame_reader(f, self.weights.code_tables)
+            check_decodable(header, self.config)  # a live stream's lengths, now known
             first, count = _sample_range(header, start, duration)
+            bad: list[bitstream.ChecksumError] = []
+            if reader is not None:
+                bad = damaged.find_damaged(reader, _chunks_read(header, first, count))
+                if not skip_damaged:
+                    damaged.refuse(bad)
+                read_frames = damaged.skipping(reader, {e.chunk for e in bad})
             rate = header.source_sample_rate if original_rate else header.sample_rate
             if original_rate and first == 0 and count == header.coded_length:
                 frames = header.source_length
             else:
                 frames = resampled_length(count, header.sample_rate, rate)
-            audio = self.engine.decode(
-                CodeFrames(read_frames, header.n_frames, header.chunk_frames), first, count)
+            audio = damaged.silenced(self.engine.decode(
+                CodeFrames(read_frames, header.n_frames, header.chunk_frames), first, count),
+                first, damaged.damaged_spans(reader, bad) if bad else [])
             with _binary(target, "wb") as out, AudioWriter(
                     out, header.sample_rate, rate, header.channels, frames, subtype,
                     format) as writer:
@@ -225,7 +240,8 @@ class Codec:
                     if progress:
                         progress(block.shape[1] / header.sample_rate)
                 writer.write(np.zeros((header.channels, 0), np.float32), last=True)
-        return DecodeResult(rate, header.channels, frames, writer.clipped)
+        return DecodeResult(rate, header.channels, frames, writer.clipped,
+                            tuple(bitstream.chunk_label(header, e.chunk) for e in bad))
 
 
 def no_tf32() -> None:
@@ -243,18 +259,29 @@ def no_tf32() -> None:
 
 
 def _frame_reader(f: BinaryIO, tables: CodeTables | None
-                  ) -> tuple[Callable[[int, int], np.ndarray], Header]:
-    """`read_frames(start, stop)` of a seekable `.apc` file, and its header with lengths.
-    A live stream (see `live.py`) is read whole first: it has no random access. `tables`
-    decode a range-coded (version 2) file."""
+                  ) -> tuple[Callable[[int, int], np.ndarray], Header, ApcReader | None]:
+    """`read_frames(start, stop)` of a seekable `.apc` file, its header with lengths, and
+    its reader (None for a live stream, which `live.py` reads whole first: it has no
+    random access). `tables` decode a range-coded (version 2) file."""
     header = bitstream.peek_header(f)
     if not header.live:
         reader = ApcReader(f, tables if header.coded else None)
-        return reader.read_frames, reader.header
+        return reader.read_frames, reader.header, reader
     from .io.live import LiveReader
 
     header, codes = LiveReader(f).read_all()
-    return (lambda a, b: codes[..., a:b]), header
+    return (lambda a, b: codes[..., a:b]), header, None
+
+
+def _chunks_read(header: Header, first: int, count: int) -> range:
+    """The chunks a decode of samples [first, first + count) reads: those of the whole
+    file, or of the range and one chunk each side (context; further ones, should a
+    decoder's history reach them, are checked when read)."""
+    if first == 0 and count == header.coded_length:
+        return range(header.n_chunks)
+    spf, size = header.samples_per_frame, header.chunk_frames
+    low = max(0, first // spf // size - 1)
+    return range(low, min(header.n_chunks, -(-(first + count) // spf) // size + 2))
 
 
 def _sample_range(header: Header, start: float, duration: float | None) -> tuple[int, int]:

@@ -49,6 +49,7 @@ class Options:
     float32: bool = False  # decode only: 32-bit float samples
     start: float = 0.0  # decode only, seconds
     duration: float | None = None  # decode only, seconds
+    skip_damaged: bool = False  # decode only: silence for damaged chunks instead of failing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +199,10 @@ def decode_one(opts: Options, codecs: Codecs, job: Job,
     found = codecs.for_file(source, shared)
     result = _write_output(job.target, lambda f: found.decode_file(
         source, f, original_rate=opts.original_rate, start=opts.start, duration=opts.duration,
-        subtype=subtype, format=fmt, progress=progress), stream=True)
+        subtype=subtype, format=fmt, progress=progress, skip_damaged=opts.skip_damaged),
+        stream=True)
+    for label in result.damaged:
+        warn(f"{job.source}: {label} is damaged: wrote silence there", opts.quiet)
     if result.clipped:
         warn(f"{job.target}: {result.clipped} samples clipped to full scale "
              f"(try --float to keep them)", opts.quiet)

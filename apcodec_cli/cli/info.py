@@ -8,6 +8,7 @@ import os
 from typing import BinaryIO
 
 from ..io.bitstream import ApcError, ApcReader, Header, peek_header
+from ..io.limits import check_decodable
 
 
 def _human(seconds: float) -> str:
@@ -79,11 +80,14 @@ def _check(f: object) -> tuple[Header, list[ApcError], int | None]:
     """(header with lengths, problems, records of a live stream or None for a file).
     A live stream is read to its end (its lengths record says where that is); a damaged
     record raises, as a damaged header does."""
-    if not peek_header(f).live:
+    header = peek_header(f)
+    check_decodable(header)  # what decode checks first: the same function
+    if not header.live:
         reader = ApcReader(f)
         return reader.header, reader.verify(), None
     from ..io.live import LiveReader
 
     reader = LiveReader(f)
     records = sum(1 for _ in reader)
+    check_decodable(reader.file_header)
     return reader.file_header, [], records

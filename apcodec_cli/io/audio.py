@@ -20,6 +20,7 @@ import soundfile as sf
 import soxr
 
 from ..errors import ApcodecError
+from ..units import MAX_SOURCE_RATE, MIN_SOURCE_RATE, resampled_length  # noqa: F401 - re-exported
 
 #: Seconds of audio read from disk at a time.
 BLOCK_SECONDS = 5.0
@@ -42,11 +43,6 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
-def resampled_length(frames: int, rate_in: int, rate_out: int) -> int:
-    """Samples after resampling `frames` samples, rounding half up."""
-    return (2 * frames * rate_out + rate_in) // (2 * rate_in)
-
-
 def _open(source: str | BinaryIO) -> sf.SoundFile:
     try:
         return sf.SoundFile(source)
@@ -65,10 +61,25 @@ def check_finite(block: np.ndarray, offset: int, rate: int) -> None:
                          f"{(offset + first) / rate:.3f} s: refusing to code it")
 
 
+def check_source_rate(rate: int) -> None:
+    """Raise AudioError for an input rate outside MIN_SOURCE_RATE..MAX_SOURCE_RATE: a
+    header's claim that would turn a small file into hours of audio (or none)."""
+    if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
+        raise AudioError(f"the input's sample rate {rate} Hz is outside "
+                         f"{MIN_SOURCE_RATE}..{MAX_SOURCE_RATE} Hz: a damaged or mislabelled "
+                         "header; resample it first if it is real")
+
+
 def probe(source: str | BinaryIO) -> AudioInfo:
-    """Rate, channels and length of an audio file without reading its samples."""
+    """Rate, channels and length of an audio file without reading its samples.
+
+    Raises:
+        AudioError: Not audio, or a rate that `check_source_rate` refuses.
+    """
     with _open(source) as f:
-        return AudioInfo(f.samplerate, f.channels, f.frames)
+        info = AudioInfo(f.samplerate, f.channels, f.frames)
+    check_source_rate(info.sample_rate)
+    return info
 
 
 class _Resampler:

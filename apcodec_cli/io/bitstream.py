@@ -242,6 +242,14 @@ class ApcReader:
             raise ChecksumError(f"{label} is damaged: checksum mismatch", index)
         return payload, packed
 
+    def check_chunk(self, index: int) -> None:
+        """Check chunk `index`'s size and CRC without decoding it.
+
+        Raises:
+            IndexError: No such chunk. TruncatedError, ChecksumError: it is damaged.
+        """
+        self._load(index)
+
     def read_chunk(self, index: int) -> np.ndarray:
         """Return chunk `index` as int64 codes (channels, n_codebooks, frames).
 
