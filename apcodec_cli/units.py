@@ -25,3 +25,8 @@ MAX_SOURCE_RATE = 768_000
 def resampled_length(frames: int, rate_in: int, rate_out: int) -> int:
     """Samples after resampling `frames` samples, rounding half up (what soxr gives)."""
     return (2 * frames * rate_out + rate_in) // (2 * rate_in)
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 file', '2 files': a count and its noun, plural by an added 's'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

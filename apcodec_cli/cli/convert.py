@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 import click
 
-from ..units import SAMPLE_RATE
+from ..units import SAMPLE_RATE, counted
 from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, convert_files, \
     describe, describe_skipped, parse_shard, plan_jobs, run_jobs, same_file
 
@@ -222,11 +222,23 @@ def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
         raise click.UsageError(str(exc)) from None
     jobs = plan.jobs
     single = len(jobs) == 1 and jobs[0].target == output
+    if opts.jobs > 1 and len(jobs) > 1:
+        from .interrupt import usable_workers
+
+        workers, why = usable_workers(min(opts.jobs, len(jobs)))
+        if why:
+            warn(why, opts.quiet)
+        opts = dataclasses.replace(opts, jobs=workers)
     if single:
         _check_single(opts, jobs[0])
     _check_device(opts.device)
     for line in describe_skipped(plan.skipped):
         warn(line, opts.quiet)
+    if not jobs:
+        kind = "audio" if encode else ".apc"
+        where = f" in shard {opts.shard}" if opts.shard else ""
+        warn(f"no {kind} files found{where} in {', '.join(sources)}: nothing to convert",
+             opts.quiet)
     remove_stale(job.target for job in jobs if job.target != "-")
     codecs = Codecs(Loading(opts.weights, opts.device, opts.quiet, opts.precision))
     try:
@@ -383,7 +395,7 @@ def _totals(command: str, done: list[Job], elapsed: float) -> str:
         except OSError:  # moved away meanwhile: counted as far as it goes
             continue
     apc_bytes = size_out if command == "encode" else size_in
-    line = f"{len(done)} files, {seconds:.1f} s of audio: {_size(size_in)} in, " \
+    line = f"{counted(len(done), 'file')}, {seconds:.1f} s of audio: {_size(size_in)} in, " \
            f"{_size(size_out)} out"
     if seconds:
         line += f", {apc_bytes * 8 / seconds / 1000:.2f} kbit/s coded"
