@@ -43,9 +43,15 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
+def _native(path: Any) -> Any:
+    """A path as bytes for libsndfile: soundfile encodes str names strictly, which fails
+    for names that are not UTF-8 (held by Python as surrogate escapes); file objects pass."""
+    return os.fsencode(path) if isinstance(path, (str, os.PathLike)) else path
+
+
 def _open(source: str | BinaryIO) -> sf.SoundFile:
     try:
-        return sf.SoundFile(source)
+        return sf.SoundFile(_native(source))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         detail = getattr(exc, "error_string", None) or str(exc).splitlines()[0]
         raise AudioError(f"cannot read as audio: {detail.rstrip('.')}") from None
@@ -312,7 +318,7 @@ class AudioWriter:
             if hasattr(target, "write"):
                 target = self._io = _QuietIO(target)
             try:
-                self._file = sf.SoundFile(target, "w", samplerate=rate_out, channels=channels,
+                self._file = sf.SoundFile(_native(target), "w", samplerate=rate_out, channels=channels,
                                           subtype=subtype, format=format)
             except sf.LibsndfileError as exc:
                 self._check()

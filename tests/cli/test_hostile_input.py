@@ -4,6 +4,7 @@ a header claims; `info` and decode run the same checks; damage fails fast or is 
 from __future__ import annotations
 
 import dataclasses
+import os
 import json
 from pathlib import Path
 
@@ -124,3 +125,13 @@ def test_skip_damaged_writes_silence_and_names_the_chunk(run, damaged_file, tmp_
     assert not audio[3 * 48_000:4 * 48_000].any() and clean[3 * 48_000:4 * 48_000].any()
     assert np.array_equal(audio[:2 * 48_000], clean[:2 * 48_000])  # far from the damage
     assert read_apc(str(tmp_path / "clean.apc"))[0] == header
+
+
+def test_names_that_are_not_utf8_convert(run, tmp_path) -> None:
+    source = tmp_path / os.fsdecode(b"caf\xe9.wav")
+    write_audio(tmp_path / "plain.wav", 0.3)
+    (tmp_path / "plain.wav").rename(source)
+    assert run("encode", "-q", source, tmp_path / "x.apc").exit_code == 0
+    result = run("decode", "-q", tmp_path / "x.apc", tmp_path / os.fsdecode(b"\xff.flac"))
+    assert result.exit_code == 0, result.output
+    assert sf.info(os.fsencode(tmp_path / os.fsdecode(b"\xff.flac"))).frames == 0.3 * 48_000
