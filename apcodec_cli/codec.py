@@ -15,10 +15,11 @@ engine takes and back; it never asks which engine it has.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 import soxr
@@ -28,7 +29,9 @@ from .engine.base import CodeFrames, Engine, Runner
 from .engine.chunked import ChunkedEngine, default_batch_size
 from .engine.runners import LocalRunner
 from .engine.stream import StreamEngine
+from .errors import ApcodecError
 from .io import bitstream, damaged, weights
+from .io.atomic import atomic_write
 from .io.audio import AudioWriter, check_finite, read_blocks, resampled_length
 from .io.bitstream import ApcReader, ApcWriter, Header
 from .io.entropy import CodeTables
@@ -36,6 +39,10 @@ from .io.limits import check_decodable
 
 Progress = Callable[[float], None]  # called with seconds of audio just processed
 Target = str | os.PathLike | BinaryIO
+
+
+class TimeRangeError(ApcodecError, ValueError):
+    """A time range that is negative, not finite, or starts past the end of the file."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +227,7 @@ class Codec:
             first, count = _sample_range(header, start, duration)
             bad: list[bitstream.ChecksumError] = []
             if reader is not None:
-                bad = damaged.find_damaged(reader, _chunks_read(header, first, count))
+                bad = damaged.find_damaged(reader, damaged.chunks_read(header, first, count))
                 if not skip_damaged:
                     damaged.refuse(bad)
                 read_frames = damaged.skipping(reader, {e.chunk for e in bad})
@@ -273,25 +280,14 @@ def _frame_reader(f: BinaryIO, tables: CodeTables | None
     return (lambda a, b: codes[..., a:b]), header, None
 
 
-def _chunks_read(header: Header, first: int, count: int) -> range:
-    """The chunks a decode of samples [first, first + count) reads: those of the whole
-    file, or of the range and one chunk each side (context; further ones, should a
-    decoder's history reach them, are checked when read)."""
-    if first == 0 and count == header.coded_length:
-        return range(header.n_chunks)
-    spf, size = header.samples_per_frame, header.chunk_frames
-    low = max(0, first // spf // size - 1)
-    return range(low, min(header.n_chunks, -(-(first + count) // spf) // size + 2))
-
-
 def _sample_range(header: Header, start: float, duration: float | None) -> tuple[int, int]:
     """First sample and sample count at the codec rate of a time range, clipped to the file."""
     if not (math.isfinite(start) and start >= 0) or (
             duration is not None and not (math.isfinite(duration) and duration >= 0)):
-        raise ValueError("start and duration must be finite and not negative")
+        raise TimeRangeError("start and duration must be finite and not negative")
     first = min(header.coded_length, round(start * header.sample_rate))
     if start > 0 and first >= header.coded_length:
-        raise ValueError(f"start {start:g} s is at or past the end ({header.duration:.3f} s)")
+        raise TimeRangeError(f"start {start:g} s is at or past the end ({header.duration:.3f} s)")
     last = header.coded_length if duration is None else \
         min(header.coded_length, first + round(duration * header.sample_rate))
     return first, last - first
@@ -302,16 +298,15 @@ def _concat(parts: Iterable[np.ndarray], empty: tuple[int, ...], dtype: type) ->
     return np.concatenate(parts, axis=-1).astype(dtype) if parts else np.zeros(empty, dtype)
 
 
-class _binary:
-    """Open a path, or pass an already open binary file object through unclosed."""
-
-    def __init__(self, target: Target, mode: str) -> None:
-        self._owned = not hasattr(target, "read" if "r" in mode else "write")
-        self._file = open(target, mode) if self._owned else target
-
-    def __enter__(self) -> BinaryIO:
-        return self._file
-
-    def __exit__(self, *exc: object) -> None:
-        if self._owned:
-            self._file.close()
+@contextlib.contextmanager
+def _binary(target: Target, mode: str) -> Iterator[BinaryIO]:
+    """Open a path (for writing: atomically, so that a failure leaves no partial file and
+    the old one as it was), or pass an already open binary file object through unclosed."""
+    if hasattr(target, "read" if "r" in mode else "write"):
+        yield target
+    elif "w" in mode:
+        with atomic_write(target) as f:
+            yield f
+    else:
+        with open(target, mode) as f:
+            yield f

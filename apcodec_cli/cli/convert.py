@@ -103,7 +103,9 @@ class Codecs:
             self._loaded[key] = loaded
         found = self._loaded[key]
         if streamable and not found.config.causal:
-            raise ValueError(f"{found.weights.path} holds the full (non-streamable) model; "
+            from ..io.weights import WeightsError
+
+            raise WeightsError(f"{found.weights.path} holds the full (non-streamable) model; "
                              "streaming needs the streamable one: pass other --weights")
         return found
 
@@ -222,6 +224,8 @@ def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
         raise click.UsageError(str(exc)) from None
     jobs = plan.jobs
     single = len(jobs) == 1 and jobs[0].target == output
+    if not single:
+        _check_settings()
     if opts.jobs > 1 and len(jobs) > 1:
         from .interrupt import usable_workers
 
@@ -318,6 +322,16 @@ def _check_decode_target(opts: Options, job: Job) -> None:
         if length is not None and opts.start >= length:
             raise click.UsageError(f"--start {opts.start:g} is at or past the end of "
                                    f"{job.source} ({length:.3f} s)")
+
+
+def _check_settings() -> None:
+    """A batch's environment settings that cannot be read are usage errors."""
+    from ..engine.shared import SettingError, rows_setting
+
+    try:
+        rows_setting()
+    except SettingError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _check_device(name: str) -> None:

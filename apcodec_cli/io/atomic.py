@@ -59,6 +59,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
 
 
+def atomic_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically: a reader finds the old file or the whole
+    new one, never a part (indexes, configs, sidecars)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 @contextlib.contextmanager
 def _replacing(path: Path, create: Callable[[Path], T]) -> Iterator[T]:
     """The core of both: register `path`'s temporary file and call `create(tmp)` under one

@@ -30,6 +30,10 @@ class AudioError(ApcodecError):
     """An input file that cannot be read as audio, or an output that cannot be written."""
 
 
+class OutputFormatError(AudioError, ValueError):
+    """An output name, or --float, asks for audio in a form that cannot be written."""
+
+
 @dataclasses.dataclass(frozen=True)
 class AudioInfo:
     """What a source file holds: rate in Hz, channel count, samples per channel."""
@@ -169,20 +173,20 @@ def writable_extensions() -> list[str]:
 def output_format(name: str, float32: bool = False) -> tuple[str, str]:
     """(format, subtype) to write an output named `name` in ('-': WAV on stdout).
 
-    Raises ValueError, in one line, for a name whose extension is not an audio format this
+    Raises OutputFormatError (a ValueError), in one line, for a name whose extension is not an audio format this
     machine writes, and for --float where the format holds no float samples.
     """
     ext = ".wav" if name == "-" else os.path.splitext(name)[1].lower()
     if ext not in writable_extensions():
         shown = ", ".join(writable_extensions())
         what = f"'{ext}' files" if ext else "a name without an extension"
-        raise ValueError(f"{name}: cannot write audio as {what}; name the output "
+        raise OutputFormatError(f"{name}: cannot write audio as {what}; name the output "
                          f"{shown} (or '-' for WAV on stdout)")
     fmt, subtype, float_subtype = _FORMATS[ext]
     if not float32:
         return fmt, subtype
     if float_subtype is None:
-        raise ValueError(f"{ext} files cannot hold float samples: drop --float or write .wav")
+        raise OutputFormatError(f"{ext} files cannot hold float samples: drop --float or write .wav")
     return fmt, float_subtype
 
 
@@ -311,7 +315,7 @@ class AudioWriter:
         self._stream: WavStreamWriter | None = None
         if hasattr(target, "write") and not _seekable(target):
             if format != "WAV" or subtype not in ("PCM_16", "FLOAT"):
-                raise ValueError("only 16-bit or float WAV can be written to a stream")
+                raise OutputFormatError("only 16-bit or float WAV can be written to a stream")
             self._stream = WavStreamWriter(target, rate_out, channels, subtype == "FLOAT",
                                            frames)
         else:

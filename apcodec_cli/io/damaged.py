@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .bitstream import ApcError, ApcReader, ChecksumError
+from .bitstream import ApcError, ApcReader, ChecksumError, Header
 
 
 def find_damaged(reader: ApcReader, chunks: Iterable[int]) -> list[ChecksumError]:
@@ -80,3 +80,14 @@ def damaged_spans(reader: ApcReader, damaged: list[ChecksumError]) -> list[tuple
         start, stop = h.chunk_frame_range(error.chunk)
         spans.append((start * h.samples_per_frame, stop * h.samples_per_frame))
     return spans
+
+
+def chunks_read(header: Header, first: int, count: int) -> range:
+    """The chunks a decode of samples [first, first + count) reads: those of the whole
+    file, or of the range and one chunk each side (context; further ones, should a
+    decoder's history reach them, are checked when read)."""
+    if first == 0 and count == header.coded_length:
+        return range(header.n_chunks)
+    spf, size = header.samples_per_frame, header.chunk_frames
+    low = max(0, first // spf // size - 1)
+    return range(low, min(header.n_chunks, -(-(first + count) // spf) // size + 2))

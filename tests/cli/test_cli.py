@@ -143,3 +143,21 @@ def test_flac_output_by_extension(run, tmp_path) -> None:
     assert sf.info(tmp_path / "out.flac").format == "FLAC"
     result = run("decode", "-q", "--float", tmp_path / "x.apc", tmp_path / "f.flac")
     assert result.exit_code == 2 and ".flac files cannot hold float" in result.stderr
+
+
+def test_a_bad_wav_stream_on_stdin_is_one_line(run, tiny_stream_weights, monkeypatch) -> None:
+    monkeypatch.setenv("APCODEC_STREAM_WEIGHTS", str(tiny_stream_weights))
+    result = run("encode", "-q", "-s", "-", "-", input=b"this is not a WAV stream")
+    assert result.exit_code == 1 and result.stdout_bytes == b""
+    assert result.stderr == ("apcodec: error: -: standard input is not a WAV stream "
+                             "(RIFF/WAVE header expected)\n")
+
+
+def test_a_file_batch_setting_that_is_not_a_number_is_a_usage_error(run, tmp_path,
+                                                                    monkeypatch) -> None:
+    (tmp_path / "src").mkdir()
+    write_audio(tmp_path / "src" / "a.wav", 0.2)
+    monkeypatch.setenv("APCODEC_FILE_BATCH", "abc")
+    result = run("encode", tmp_path / "src", tmp_path / "out")
+    assert result.exit_code == 2 and "internal error" not in result.stderr
+    assert "$APCODEC_FILE_BATCH must be a whole number" in result.stderr

@@ -70,3 +70,13 @@ def test_remove_partials_removes_what_is_being_written(tmp_path: Path) -> None:
             assert _left(tmp_path) == []
             raise RuntimeError("stopped")  # a stopping process exits here
     assert _left(tmp_path) == [] and not atomic._PARTIALS
+
+
+def test_atomic_text_leaves_the_old_file_when_the_disk_fills(tmp_path, monkeypatch) -> None:
+    from helpers import disk_fills_while_writing
+
+    (tmp_path / "index.json").write_text("old")
+    disk_fills_while_writing(monkeypatch, "index.json")
+    with pytest.raises(OSError):
+        atomic.atomic_text(tmp_path / "index.json", "new and longer")
+    assert _left(tmp_path) == ["index.json"] and (tmp_path / "index.json").read_text() == "old"
