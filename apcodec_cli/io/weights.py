@@ -376,8 +376,9 @@ def set_threads(threads: int) -> None:
     The one place the package sets the count, once, when a process starts: a command's
     `--threads` (eval, train, ...) in the CLI's process, and in each `--jobs` worker its
     share of the cores (`cli/interrupt.process_pool`). Only passing changes are made
-    elsewhere, each undone on the way out: `engine/chunked` gives each batch one thread
-    while batches run on several, `bench/floor` measures the compute floor at a count.
+    elsewhere, each undone on the way out: `engine/runners` gives each of its batch
+    threads one thread (the caller's count is the same at every step of its iterator),
+    `bench/floor` measures the compute floor at a count.
     """
     if threads:
         torch.set_num_threads(threads)
