@@ -150,19 +150,15 @@ class _Stdout:
         return False
 
 
-def _write_output(path: str, write: Callable[[Any], Any], stream: bool = False) -> Any:
-    """Run `write(fileobj)` into `path` atomically, or into stdout for '-': as it is
-    written with `stream`, else whole at the end (a failure then emits nothing)."""
+def _write_output(path: str, write: Callable[[Any], Any]) -> Any:
+    """Run `write(fileobj)` into `path` atomically, or into stdout for '-' as it is
+    written (both formats are written front to back); a failed write to stdout raises."""
     from ..io.atomic import atomic_write
 
     if path == "-":
-        if stream:
-            result = write(_Stdout())
-        else:
-            buffer = io.BytesIO()
-            result = write(buffer)
-            sys.stdout.buffer.write(buffer.getvalue())
-        sys.stdout.buffer.flush()
+        stdout = _Stdout()
+        result = write(stdout)
+        stdout.flush()
         return result
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as f:
@@ -201,8 +197,7 @@ def decode_one(opts: Options, codecs: Codecs, job: Job,
     found = codecs.for_file(source, shared)
     result = _write_output(job.target, lambda f: found.decode_file(
         source, f, original_rate=opts.original_rate, start=opts.start, duration=opts.duration,
-        subtype=subtype, format=fmt, progress=progress, skip_damaged=opts.skip_damaged),
-        stream=True)
+        subtype=subtype, format=fmt, progress=progress, skip_damaged=opts.skip_damaged))
     for label in result.damaged:
         warn(f"{job.source}: {label} is damaged: wrote silence there", opts.quiet)
     if result.clipped:
