@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import signal
 import sys
 from typing import Any, Callable
 
@@ -165,7 +166,10 @@ def info(files: tuple[str, ...], as_json: bool) -> None:
     for path in files:
         data = io.BytesIO(sys.stdin.buffer.read()) if path == "-" else None
         text, intact = describe_file(path, as_json, data)
-        click.echo(text)
+        try:
+            click.echo(text)
+        except OSError as exc:  # /dev/full, a closed pipe: stdout's fault, named so
+            raise OSError(exc.errno, exc.strerror, "stdout") from None
         ok &= intact
     if not ok:
         sys.exit(EXIT_FAILED)
@@ -176,6 +180,10 @@ def entry() -> None:
     try:
         main(standalone_mode=True)
     except ApcodecError as exc:  # one that no command reported itself
+        fail(describe(exc))
+    except BrokenPipeError:  # stdout's reader has gone (`apcodec info x.apc | head`)
+        sys.exit(128 + signal.SIGPIPE)  # quietly, with cat's status
+    except OSError as exc:  # the system refused (a full disk, /dev/full): not a bug
         fail(describe(exc))
     except Exception as exc:  # a bug: still no traceback unless asked for
         if os.environ.get("APCODEC_DEBUG"):

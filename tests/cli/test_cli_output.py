@@ -194,3 +194,31 @@ def test_encode_to_stdout_streams_and_a_failed_write_fails(run, tmp_path, monkey
             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000)))
     assert limited.returncode == 1
     assert limited.stderr.endswith("File too large: stdout\n")
+
+
+def _apcodec(*args, **kwargs):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "apcodec_cli", *map(str, args)],
+                            stderr=subprocess.PIPE, **kwargs)
+
+
+def test_a_reader_that_goes_away_ends_decode_quietly_as_cat(run, tmp_path) -> None:
+    import subprocess
+
+    write_audio(tmp_path / "in.wav", 3.0)
+    assert run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc").exit_code == 0
+    proc = _apcodec("decode", "-q", tmp_path / "x.apc", "-", stdout=subprocess.PIPE)
+    assert proc.stdout.read(10)[:4] == b"RIFF"
+    proc.stdout.close()  # `| head -c 10`
+    assert proc.wait(timeout=120) == 141 and proc.stderr.read() == b""
+
+
+def test_info_to_a_full_disk_is_a_failure_not_an_internal_error(run, tmp_path) -> None:
+    write_audio(tmp_path / "in.wav", 0.5)
+    assert run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc").exit_code == 0
+    with open("/dev/full", "wb") as full:
+        proc = _apcodec("info", tmp_path / "x.apc", stdout=full)
+        assert proc.wait(timeout=120) == 1
+    assert proc.stderr.read() == b"apcodec: error: No space left on device: stdout\n"
