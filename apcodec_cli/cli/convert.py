@@ -27,6 +27,12 @@ if TYPE_CHECKING:  # torch loads with the first codec, not with the command line
     from ..codec import Codec
 
 EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
+#: Torch threads of a real-time pipe (unless $OMP_NUM_THREADS says otherwise): the
+#: streamable model's step is a few small matrix products per 6.67 ms frame, which more
+#: threads only slow down, and a pipe runs an encoder and a decoder side by side. With one
+#: per core each, a 3 s pipe took 50-72 s on a busy 2-core machine (docs/streaming.md).
+LIVE_THREADS = 1
+PACKET = 15  # code frames per live record by default: 100 ms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +50,7 @@ class Options:
     quiet: bool = False
     streaming: bool = False
     mono: bool = False  # encode only
-    packet: int = 15  # encode only: frames per live record
+    packet: int | None = None  # encode only: frames per live record (None: PACKET)
     original_rate: bool = False  # decode only
     float32: bool = False  # decode only: 32-bit float samples
     start: float = 0.0  # decode only, seconds
@@ -177,7 +183,8 @@ def encode_one(opts: Options, codecs: Codecs, job: Job,
     found = codecs.get(opts.streaming, shared)
     if _live(opts, job):
         from ..io.live import encode_pipe
-        return encode_pipe(found, job.source, job.target, opts.mono, opts.packet, progress)
+        return encode_pipe(found, job.source, job.target, opts.mono, opts.packet or PACKET,
+                           progress)
     source = _open_input(job.source)
     _write_output(job.target, lambda f: found.encode_file(source, f, mono=opts.mono,
                                                            progress=progress))
@@ -228,8 +235,15 @@ def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
         if why:
             warn(why, opts.quiet)
         opts = dataclasses.replace(opts, jobs=workers)
+    if opts.packet is not None and not (single and _live(opts, jobs[0])):
+        raise click.UsageError("--packet sets the records of a real-time pipe: it needs "
+                               "--streaming and '-' as input or output")
     if single:
         _check_single(opts, jobs[0])
+        if _live(opts, jobs[0]) and not os.environ.get("OMP_NUM_THREADS"):
+            from ..io.weights import set_threads
+
+            set_threads(LIVE_THREADS)
     _check_device(opts.device)
     for line in describe_skipped(plan.skipped):
         warn(line, opts.quiet)

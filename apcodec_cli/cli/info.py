@@ -5,10 +5,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from pathlib import Path
 from typing import BinaryIO
 
 from ..io.bitstream import ApcError, ApcReader, Header, peek_header
 from ..io.limits import check_decodable
+
+
+def expand(paths: tuple[str, ...]) -> list[str]:
+    """The files to describe: each path, with a folder replaced by the `.apc` files under
+    it (sorted, as encode and decode find them)."""
+    from .batch import APC_EXTENSION, scan
+
+    found: list[str] = []
+    for path in paths:
+        if path != "-" and os.path.isdir(path):
+            found += [str(p) for p in scan(Path(path), frozenset({APC_EXTENSION}))[0]]
+        else:
+            found.append(path)
+    return found
 
 
 def _human(seconds: float) -> str:

@@ -102,9 +102,10 @@ def main() -> None:
 @main.command()
 @_conversion_options
 @click.option("--mono", is_flag=True, help="Downmix to one channel (default: code every channel).")
-@click.option("--packet", type=click.IntRange(1, 65535), default=15, show_default=True,
-              metavar="FRAMES", help="Real-time pipes: code frames (6.67 ms each) per record; "
-              "fewer mean less delay and more overhead (15: 6.5 kbit/s, 100 ms).")
+@click.option("--packet", type=click.IntRange(1, 65535), metavar="FRAMES",
+              help="Real-time pipes (-s with '-') only: code frames (6.67 ms each) per "
+              "record; fewer mean less delay and more overhead (default 15: 6.5 kbit/s, "
+              "100 ms).")
 @stoppable
 def encode(paths: tuple[str, ...], **options: Any) -> None:
     """Encode audio files (WAV, FLAC, OGG, MP3, ...; any rate) into .apc files.
@@ -150,20 +151,23 @@ def decode(paths: tuple[str, ...], **options: Any) -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
 @stoppable
 def info(files: tuple[str, ...], as_json: bool) -> None:
     """Show the header of .apc files and check the checksum of every chunk.
 
-    '-' reads a file or a live stream from stdin. Exits with 1 if any file is unreadable
-    or damaged (each damaged chunk is named with its time range).
+    FILES may be folders (every *.apc inside, recursively); '-' reads a file or a live
+    stream from stdin. Runs the checks that decode runs first, and exits with 1 if any
+    file is unreadable or damaged (each damaged chunk is named with its time range).
     """
-    from .info import describe_file
+    from .info import describe_file, expand
 
+    found = expand(files)
+    if not found:
+        raise click.UsageError(f"no .apc files found in {', '.join(files)}")
     ok = True
-    for path in files:
+    for path in found:
         data = io.BytesIO(sys.stdin.buffer.read()) if path == "-" else None
         text, intact = describe_file(path, as_json, data)
         try:
