@@ -32,6 +32,7 @@ import time
 from types import FrameType
 from typing import Any, Callable, Iterator, TypeVar
 
+from .. import machine
 from ..io import atomic
 from ..units import counted
 
@@ -128,9 +129,8 @@ def usable_workers(asked: int) -> tuple[int, str | None]:
     """How many worker processes to start for `--jobs asked`: no more than this process
     may use CPU cores, nor than the available memory holds at `WORKER_MEMORY` each; and
     why fewer, in words (None when all `asked` fit)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        (os.cpu_count() or 1)
-    memory = available_memory()
+    cores = machine.usable_cores()
+    memory = machine.available_memory()
     by_memory = max(1, memory // WORKER_MEMORY) if memory is not None else asked
     usable = max(1, min(asked, cores, by_memory))
     if usable == asked:
@@ -139,18 +139,6 @@ def usable_workers(asked: int) -> tuple[int, str | None]:
     return usable, (f"--jobs {asked}: running {counted(usable, 'worker')} "
                     f"({counted(cores, 'CPU core')}{held}; "
                     f"about {WORKER_MEMORY / 2**30:.0f} GB each)")
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new processes (Linux: MemAvailable), None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from apcodec_cli import machine
 from apcodec_cli.io import atomic
 from apcodec_cli.cli import batch, interrupt
 from apcodec_cli.codec import Codec
@@ -189,18 +190,18 @@ def test_jobs_convert_a_folder_in_spawned_workers(run, tmp_path) -> None:
 
 
 def test_jobs_are_capped_by_cores_and_memory(monkeypatch) -> None:
-    monkeypatch.setattr(interrupt.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(interrupt, "available_memory", lambda: 3 * interrupt.WORKER_MEMORY)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
+    monkeypatch.setattr(machine, "available_memory", lambda: 3 * interrupt.WORKER_MEMORY)
     assert interrupt.usable_workers(2) == (2, None)
     workers, why = interrupt.usable_workers(100)
     assert workers == 2 and why.startswith("--jobs 100: running 2 workers (2 CPU cores")
-    monkeypatch.setattr(interrupt, "available_memory", lambda: interrupt.WORKER_MEMORY // 2)
+    monkeypatch.setattr(machine, "available_memory", lambda: interrupt.WORKER_MEMORY // 2)
     assert interrupt.usable_workers(100)[0] == 1
 
 
 def test_jobs_100_says_how_many_it_runs(run, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(interrupt, "available_memory", lambda: interrupt.WORKER_MEMORY)
-    monkeypatch.setattr(interrupt.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(machine, "available_memory", lambda: interrupt.WORKER_MEMORY)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
     (tmp_path / "src").mkdir()
     for name in ("a", "b"):
         write_audio(tmp_path / "src" / f"{name}.wav", 0.2)
