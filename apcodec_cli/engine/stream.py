@@ -125,7 +125,7 @@ class StreamEngine:
         self.config = model.config
         self._state_bytes: int | None = None  # one channel's stream state, once measured
 
-    def _check_channels(self, channels: int) -> None:
+    def check_channels(self, channels: int) -> None:
         """Raise MachineLimitError when `channels` streams' states do not fit in memory
         (each channel keeps its own, 3.3 MB with the shipped model: a crafted header's
         1024 channels took 5 GB)."""
@@ -141,7 +141,7 @@ class StreamEngine:
     def encode(self, blocks: Iterable[np.ndarray], samples: int, channels: int
                ) -> Iterator[np.ndarray]:
         """See `base.Engine.encode`: one array per block, then the final frames."""
-        self._check_channels(channels)
+        self.check_channels(channels)
         groups = _Groups(lambda: StreamEncoder(self.model), channels)
         pushed = 0
         for block in blocks:
@@ -166,7 +166,7 @@ class StreamEngine:
         for a in range(start, frames.n_frames, frames.chunk_frames):
             codes = frames.read(a, min(a + frames.chunk_frames, frames.n_frames))
             if groups is None:
-                self._check_channels(codes.shape[0])
+                self.check_channels(codes.shape[0])
                 groups = _Groups(lambda: StreamDecoder(self.model), codes.shape[0])
             yield groups.map(lambda decoder, part: decoder.push(torch.from_numpy(part)), codes)
         if groups is None:  # no frames: what a fresh decoder holds

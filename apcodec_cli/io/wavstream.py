@@ -13,7 +13,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .audio import UNKNOWN_SIZE as _UNKNOWN
-from .audio import AudioError
+from .audio import AudioError, check_source_rate
 from .bitstream import TruncatedError
 
 
@@ -63,6 +63,7 @@ class WavStreamReader:
                        (3, 32): "<f4", (3, 64): "<f8"}.get((kind, bits))
         if self._dtype is None or not self.channels:
             raise WavStreamError(f"unsupported WAV stream: format {kind}, {bits} bits")
+        check_source_rate(self.sample_rate)
         self._width = bits // 8
         self._left = None if size in (0, _UNKNOWN) else size  # bytes of data, if known
 

@@ -81,9 +81,15 @@ def test_many_channels_decode_in_passes_of_bounded_rows(codec, tmp_path) -> None
 
 
 def test_a_wav_labelled_1_hz_is_refused_not_read_as_hours(tmp_path) -> None:
+    import io
+
+    from apcodec_cli.io.wavstream import WavStreamReader
+
     sf.write(tmp_path / "slow.wav", np.zeros(48_000, np.int16), 1, subtype="PCM_16")
     with pytest.raises(AudioError, match="1 Hz"):
         probe(str(tmp_path / "slow.wav"))
+    with pytest.raises(AudioError, match="1 Hz"):  # the same on a pipe
+        WavStreamReader(io.BytesIO((tmp_path / "slow.wav").read_bytes()))
 
 
 def _flip(path: Path, offset: int) -> None:
