@@ -9,7 +9,7 @@ band is within `--range` dB of the clip's loudest band, it takes the output-minu
 difference in dB. Per category it prints, for each band, the mean difference (the bias),
 its spread over clips, the mean absolute difference, and how much more (+) or less (-) the
 output's level varies over time than the source's (difference of standard deviations).
-Results: docs/training.md (session 11).
+Results (2026-12-05): `git show ad876bf:docs/training.md`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ Examples:
     # Every package of /work/shared/DATA.md (installed with apt-get), plus a 34 MiB Opus pack:
     python scripts/build_corpus.py --debian --pack-out data/pack
 
+    # The held-out packages (never trained on) as their own corpus, for out-of-source scores:
+    python scripts/build_corpus.py --heldout --out data/heldout
+
     # A folder of your own (VCTK, your music), as speech:
     python scripts/build_corpus.py --folder ~/VCTK-Corpus --category speech --out data/vctk
 """
@@ -40,16 +43,18 @@ def _print_table(title: str, table: dict[str, dict[str, float]]) -> None:
         click.echo(f"  {key:45s} {cell['hours']:8.3f} h {cell['segments']:8d} segments")
 
 
-def _collect(debian: bool, packages: str, no_install: bool, folders: tuple[Path, ...],
-             category: str, report: dict[str, Any]) -> list[corpus.Source]:
+def _collect(debian: bool, heldout: bool, packages: str, no_install: bool,
+             folders: tuple[Path, ...], category: str, report: dict[str, Any]
+             ) -> list[corpus.Source]:
     """Sources of the chosen Debian packages and folders, byte-identical duplicates dropped."""
     sources: list[corpus.Source] = []
-    if debian:
-        names = ([p.strip() for p in packages.split(",") if p.strip()]
-                 or list(corpus.DEBIAN_PACKAGES))
-        unknown = sorted(set(names) - set(corpus.DEBIAN_PACKAGES))
+    known = [*(corpus.DEBIAN_PACKAGES if debian else ()),
+             *(corpus.HELDOUT_PACKAGES if heldout else ())]
+    if known:
+        names = [p.strip() for p in packages.split(",") if p.strip()] or known
+        unknown = sorted(set(names) - set(known))
         if unknown:
-            raise click.BadParameter(f"not in DATA.md: {', '.join(unknown)}",
+            raise click.BadParameter(f"not among the chosen packages: {', '.join(unknown)}",
                                      param_hint="--packages")
         if not no_install:
             _log(f"installing {len(names)} packages with apt-get ...")
@@ -160,9 +165,12 @@ def _pack(rows: list[dict[str, Any]], out_dir: Path, pack_out: Path, hours: floa
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debian", is_flag=True,
-              help="Install the DATA.md packages with apt-get and use their audio.")
+              help="Install the training packages (DATA.md) with apt-get and use their audio.")
+@click.option("--heldout", is_flag=True,
+              help="Install the held-out packages (corpus.HELDOUT_PACKAGES): whole sources "
+                   "never trained on, all in the split 'heldout' (out-of-source validation).")
 @click.option("--packages", default="", metavar="A,B",
-              help="With --debian: only these packages (default: all of DATA.md).")
+              help="With --debian/--heldout: only these packages (default: all chosen).")
 @click.option("--no-install", is_flag=True,
               help="With --debian: do not run apt-get; use the packages already installed.")
 @click.option("--folder", "folders", multiple=True,
@@ -203,12 +211,12 @@ def _pack(rows: list[dict[str, Any]], out_dir: Path, pack_out: Path, hours: floa
               help="Leave segments with a smaller measured bandwidth (Hz) out of the pack.")
 @click.option("--pack-val-minutes", default=4.0, show_default=True,
               help="Minutes of validation segments per category also put in the pack.")
-def main(debian: bool, packages: str, no_install: bool, folders: tuple[Path, ...],
-         category: str, out_dir: Path | None, segment_seconds: float, min_seconds: float,
-         silence_db: float, val_fraction: float, quality: str, jobs: int,
-         pack_out: Path | None, pack_hours: float | None, pack_max_mib: float, pack_kbps: float,
-         pack_shares: tuple[str, ...], pack_min_bandwidth: float,
-         pack_val_minutes: float) -> None:
+def main(debian: bool, heldout: bool, packages: str, no_install: bool,
+         folders: tuple[Path, ...], category: str, out_dir: Path | None,
+         segment_seconds: float, min_seconds: float, silence_db: float, val_fraction: float,
+         quality: str, jobs: int, pack_out: Path | None, pack_hours: float | None,
+         pack_max_mib: float, pack_kbps: float, pack_shares: tuple[str, ...],
+         pack_min_bandwidth: float, pack_val_minutes: float) -> None:
     """Build a 48 kHz mono training corpus, and optionally a compact pack of it.
 
     Every source file is decoded, mixed to mono, resampled to 48 kHz (soxr), trimmed of
@@ -220,18 +228,19 @@ def main(debian: bool, packages: str, no_install: bool, folders: tuple[Path, ...
     Runs are idempotent: sources already cut with the same settings are not decoded again,
     and several runs into one OUT (--debian, then --folder) add up in one manifest.
     """
-    if not debian and not folders:
-        raise click.UsageError("give --debian and/or --folder DIR")
+    if not debian and not heldout and not folders:
+        raise click.UsageError("give --debian, --heldout and/or --folder DIR")
     started = time.time()
     report: dict[str, Any] = {"missing_packages": []}
-    sources = _collect(debian, packages, no_install, folders, category, report)
+    sources = _collect(debian, heldout, packages, no_install, folders, category, report)
     params = corpus.SegmentParams(segment_seconds, min_seconds, silence_db, 0.5, quality)
     out_dir = out_dir or REPO / "data" / "corpus"
     out_dir.mkdir(parents=True, exist_ok=True)
     _cut(sources, out_dir, params, jobs, report)
 
     sidecars = corpus.load_sidecars(out_dir, params)
-    splits = corpus.assign_splits({s["key"]: s["package"] for s in sidecars}, val_fraction)
+    splits = corpus.assign_splits({s["key"]: s["package"] for s in sidecars}, val_fraction,
+                                  heldout=corpus.HELDOUT_PACKAGES)
     rows = [{**r, "split": splits[r["source"]]} for s in sidecars for r in s["rows"]]
     manifest = corpus.write_manifest(out_dir, rows, splits)
     report["source_hours"] = round(sum(s["seconds"] for s in sidecars) / 3600, 3)

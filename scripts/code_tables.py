@@ -6,7 +6,7 @@
 Encodes the corpus's training segments (manifest.jsonl rows with split "train", in an
 order that mixes sources and categories; --speech-share fixes the share of speech, which
 the corpus's own mix, about a quarter, leaves too small for tables that save on speech:
-docs/training.md, session 16) with the weights until --max-minutes have passed,
+weights/README.md) with the weights until --max-minutes have passed,
 counts their codes as the coder sees them, fits the tables (`apcodec_cli/train/
 codetables.py`) and writes them into the weights file (atomically; everything else in it
 is kept; --out writes a copy instead). The weights fingerprint changes: files coded

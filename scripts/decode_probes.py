@@ -23,7 +23,7 @@ phase's inconsistency) after the network, at decode time:
 
 The first three print the tables of `apcodec_cli.evaluate.diagnose` (whole-signal float32
 passes over the first clips of the validation split), the plain decode as the first row.
-Results: docs/training.md (session 11).
+Results (2026-12-05): `git show ad876bf:docs/training.md`.
 """
 
 from __future__ import annotations

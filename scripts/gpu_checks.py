@@ -1,7 +1,7 @@
-"""CUDA checks for a lent GPU: do the CUDA paths give the CPU's codes and audio?
+"""CUDA checks: do the CUDA paths give the CPU's codes and audio?
 
-Run by scripts/gpu_slice.sh (beside training) or alone; on a machine without CUDA it runs the
-same checks on the CPU (`--device cpu`), which is how the slice's dry run exercises it.
+Run it on a machine with a GPU (docs/gpu.md); on a machine without CUDA it runs the same
+checks on the CPU (`--device cpu`), which is how tests/test_gpu_tools.py exercises it.
 
     python scripts/gpu_checks.py --out OUTDIR [--device cuda] [--seconds 7.4]
 

@@ -9,8 +9,8 @@ other clips. For each category this draws `--windows` random 2 s windows from th
 of corpus segments: in the pack; in the training split but not in the pack; the
 validation split. It prints the mean squared error of the decoded log-amplitude against the
 source's (the training loss's amplitude term, whole-window float32 passes) with its
-standard error. Windows quieter than -60 dBFS are skipped. Results: docs/training.md
-(session 11).
+standard error. Windows quieter than -60 dBFS are skipped. Results (2026-12-05):
+`git show ad876bf:docs/training.md`.
 """
 
 from __future__ import annotations

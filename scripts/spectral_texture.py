@@ -10,7 +10,7 @@ log-amplitude from one STFT frame to the next and from one bin to the next, for 
 spectrum, the decoded one, and the spectrum of the output waveform (the inverse STFT of the
 decoded amplitude and phase, analysed again: what a listener gets), and the mean
 decoded-minus-true difference (its bias). Then the mean of each over the clips of a
-category. Results: docs/training.md (session 10).
+category. Results (2026-12-05): `git show ad876bf:docs/training.md`.
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from apcodec_cli.cli.main import main
 from apcodec_cli.codec import Codec
 from apcodec_cli.io import weights
-from helpers import make_weights
+from helpers import invoke, make_weights
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -64,7 +64,7 @@ def codec(tiny_weights: Path) -> Codec:
 def cli():
     """Run the `apcodec` command in this process: `cli("encode", path, ..., input=b"...")`
     gives click's Result (stdout and stderr apart); arguments may be paths."""
-    def invoke(*args: object, input: bytes | None = None) -> Result:
-        return CliRunner().invoke(main, [str(a) for a in args], input=input)
+    def run(*args: object, input: bytes | None = None) -> Result:
+        return invoke(main, *args, input=input)
 
-    return invoke
+    return run

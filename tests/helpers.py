@@ -7,11 +7,16 @@ loaded wins: `from conftest import ...` breaks as soon as a sub-folder has its o
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
+import click
 import numpy as np
 import soundfile as sf
 import torch
+from click.testing import CliRunner, Result
+from hypothesis import strategies as st
 
 from apcodec_cli.io import weights
 from apcodec_cli.nn.config import get_preset
@@ -68,3 +73,60 @@ def disk_fills_while_writing(monkeypatch, name: str) -> None:
         return write_text(self, text, *args, **kwargs)
 
     monkeypatch.setattr(Path, "write_text", half_then_full)
+
+
+def invoke(command: click.Command, *args: object, input: bytes | None = None,
+           catch_exceptions: bool = True) -> Result:
+    """Run a click command in this process, as its console script would: `args` may be
+    paths; stdout and stderr are kept apart. The `cli` fixture is `invoke(main, ...)`."""
+    return CliRunner().invoke(command, [str(a) for a in args], input=input,
+                              catch_exceptions=catch_exceptions)
+
+
+# ---- damaged files -----------------------------------------------------------------------
+
+def flip(data: bytes, pos: int, mask: int = 0xFF) -> bytes:
+    """`data` with the bits of `mask` flipped in byte `pos`."""
+    return data[:pos] + bytes([data[pos] ^ mask]) + data[pos + 1:]
+
+
+Edit = tuple[str, int, int]
+
+
+def edits(size: int) -> st.SearchStrategy[list[Edit]]:
+    """One to four edits (kind, position, value) of a file of `size` bytes, for `damage`."""
+    return st.lists(st.tuples(st.sampled_from(["flip", "set", "cut", "insert", "delete"]),
+                              st.integers(0, size), st.integers(0, 255)),
+                    min_size=1, max_size=4)
+
+
+def damage(data: bytes, changes: list[Edit]) -> bytes:
+    """`data` with the `changes`: a bit flipped, a byte set, the end cut, a byte inserted,
+    or up to 20 bytes deleted."""
+    out = bytearray(data)
+    for kind, pos, value in changes:
+        pos = min(pos, len(out))
+        if kind == "flip" and pos < len(out):
+            out[pos] ^= 1 << (value % 8)
+        elif kind == "set" and pos < len(out):
+            out[pos] = value
+        elif kind == "cut":
+            del out[pos:]
+        elif kind == "insert":
+            out[pos:pos] = bytes([value])
+        elif kind == "delete":
+            del out[pos:pos + 1 + value % 20]
+    return bytes(out)
+
+
+# ---- subprocesses ------------------------------------------------------------------------
+
+def command_shims(folder: Path) -> dict[str, str]:
+    """The environment of a subprocess whose `apcodec` and `torchrun` commands are this
+    interpreter's (the code under test, not whatever else PATH holds): shims in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, module in (("apcodec", "apcodec_cli"), ("torchrun", "torch.distributed.run")):
+        shim = folder / name
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {module} "$@"\n')
+        shim.chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -33,6 +33,15 @@ def test_torch_comes_from_the_cpu_index_in_the_readme_and_in_ci() -> None:
     assert tests.strip() in ci
 
 
+def test_the_test_set_up_installs_the_browser_opus_tools_and_parallel() -> None:
+    """Without them the listening report's browser test, the Opus tests and the GNU
+    parallel recipe's test would skip."""
+    tests = _shell_blocks((ROOT / "README.md").read_text())[1]
+    first = tests.split("&&")[:2]
+    assert [part.strip() for part in first] == ["apt-get update",
+                                                "apt-get install -y chromium opus-tools parallel"]
+
+
 def test_the_main_job_codes_a_mono_sample_into_an_ignored_folder() -> None:
     setup = _shell_blocks((ROOT / "README.md").read_text())[0]
     outputs = [w for w in shlex.split(setup) if w.endswith((".apc", ".wav"))]

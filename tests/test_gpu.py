@@ -1,5 +1,5 @@
-"""The CUDA paths, on a GPU: `python -m pytest -m gpu` (scripts/gpu_slice.sh runs them on a
-lent one). Without CUDA every test here is skipped (conftest.py).
+"""The CUDA paths, on a GPU: `python -m pytest -m gpu tests/test_gpu.py` on any machine with
+CUDA (docs/gpu.md). Without CUDA every test here is skipped (conftest.py).
 
 They hold the tolerance policy of docs/gpu.md:
 
@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from apcodec_cli.engine import shared
 from apcodec_cli.io.audio import read_blocks
@@ -38,7 +37,7 @@ from apcodec_cli.train.distributed import Process
 from apcodec_cli.train.trainer import Trainer
 from apcodec_cli.io.weights import DEFAULT_NAME, STREAM_NAME
 
-from helpers import tone, write_audio
+from helpers import invoke, tone, write_audio
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED, STREAMABLE = ROOT / "weights" / DEFAULT_NAME, ROOT / "weights" / STREAM_NAME
@@ -107,9 +106,8 @@ def test_shared_passes_give_the_per_file_codes_on_cuda(speech: np.ndarray, tmp_p
     codes = {}
     for rows in ("0", "32"):  # file by file; shared passes (the default on CUDA)
         monkeypatch.setenv(shared.ENV_VAR, rows)
-        result = CliRunner().invoke(main, ["encode", "-q", "--device", "cuda", "--weights",
-                                           str(_shipped(SHIPPED)), str(folder),
-                                           str(tmp_path / rows)])
+        result = invoke(main, "encode", "-q", "--device", "cuda", "--weights",
+                        _shipped(SHIPPED), folder, tmp_path / rows)
         assert result.exit_code == 0, result.output
         codes[rows] = np.concatenate([read_apc(str(p))[1].ravel()
                                       for p in sorted((tmp_path / rows).glob("*.apc"))])
@@ -178,10 +176,9 @@ def test_streams_code_and_decode_like_the_whole_on_cuda(tiny_stream_weights: Pat
 
 def test_bench_cuda_smoke(tiny_weights: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    result = CliRunner().invoke(main, [
-        "bench", "--weights", str(tiny_weights), "--seconds", "0.5", "--threads", "1",
-        "--cuda", "--no-opus", "--baseline-seconds", "0", "-q", "--json-out", str(out)],
-        catch_exceptions=False)
+    result = invoke(main, "bench", "--weights", tiny_weights, "--seconds", "0.5", "--threads",
+                    "1", "--cuda", "--no-opus", "--baseline-seconds", "0", "-q", "--json-out",
+                    out, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     rows = {row["system"]: row for row in json.loads(out.read_text())["rows"]}
     assert rows["apcodec CUDA"]["encode_s"] > 0 and rows["apcodec CUDA"]["decode_s"] > 0

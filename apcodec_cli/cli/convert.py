@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 import click
 
 from ..units import SAMPLE_RATE, counted
-from .batch import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, Summary, convert_files, \
-    describe, describe_skipped, parse_shard, plan_jobs, run_jobs, same_file
+from .batch import Outcome, Summary, convert_files, describe, run_jobs, same_file
+from .plan import APC_EXTENSION, AUDIO_EXTENSIONS, Job, PlanError, describe_skipped, plan_jobs
+from .shard import ShardError, parse_shard
+from .summary import recording
 
 if TYPE_CHECKING:  # torch loads with the first codec, not with the command line
     from ..codec import Codec
@@ -46,7 +48,8 @@ class Options:
     precision: str | None = None  # None: $APCODEC_PRECISION, else auto
     force: bool = False
     jobs: int = 1
-    shard: str | None = None  # "K/N"
+    shard: str | None = None  # "K/N" or "auto"
+    summary: str | None = None  # the JSON-lines summary to append to
     quiet: bool = False
     streaming: bool = False
     mono: bool = False  # encode only
@@ -218,11 +221,11 @@ def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
 
     encode = opts.command == "encode"
     try:
+        shard = parse_shard(opts.shard) if opts.shard else None
         plan = plan_jobs(sources, output,
                          AUDIO_EXTENSIONS if encode else frozenset({APC_EXTENSION}),
-                         APC_EXTENSION if encode else ".wav",
-                         parse_shard(opts.shard) if opts.shard else None)
-    except PlanError as exc:
+                         APC_EXTENSION if encode else ".wav", shard)
+    except (PlanError, ShardError) as exc:
         raise click.UsageError(str(exc)) from None
     jobs = plan.jobs
     single = len(jobs) == 1 and jobs[0].target == output
@@ -254,15 +257,23 @@ def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
              opts.quiet)
     remove_stale(job.target for job in jobs if job.target != "-")
     codecs = Codecs(Loading(opts.weights, opts.device, opts.quiet, opts.precision))
+    with recording(opts.summary, opts.command, output, shard, jobs) as note:
+        _load_first(opts, codecs, jobs)
+        start = time.monotonic()
+        summary = _run_single(opts, codecs, jobs[0], note) if single else \
+            _run_batch(opts, codecs, jobs, note)
+    _report(opts, summary, single, time.monotonic() - start)
+
+
+def _load_first(opts: Options, codecs: Codecs, jobs: list[Job]) -> None:
+    """Load the codec that the first job needs now, so that a missing model fails once, up
+    front (the summary, if any, then shows every job planned and none finished)."""
     try:
         kind = _first_kind(opts, jobs)
-        if kind is not None:  # load it now, so that a missing model fails once, up front
+        if kind is not None:
             codecs.get(kind)
     except Exception as exc:
         fail(describe(exc))
-    start = time.monotonic()
-    summary = _run_single(opts, codecs, jobs[0]) if single else _run_batch(opts, codecs, jobs)
-    _report(opts, summary, single, time.monotonic() - start)
 
 
 def _progress_bar(opts: Options, **kwargs: Any) -> Any:
@@ -272,7 +283,8 @@ def _progress_bar(opts: Options, **kwargs: Any) -> Any:
     return tqdm(file=sys.stderr, disable=opts.quiet or not sys.stderr.isatty(), **kwargs)
 
 
-def _run_single(opts: Options, codecs: Codecs, job: Job) -> Summary:
+def _run_single(opts: Options, codecs: Codecs, job: Job, note: Callable[[Outcome], None]
+                ) -> Summary:
     convert = encode_one if opts.command == "encode" else decode_one
     ranged = getattr(opts, "start", 0) or getattr(opts, "duration", None) is not None
     total = None if ranged or job.source == "-" else _duration(job.source)
@@ -280,22 +292,25 @@ def _run_single(opts: Options, codecs: Codecs, job: Job) -> Summary:
                        bar_format="{desc}: {n:.1f} s [{elapsed}]" if total is None else
                        "{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]") as bar:
         return run_jobs([job], functools.partial(convert, opts, progress=bar.update), codecs,
-                        force=True, n_jobs=1)
+                        force=True, n_jobs=1, on_done=note)
 
 
-def _run_batch(opts: Options, codecs: Codecs, jobs: list[Job]) -> Summary:
+def _run_batch(opts: Options, codecs: Codecs, jobs: list[Job],
+               note: Callable[[Outcome], None]) -> Summary:
     convert = functools.partial(encode_one if opts.command == "encode" else decode_one, opts)
     with _progress_bar(opts, total=len(jobs), unit="file") as bar:
+        def on_done(outcome: Outcome) -> None:
+            note(outcome)
+            bar.update()
         rows = _shared_rows(opts, codecs)
         if rows:  # one process, forward passes shared between files (a GPU's way)
             return convert_files(jobs, functools.partial(convert, codecs), codecs.full,
-                                 force=opts.force, rows=rows, on_done=lambda job: bar.update())
+                                 force=opts.force, rows=rows, on_done=on_done)
         # --jobs workers: quiet codecs of their own, and their share of the CPU cores.
         return run_jobs(
             jobs, convert, codecs, force=opts.force, n_jobs=opts.jobs, prepare=Codecs,
             args=(dataclasses.replace(codecs.loading, quiet=True),),
-            threads=max(1, (os.cpu_count() or 1) // opts.jobs),
-            on_done=lambda job: bar.update())
+            threads=max(1, (os.cpu_count() or 1) // opts.jobs), on_done=on_done)
 
 
 def _check_single(opts: Options, job: Job) -> None:

@@ -15,7 +15,7 @@ from ..io.limits import check_decodable
 def expand(paths: tuple[str, ...]) -> list[str]:
     """The files to describe: each path, with a folder replaced by the `.apc` files under
     it (sorted, as encode and decode find them)."""
-    from .batch import APC_EXTENSION, scan
+    from .plan import APC_EXTENSION, scan
 
     found: list[str] = []
     for path in paths:

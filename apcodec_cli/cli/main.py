@@ -1,4 +1,4 @@
-"""The `apcodec` command: encode, decode, info. Thin: paths, options and messages only."""
+"""The `apcodec` command: encode, decode, info, batch-status. Thin: paths, options and messages only."""
 
 from __future__ import annotations
 
@@ -45,8 +45,14 @@ def _conversion_options(f: Callable) -> Callable:
         click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs."),
         click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
                      help="Files converted in parallel (worker processes)."),
-        click.option("--shard", metavar="K/N",
-                     help="Convert only the K-th of N shares of the inputs (for clusters)."),
+        click.option("--shard", metavar="K/N|auto",
+                     help="Convert only the K-th of N shares of the inputs (for clusters); "
+                          "auto: K and N from a Slurm job array or a Kubernetes Indexed Job "
+                          "(docs/scale-out.md)."),
+        click.option("--summary", type=click.Path(dir_okay=False), metavar="FILE.jsonl",
+                     help="Append a JSON line per file (planned, then done, skipped or "
+                          "failed, with seconds and bytes); merge with `apcodec "
+                          "batch-status`."),
         click.option("-q", "--quiet", is_flag=True,
                      help="No progress bars, warnings or summary (bars are drawn on a "
                           "terminal only)."),
@@ -89,6 +95,9 @@ def main() -> None:
       apcodec decode speech.apc speech.wav
       apcodec encode music/ codes/ --jobs 2        a whole tree, mirrored
       apcodec decode codes/ wavs/ --shard 3/8      one eighth of a tree (clusters)
+      apcodec encode music/ codes/ --shard auto --summary logs/$SLURM_ARRAY_TASK_ID.jsonl
+                                                   one task of a Slurm array
+      apcodec batch-status logs/ --inputs music/   did every task finish?
       sox in.wav -t wav - | apcodec encode - - | apcodec decode - out.wav
       arecord -f S16_LE -r 48000 | apcodec encode -s - - | apcodec decode -s - - | aplay
                                                    real time, 12.5 ms algorithmic latency
@@ -176,6 +185,38 @@ def info(files: tuple[str, ...], as_json: bool) -> None:
             raise OSError(exc.errno, exc.strerror, "stdout") from None
         ok &= intact
     if not ok:
+        sys.exit(EXIT_FAILED)
+
+
+@main.command("batch-status")
+@click.argument("summaries", nargs=-1, required=True, type=click.Path(exists=True),
+                metavar="SUMMARY...")
+@click.option("--inputs", multiple=True, type=click.Path(exists=True), metavar="PATH",
+              help="The batch's inputs (repeatable): every file of them must have a "
+                   "finished output, so that a task that never ran is found too.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def batch_status(summaries: tuple[str, ...], inputs: tuple[str, ...], as_json: bool) -> None:
+    """Merge the --summary files of a batch's tasks: which files failed, is it complete?
+
+    SUMMARY may be files or folders (their *.jsonl). The latest line of each output
+    counts, so the summaries of reruns simply join the others. Prints one line per
+    failed, unfinished (its task stopped) or missing file, the totals, and which shares to
+    run again: rerunning a task is all it takes, as finished outputs are skipped.
+
+    Exit status: 0 when every output is there, 1 when some failed or are missing, 2 on a
+    usage error (no summary, a file that is not one).
+    """
+    import json
+
+    from .status import as_json as status_json, batch_status as merge, report
+    from .summary import SummaryError
+
+    try:
+        status = merge(summaries, inputs)
+    except SummaryError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(json.dumps(status_json(status)) if as_json else "\n".join(report(status)))
+    if not status.complete:
         sys.exit(EXIT_FAILED)
 
 

@@ -1,4 +1,5 @@
-"""Install the Debian packages of DATA.md and turn their audio into corpus sources."""
+"""Install the corpus's Debian packages (training and held out) and turn their audio into
+sources."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import zipfile
 from collections import defaultdict
 from typing import Sequence
 
-from .corpus import ARCHIVE_SEP, DEBIAN_PACKAGES, Package, Source, is_audio_name
+from .corpus import (ARCHIVE_SEP, DEBIAN_PACKAGES, HELDOUT_PACKAGES, Package, Source,
+                     is_audio_name)
 
 
 def _apt(args: Sequence[str]) -> bool:
@@ -27,7 +29,8 @@ def is_installed(name: str) -> bool:
     """Whether a Debian package is installed."""
     result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", name],
                             capture_output=True, text=True)
-    return result.returncode == 0 and result.stdout.strip().endswith("installed")
+    # "install ok installed"; a known but absent package says "unknown ok not-installed"
+    return result.returncode == 0 and result.stdout.split()[-1:] == ["installed"]
 
 
 def install_packages(names: Sequence[str]) -> list[str]:
@@ -56,7 +59,7 @@ def debian_sources(name: str, spec: Package | None = None) -> list[Source]:
     Keys are "package/path" with the path relative to the common folder of the package's
     audio (or the member name inside its archive).
     """
-    spec = spec or DEBIAN_PACKAGES[name]
+    spec = spec or DEBIAN_PACKAGES.get(name) or HELDOUT_PACKAGES[name]
     pattern = re.compile(spec.include) if spec.include else None
 
     def keep(path: str) -> bool:

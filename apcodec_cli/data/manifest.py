@@ -11,7 +11,7 @@ import json
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from ..io.atomic import atomic_path
 
@@ -22,22 +22,28 @@ def split_score(key: str) -> float:
 
 
 def assign_splits(packages: Mapping[str, str], val_fraction: float = 0.05,
-                  min_group: int = 3) -> dict[str, str]:
-    """Split sources into "train" and "validation" deterministically.
+                  min_group: int = 3, heldout: Collection[str] = ()) -> dict[str, str]:
+    """Split sources into "train", "validation" and "heldout" deterministically.
 
-    A source goes to validation when ``split_score(key) < val_fraction``. A package with at
-    least ``min_group`` sources but none in validation gets its lowest-scoring source moved
-    there, so every category and package is validated. Nothing depends on order.
+    Every source of a package in ``heldout`` is "heldout" (never trained on: out-of-source
+    validation). Of the others, a source goes to validation when ``split_score(key) <
+    val_fraction``. A package with at least ``min_group`` sources but none in validation gets
+    its lowest-scoring source moved there, so every category and package is validated.
+    Nothing depends on order.
 
     Args:
         packages: Source key -> package name.
         val_fraction: Expected fraction of sources in validation.
         min_group: Smallest package that is guaranteed a validation source.
+        heldout: Packages held out of training as a whole.
     """
     splits = {k: "validation" if split_score(k) < val_fraction else "train" for k in packages}
     groups: dict[str, list[str]] = defaultdict(list)
     for key, package in packages.items():
-        groups[package].append(key)
+        if package in heldout:
+            splits[key] = "heldout"
+        else:
+            groups[package].append(key)
     for keys in groups.values():
         if val_fraction > 0 and len(keys) >= min_group and all(splits[k] == "train" for k in keys):
             splits[min(keys, key=split_score)] = "validation"

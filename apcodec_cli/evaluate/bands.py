@@ -3,20 +3,20 @@
     python -m apcodec_cli.evaluate.bands --weights W --data data/corpus --max-clips 16
 
 ViSQOL (audio mode) predicts its MOS-LQO from the NSIM of 32 gammatone bands between 50 Hz
-and 24 kHz. A single score can hide a trade: on the evaluation's music clips the weights
-shipped in session 12 matched Opus 12 kbit/s in MOS while their NSIM from 600 Hz to 5 kHz
-was a third to three quarters of Opus's, made up above 13 kHz where Opus drops the band
-(docs/training.md, session 13). For every music clip this codes the first `--seconds`
+and 24 kHz. A single score can hide a trade: on the evaluation's 16 music clips the weights
+shipped on 2026-12-06 (network `ca236ba8a4d963bb`) matched Opus 12 kbit/s in MOS while their
+NSIM from 600 Hz to 5 kHz was a third to three quarters of Opus's, made up above 13 kHz
+where Opus drops the band (docs/training.md, "Tried and not kept"). For every music clip this codes the first `--seconds`
 through apcodec (real files, as `apcodec eval` does) and through Opus at `--opus-kbps`,
 and prints each band's mean NSIM for both, their difference, and both MOS-LQO.
 
 It also prints the *hop lines*: how far the decoded long-term spectrum stands above the
 source's at multiples of the STFT frame rate (48 kHz / 40-sample hop = 1.2 kHz). Whatever
 the decoder repeats identically in every frame comes out of the inverse STFT as a signal
-of period one hop, so as lines at those frequencies; in session 12's weights they stood
+of period one hop, so as lines at those frequencies; in the same weights they stood
 16 dB above the source at 1.2 kHz (mean of 16 music clips), and came from the decoded
 phase (true amplitude with decoded phase kept them, decoded amplitude with true phase did
-not). Removing them in training did not improve ViSQOL (docs/training.md, session 13).
+not). Removing them in training did not improve ViSQOL (docs/training.md).
 """
 
 from __future__ import annotations
@@ -32,33 +32,8 @@ from tqdm import tqdm
 from ..io.weights import set_threads
 from ..units import SAMPLE_RATE as RATE
 from . import metrics, opus
+from .artefacts import hop_lines_db
 from .run import apcodec_round_trip, collect_clips, load_clip
-
-
-LINES = 6            # hop lines scored: the first six multiples of the frame rate
-LTAS_FFT = 8192      # long-term spectrum: 5.9 Hz bins, Hann frames, half overlap
-
-
-def _ltas_db(x: np.ndarray) -> np.ndarray:
-    """Long-term average power spectrum of a (T,) signal in dB, (LTAS_FFT // 2 + 1,)."""
-    if len(x) < LTAS_FFT:
-        x = np.pad(x, (0, LTAS_FFT - len(x)))
-    frames = np.lib.stride_tricks.sliding_window_view(x, LTAS_FFT)[::LTAS_FFT // 2]
-    power = np.abs(np.fft.rfft(frames * np.hanning(LTAS_FFT))) ** 2
-    return 10 * np.log10(power.mean(axis=0) + 1e-20)
-
-
-def hop_lines_db(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int
-                 ) -> np.ndarray:
-    """(LINES,) excess in dB of the decoded long-term spectrum over the source's at the
-    first multiples of rate / hop (the largest of the 5 bins around each line)."""
-    n = min(len(reference), len(decoded))
-    excess = _ltas_db(decoded[:n].astype(np.float64)) - _ltas_db(reference[:n].astype(np.float64))
-    out = []
-    for k in range(1, LINES + 1):
-        centre = round(k * rate / hop * LTAS_FFT / rate)
-        out.append(excess[centre - 2:centre + 3].max())
-    return np.array(out)
 
 
 def markdown(centres: np.ndarray, ours: np.ndarray, theirs: np.ndarray, label: str) -> str:

@@ -7,6 +7,7 @@ Run it without installing the command as ``python -m apcodec_cli.evaluate.cli``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -123,7 +124,13 @@ def _score(clips: list["Clip"], settings: "Settings", codec: "Codec", jobs: int,
               help="Opus in hard CBR instead of opusenc's default VBR.")
 @click.option("--json-out", type=click.Path(dir_okay=False),
               help="Also write every per-clip score and the summary to this JSON file.")
-@click.option("-f", "--force", is_flag=True, help="Overwrite an existing --json-out file.")
+@click.option("--report", type=click.Path(file_okay=False),
+              help="Also write a listening report to this folder: a static page "
+                   "(index.html, works from disk or a zip) with each clip's source, APCodec "
+                   "and Opus at 6 kbit/s as players (16-bit FLAC) and spectrograms, the "
+                   "score tables and the settings. Short clips keep it small (--seconds).")
+@click.option("-f", "--force", is_flag=True,
+              help="Overwrite an existing --json-out file or --report folder (a report).")
 @click.option("--device", type=Device(), default="auto", show_default=True,
               help=f"{DEVICE_HELP} The metrics run on the CPU.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
@@ -135,35 +142,47 @@ def _score(clips: list["Clip"], settings: "Settings", codec: "Codec", jobs: int,
 @stoppable
 def evaluate(weights_path: str | None, data: str, category: str | None,
              max_clips: int | None, seconds: float, min_seconds: float, no_opus: bool,
-             opus_cbr: bool, json_out: str | None, force: bool, device: str, jobs: int,
-             threads: int, quiet: bool) -> None:
+             opus_cbr: bool, json_out: str | None, report: str | None, force: bool,
+             device: str, jobs: int, threads: int, quiet: bool) -> None:
     """Score a weights file on DATA with ViSQOL, PESQ, ESTOI, LSD and log-mel distance.
 
     Each clip is coded with APCodec (real .apc files, whose size gives the bitrate) and
     with Opus at 6 and 12 kbit/s (opusenc/opusdec); one markdown table per category goes
     to stdout. Needs the eval extra (pip install 'apcodec[eval]') and, for Opus,
-    opus-tools (apt-get install opus-tools).
+    opus-tools (apt-get install opus-tools). With --report, also a static listening page.
     """
     if json_out and os.path.exists(json_out) and not force:
         raise click.UsageError(f"{json_out} exists: pass --force to overwrite it")
+    if report:
+        from .listening import command as listening  # only a report needs it
+
+        listening.check_target(report, force)
     clips, codec = _prepare(data, category, max_clips, min_seconds, not no_opus,
                             weights_path, device, threads)
     if not codec.weights.trained and not quiet:
         click.echo(f"apcodec: warning: {codec.weights.path} holds UNTRAINED weights "
                    "(random initialisation): expect APCodec scores near the floor", err=True)
-    from . import report
+    from . import report as tables
     from .run import Settings
 
-    settings = Settings(seconds=seconds, opus_kbps=() if no_opus else OPUS_KBPS,
-                        opus_vbr=not opus_cbr)
-    start = time.perf_counter()
-    rows = _score(clips, settings, codec, jobs, threads, quiet)
-    elapsed = time.perf_counter() - start
-    summary = report.summarize(rows)
+    with listening.building(report) if report else contextlib.nullcontext() as folder:
+        settings = Settings(seconds=seconds, opus_kbps=() if no_opus else OPUS_KBPS,
+                            opus_vbr=not opus_cbr, report=folder and str(folder))
+        start = time.perf_counter()
+        rows = _score(clips, settings, codec, jobs, threads, quiet)
+        elapsed = time.perf_counter() - start
+        summary = tables.summarize(rows)
+        if folder:
+            try:
+                listening.write(folder, codec, settings, clips, rows, summary, elapsed)
+            except Exception as exc:
+                _fail(exc)
     preamble = _preamble(codec, settings, elapsed, len(clips))
-    click.echo(report.markdown_report(summary, preamble), nl=False)
+    click.echo(tables.markdown_report(summary, preamble), nl=False)
     if json_out:
-        _write_json(json_out, rows, report.summary_json(summary), preamble)
+        _write_json(json_out, rows, tables.summary_json(summary), preamble)
+    if report and not quiet:
+        click.echo(listening.describe(report), err=True)
     if not quiet:
         click.echo(f"apcodec: {len(clips)} clips in {elapsed:.1f} s "
                    f"({elapsed / len(clips):.1f} s per clip)", err=True)

@@ -1,6 +1,6 @@
 """Paired comparison of two `apcodec eval --json-out` files: the ship test of a candidate.
 
-    python -m apcodec_cli.evaluate.compare runs/shipped.json runs/candidate.json
+    python -m apcodec_cli.evaluate.compare shipped.json candidate.json
     python -m apcodec_cli.evaluate.compare run.json run.json --systems opus-12k-vbr apcodec
 
 For every category, system and metric the two files share, it pairs the clips scored in both
@@ -28,14 +28,19 @@ from .report import mean_se
 METRICS = {"visqol": 1, "pesq": 1, "estoi": 1, "lsd": -1, "mel": -1, "level": 0}
 
 
+def by_clip(rows: Iterable[dict[str, Any]], system: str | None = None,
+            label: str | None = None) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(category, system, clip) -> row of an eval's rows; with `system`, only that
+    system's rows, keyed under `label` (default: the system's name). A clip is named by
+    its path where the row gives one: two packages may both hold an `intro.ogg`."""
+    return {(row["category"], label or row["system"], row.get("path", row["clip"])): row
+            for row in rows if system is None or row["system"] == system}
+
+
 def _rows(path: Path, system: str | None = None, label: str | None = None
           ) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(category, system, clip) -> row of an eval JSON file; with `system`, only that
-    system's rows, keyed under `label` (default: the system's name). A clip is named by
-    its path where the file gives one: two packages may both hold an `intro.ogg`."""
-    data = json.loads(path.read_text())
-    return {(row["category"], label or row["system"], row.get("path", row["clip"])): row
-            for row in data["rows"] if system is None or row["system"] == system}
+    """`by_clip` of the rows of an eval JSON file."""
+    return by_clip(json.loads(path.read_text())["rows"], system, label)
 
 
 def compare(baseline: dict, candidate: dict) -> Iterable[dict[str, Any]]:

@@ -16,7 +16,9 @@ rebuilt by the inverse STFT from these pairs of (log-amplitude, phase) spectra:
 and scored with the metrics of `apcodec eval` (ViSQOL, LSD, log-mel; PESQ-WB and ESTOI for
 speech) plus the level error in dB. If `unquantized` is no better than `codec`, the decoder
 (not the bitrate) is what limits quality; `true-amp` and `true-phase` say which half of the
-decoder costs more.
+decoder costs more. The tables carry the artefacts of `evaluate.artefacts` too (hop and code
+lines, the quiet floor, the bandwidth lost), and a last table the level and pitch of sines
+at 1, 2 and 8 kHz and of a sweep through the codec.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ..io.weights import load, set_threads
 from ..nn import spectral
 from ..nn.model import APCodec
 from ..units import SAMPLE_RATE as RATE
-from . import metrics, report
+from . import artefacts, metrics, report
 from .run import Clip, collect_clips, load_clip
 
 Spectra = tuple[torch.Tensor, torch.Tensor]  # log-amplitude, phase, each (1, n_bins, F)
@@ -116,6 +118,25 @@ def main(weights_path: str, data: str, category: str | None, max_clips: int, sec
     click.echo(f"weights {weights_path}, {len(clips)} clips, first {seconds:g} s each, "
                "whole-signal float32 passes\n")
     click.echo(markdown(rows))
+    click.echo(tones_markdown(model))
+
+
+@torch.inference_mode()
+def tones_markdown(model: APCodec) -> str:
+    """Sines and a sweep at -20 dBFS through the codec (whole signal, float32): each one's
+    level error and the sines' peak shift (`artefacts.tone_errors`)."""
+    def code(x: np.ndarray) -> np.ndarray:
+        wav = torch.from_numpy(x[: len(x) - len(x) % model.config.samples_per_frame])
+        return model(wav.view(1, 1, -1)).wav.flatten().double().numpy()
+
+    errors = artefacts.tone_errors(code, RATE)
+    lines = [f"### tones at {artefacts.TONE_DBFS:g} dBFS\n",
+             "| signal | level dB | peak shift Hz |", "|---|---:|---:|"]
+    for name in artefacts.probe_signals(RATE):
+        shift = errors.get(f"{name}_shift_hz")
+        lines.append(f"| {name} | {errors[f'{name}_level_db']:+.1f} | "
+                     f"{'' if shift is None else f'{shift:+.0f}'} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ Every metric takes two aligned mono float arrays (reference, degraded) of shape 
     estoi       higher     10 kHz      extended STOI (the `pystoi` package)
     lsd         lower      as given    log-spectral distance in dB, here in numpy
     mel         lower      as given    L1 distance of natural-log mel magnitudes, here in numpy
+    level       0          any         level of degraded over reference, dB
+    hop_lines   lower      as given    buzz at multiples of the frame rate, dB (`artefacts`)
+    code_lines  lower      as given    buzz at multiples of the code frame rate, dB
+    quiet_floor lower      as given    noise in the reference's quiet passages, dB
+    bandwidth_loss lower   as given    bandwidth lost, kHz
 
 LSD and the mel distance are written here once, so `apcodec eval` and the training log
 report the same numbers. The mel filterbank is built here once too: training's mel losses
@@ -32,10 +37,15 @@ import soxr
 
 from ..errors import ApcodecError
 from ..units import SAMPLE_RATE
+from . import artefacts
 
 Metric = Callable[[np.ndarray, np.ndarray, int], float]
 
 #: Pip packages of the optional metrics, by module name.
+#: The STFT hop of every preset (`CodecConfig.hop_length`): its frame rate, 1.2 kHz, is
+#: where a decoder's per-frame repetitions become lines.
+HOP_LENGTH = 40
+SAMPLES_PER_FRAME = 320  # and of its latent frames: 150 frames/s
 PACKAGES = {"visqol": "visqol-python", "pesq": "pesq", "pystoi": "pystoi"}
 VISQOL_RATE = 48_000
 PESQ_RATE = 16_000
@@ -220,9 +230,30 @@ def level(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
     return level_db(reference, degraded)
 
 
+def hop_lines(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """The largest excess (dB) of the degraded long-term spectrum over the reference's at
+    the first multiples of the codec's frame rate (`artefacts.hop_lines_db`)."""
+    return float(artefacts.hop_lines_db(reference, degraded, rate, HOP_LENGTH).max())
+
+
+def code_lines(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """Excess prominence (dB) of lines at multiples of the code frame rate, 150 Hz
+    (`artefacts.code_lines_db`)."""
+    return artefacts.code_lines_db(reference, degraded, rate, SAMPLES_PER_FRAME)
+
+
+def bandwidth_loss(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """Reference minus degraded bandwidth in kHz (`artefacts.bandwidth_hz`)."""
+    return (artefacts.bandwidth_hz(reference, rate) - artefacts.bandwidth_hz(degraded, rate)
+            ) / 1000
+
+
 METRICS: dict[str, Metric] = {"visqol": visqol, "pesq": pesq_wb, "estoi": estoi,
                               "lsd": log_spectral_distance, "mel": log_mel_distance,
-                              "level": level}
+                              "level": level, "hop_lines": hop_lines,
+                              "code_lines": code_lines,
+                              "quiet_floor": artefacts.quiet_floor_db,
+                              "bandwidth_loss": bandwidth_loss}
 SPEECH_ONLY = frozenset({"pesq", "estoi"})
 
 

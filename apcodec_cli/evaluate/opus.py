@@ -64,6 +64,14 @@ def require_opus_tools(way_out: str = "pass --no-opus") -> None:
             f"({INSTALL_HINT})" + (f", or {way_out}" if way_out else ""))
 
 
+def version() -> str:
+    """opusenc's own description of itself: 'opusenc opus-tools 0.2 (using libopus 1.3.1)'."""
+    require_opus_tools()
+    out = subprocess.run(["opusenc", "--version"], capture_output=True, text=True)
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else "opusenc (version unknown)"
+
+
 def _call(args: list[str]) -> None:
     try:
         subprocess.run(args, check=True, capture_output=True, text=True)

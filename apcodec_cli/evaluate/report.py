@@ -15,6 +15,10 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("lsd", "LSD dB ↓", 2),
     ("mel", "log-mel ↓", 3),
     ("level", "level dB", 2),
+    ("hop_lines", "hop lines dB ↓", 1),
+    ("code_lines", "code lines dB ↓", 1),
+    ("quiet_floor", "quiet floor dB ↓", 1),
+    ("bandwidth_loss", "band lost kHz ↓", 1),
 )
 
 Summary = dict[str, dict[str, dict[str, "Stat"]]]  # category -> system -> metric -> Stat

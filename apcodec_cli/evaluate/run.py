@@ -1,6 +1,7 @@
 """The evaluation run: pick clips, code each with APCodec and Opus, score every result.
 
-Clips come from a corpus folder (its `manifest.jsonl`, validation split only) or from any
+Clips come from a corpus folder (its `manifest.jsonl`: the splits never trained on, the
+in-source "validation" and the out-of-source "heldout" of held-out packages) or from any
 folder of audio files labelled with one category. The choice is deterministic: within each
 package (or sub-folder) clips are ordered by a hash of their path, and packages take turns,
 so `--max-clips 3` gives three different packages and the same three clips on every run.
@@ -27,7 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from ..cli import interrupt
-from ..cli.batch import AUDIO_EXTENSIONS
+from ..cli.plan import AUDIO_EXTENSIONS
 from ..data.manifest import read_manifest, split_score
 from ..errors import ApcodecError
 from ..io.atomic import scratch_dir
@@ -63,11 +64,24 @@ class Settings:
         seconds: Longest stretch of a clip used, from its start.
         opus_kbps: Opus bitrates to compare with (empty: no Opus).
         opus_vbr: Opus in VBR (opusenc's default); False: hard CBR.
+        report: Folder of a listening report: each clip's source and the decoding of the
+            `listened` systems go there as audio and spectrograms (None: no report).
     """
 
     seconds: float = 10.0
     opus_kbps: tuple[float, ...] = (6.0, 12.0)
     opus_vbr: bool = True
+    report: str | None = None
+
+    def opus_system(self, kbps: float) -> str:
+        """The name of the Opus system at `kbps` in the rows: 'opus-6k-vbr'."""
+        return f"opus-{kbps:g}k-{'vbr' if self.opus_vbr else 'cbr'}"
+
+    @property
+    def listened(self) -> tuple[str, ...]:
+        """The systems a listening report plays: APCodec, and Opus at the lowest bitrate
+        of the run (6 kbit/s, APCodec's own) when Opus runs."""
+        return ("apcodec",) + tuple(self.opus_system(k) for k in sorted(self.opus_kbps)[:1])
 
 
 def _interleave(groups: dict[str, list[Clip]]) -> list[Clip]:
@@ -76,11 +90,15 @@ def _interleave(groups: dict[str, list[Clip]]) -> list[Clip]:
     return [c for batch in itertools.zip_longest(*ordered) for c in batch if c is not None]
 
 
+#: The splits of a corpus that no training run reads.
+EVAL_SPLITS = ("validation", "heldout")
+
+
 def corpus_clips(data: Path, category: str | None, min_seconds: float) -> list[Clip]:
-    """Validation clips of a corpus folder, by category, in the deterministic order."""
+    """Clips of a corpus folder never trained on, by category, in the deterministic order."""
     groups: dict[str, list[Clip]] = defaultdict(list)
     for row in read_manifest(data / "manifest.jsonl"):
-        if row["split"] == "validation" and row["duration"] >= min_seconds and \
+        if row["split"] in EVAL_SPLITS and row["duration"] >= min_seconds and \
                 row["category"] == (category or row["category"]):
             name = Path(row["path"]).name
             groups[f"{row['category']}/{row['package']}"].append(
@@ -153,18 +171,21 @@ def _systems(codec: "Codec", wav: np.ndarray, settings: Settings,
     for kbps in settings.opus_kbps:
         start = time.perf_counter()
         result = opus.round_trip(wav, kbps, settings.opus_vbr, tmp)
-        mode = "vbr" if settings.opus_vbr else "cbr"
-        yield f"opus-{kbps:g}k-{mode}", result.audio, result.size_bytes, \
+        yield settings.opus_system(kbps), result.audio, result.size_bytes, \
             time.perf_counter() - start
 
 
 def evaluate_clip(codec: "Codec", clip: Clip, settings: Settings) -> list[Row]:
-    """Code one clip with every system and score each result: one row per system."""
+    """Code one clip with every system and score each result: one row per system.
+
+    With `settings.report`, the clip's files of the listening report are written too."""
     wav = load_clip(clip.path, settings.seconds)
     seconds = len(wav) / RATE
-    rows = []
+    rows, heard = [], {"source": wav}
     with scratch_dir("apcodec-eval-") as tmp:  # removed even when a worker is stopped
         for system, audio, size, coding_s in _systems(codec, wav, settings, tmp):
+            if settings.report and system in settings.listened:
+                heard[system] = audio
             start = time.perf_counter()
             scores = metrics.score(wav, audio, RATE, speech=clip.category == "speech")
             rows.append({"clip": clip.name, "path": clip.path, "category": clip.category,
@@ -172,6 +193,10 @@ def evaluate_clip(codec: "Codec", clip: Clip, settings: Settings) -> list[Row]:
                          "kbps": size * 8 / seconds / 1000 if seconds else math.nan, **scores,
                          "coding_s": round(coding_s, 3),
                          "scoring_s": round(time.perf_counter() - start, 3)})
+    if settings.report:
+        from .listening.media import write_clip  # only a report needs it
+
+        write_clip(settings.report, dataclasses.asdict(clip), heard)
     return rows
 
 

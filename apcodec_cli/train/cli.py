@@ -57,13 +57,18 @@ def parse_assignments(values: tuple[str, ...]) -> dict[str, str]:
                    "worker processes (default: resident on CUDA, streaming on the CPU).")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="Data loader worker processes when streaming.")
+@click.option("--heldout", "heldout", type=click.Path(exists=True, file_okay=False),
+              default=None,
+              help="Corpus of sources never trained on (build_corpus.py --heldout): every "
+                   "validation scores it too, logged as out-of-source 'heldout' records.")
 @click.option("--threads", type=click.IntRange(min=0), default=0,
               help="CPU threads for torch (0: torch's default).")
 @click.option("--quiet", is_flag=True, help="No progress line.")
 def train(data: str, run_dir: str, preset: str | None, overrides: tuple[str, ...],
           resume: bool, max_steps: int | None, max_minutes: float | None, device: str,
           export_path: str | None, init_path: str | None, force: bool,
-          resident: bool | None, workers: int, threads: int, quiet: bool) -> None:
+          resident: bool | None, workers: int, heldout: str | None, threads: int,
+          quiet: bool) -> None:
     """Train APCodec on DATA (the published recipe by default) and export its weights."""
     if resume and (preset or overrides or init_path):
         raise click.UsageError("a resumed run keeps its configuration and weights: "
@@ -82,7 +87,8 @@ def train(data: str, run_dir: str, preset: str | None, overrides: tuple[str, ...
         max_steps=max_steps, max_minutes=max_minutes,
         export=Path(export_path) if export_path else None,
         init=Path(init_path) if init_path else None,
-        resident=resident, workers=workers, quiet=quiet)
+        resident=resident, workers=workers,
+        heldout=Path(heldout) if heldout else None, quiet=quiet)
     try:
         config = None if resume else \
             get_train_preset(preset or "reference").override(parse_assignments(overrides))

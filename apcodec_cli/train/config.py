@@ -81,6 +81,28 @@ class LossWeights:
 
 
 @dataclasses.dataclass(frozen=True)
+class Augment:
+    """Probability of each augmentation of a training crop (0: never); train/augment.py
+    says what each one does."""
+
+    eq: float = 0.0
+    band_limit: float = 0.0
+    mix: float = 0.0
+    noise: float = 0.0
+    reverb: float = 0.0
+    stretch: float = 0.0
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            if not 0.0 <= getattr(self, field.name) <= 1.0:
+                raise ValueError(f"augment.{field.name} must be a probability in [0, 1]")
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, f.name) > 0 for f in dataclasses.fields(self))
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides what a training run computes.
 
@@ -88,6 +110,7 @@ class TrainConfig:
         name: Preset name, recorded in the exported weights.
         codec: The codec being trained.
         loss: Loss weights.
+        augment: Probabilities of the crop augmentations (all 0: none).
         segment: Samples per training crop (a multiple of codec.samples_per_frame).
         batch_size: Crops per step, over all processes together.
         steps: Total optimiser steps of the run.
@@ -129,6 +152,7 @@ class TrainConfig:
     name: str = "reference"
     codec: CodecConfig = get_preset("apcodec-48k")
     loss: LossWeights = LossWeights()
+    augment: Augment = Augment()
     segment: int = 8000
     batch_size: int = 16
     steps: int = 1_000_000
@@ -256,7 +280,7 @@ SMALL_CODEC = get_preset("apcodec-48k-small")
 #: 2.4 / 0.57 (1.6 GB). The MRD is most of the discriminators' cost and weighs 0.1 in the
 #: loss, so it shrinks most; the discriminators join after a reconstruction-only warm-up.
 #: Quality for equal compute (12 minutes on one shared core each, same data pack, from
-#: scratch; runs/cmp-*): small codec 349 steps, validation LSD 16.9 dB, mel L1 1.06;
+#: scratch, 2026-11-24): small codec 349 steps, validation LSD 16.9 dB, mel L1 1.06;
 #: reference codec 117 steps, LSD 21.3 dB, mel L1 2.01 (its codebooks not yet in use).
 PRESETS: dict[str, TrainConfig] = {
     "reference": TrainConfig(),

@@ -26,7 +26,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..io.audio import to_int16
-from .config import SEED_BITS
+from .augment import AUG_DRAWS, augment
+from .config import SEED_BITS, Augment
 from .data import Clip, read_clip, read_window
 
 CANDIDATES = 4  # candidate crops per slot, to skip near-silent ones
@@ -35,11 +36,13 @@ PEAK = 0.99  # gain never pushes a crop's peak above this
 
 @dataclasses.dataclass
 class CropPlan:
-    """Candidates (B, CANDIDATES) of clip indices and offsets, and gains (B,) in dB."""
+    """Candidates (B, CANDIDATES) of clip indices and offsets, gains (B,) in dB, and the
+    augmentations' uniforms (B, AUG_DRAWS), None when the run augments nothing."""
 
     clips: torch.Tensor
     offsets: torch.Tensor
     gain_db: torch.Tensor
+    aug: torch.Tensor | None = None
 
 
 #: Bits of the crop generator's seed given to the step and to the rank, below the run's
@@ -61,13 +64,14 @@ class CropPlanner:
 
     def __init__(self, lengths: Sequence[int], segment: int, batch: int,
                  gain_db: tuple[float, float], seed: int, rank: int = 0,
-                 weights: Sequence[float] | None = None) -> None:
+                 weights: Sequence[float] | None = None, augment: Augment = Augment()
+                 ) -> None:
         """`weights` (one per clip) replace the clips' lengths as drawing weights."""
         self.lengths = torch.tensor(lengths, dtype=torch.int64)
         self.weights = (self.lengths.double() if weights is None
                         else torch.tensor(weights, dtype=torch.float64))
         self.segment, self.batch, self.gain_db = segment, batch, gain_db
-        self.seed, self.rank = seed, rank
+        self.seed, self.rank, self.augment = seed, rank, augment
         crop_seed(seed, rank, 0)  # out of range: fail now, not at the first step
 
     def plan(self, step: int) -> CropPlan:
@@ -79,7 +83,9 @@ class CropPlanner:
         offsets = (torch.rand(clips.shape, generator=g, dtype=torch.float64) * room).long()
         low, high = self.gain_db
         gain = low + (high - low) * torch.rand(self.batch, generator=g)
-        return CropPlan(clips, offsets, gain)
+        aug = (torch.rand(self.batch, AUG_DRAWS, generator=g) if self.augment.active
+               else None)  # drawn last: runs without augmentation keep their crops
+        return CropPlan(clips, offsets, gain, aug)
 
 
 def share_weights(clips: Sequence[Clip], speech_share: float) -> list[float] | None:
@@ -95,12 +101,13 @@ def share_weights(clips: Sequence[Clip], speech_share: float) -> list[float] | N
     return [c.frames * share[s] / total[s] for c, s in zip(clips, speech)]
 
 
-def finish(candidates: torch.Tensor, gain_db: torch.Tensor, silence_db: float) -> torch.Tensor:
-    """Pick the first non-silent candidate of each slot and apply its gain.
+def finish(candidates: torch.Tensor, plan: CropPlan, silence_db: float,
+           augmentations: Augment) -> torch.Tensor:
+    """Pick the first non-silent candidate of each slot, augment it and apply its gain.
 
     Args:
         candidates: (B, CANDIDATES, S) float32 crops.
-        gain_db: (B,) gains in dB.
+        plan: The plan they were read by (gains in dB, augmentation draws).
 
     Returns:
         (B, 1, S) training batch.
@@ -109,7 +116,9 @@ def finish(candidates: torch.Tensor, gain_db: torch.Tensor, silence_db: float) -
     loud = (20 * torch.log10(rms) >= silence_db).float()
     pick = loud.argmax(dim=1)  # first loud candidate, or 0 when none is
     x = candidates[torch.arange(candidates.shape[0], device=candidates.device), pick]
-    gain = torch.pow(10.0, gain_db.to(x) / 20)
+    if plan.aug is not None:
+        x = augment(x, plan.aug.to(x.device), augmentations)
+    gain = torch.pow(10.0, plan.gain_db.to(x) / 20)
     gain = torch.minimum(gain, PEAK / x.abs().amax(-1).clamp(min=1e-9))
     return (x * gain[:, None]).unsqueeze(1)
 
@@ -143,7 +152,7 @@ class ResidentCrops:
         index = (self.starts[clips] + offsets)[..., None] + time
         samples = self.audio[index.clamp(max=self.audio.numel() - 1)]
         candidates = samples.float().mul_(inside) / 32768
-        return finish(candidates, plan.gain_db, self.silence_db)
+        return finish(candidates, plan, self.silence_db, self.planner.augment)
 
     def batches(self, start: int, stop: int) -> Iterator[torch.Tensor]:
         """Batches of steps start..stop-1."""
@@ -169,7 +178,7 @@ class StreamCrops(Dataset):
         candidates = torch.from_numpy(np.stack([
             np.stack([read_window(self.clips[c], o, segment) for c, o in zip(cs, os)])
             for cs, os in zip(plan.clips.tolist(), plan.offsets.tolist())]))
-        return finish(candidates, plan.gain_db, self.silence_db)
+        return finish(candidates, plan, self.silence_db, self.planner.augment)
 
     def batches(self, start: int, stop: int, pin_memory: bool = False) -> Iterator[torch.Tensor]:
         """Batches of steps start..stop-1, prepared ahead by worker processes."""

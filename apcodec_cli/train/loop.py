@@ -57,6 +57,9 @@ class RunOptions:
         resident: Hold the training audio in device memory (None: on CUDA, or when files
             need resampling); otherwise worker processes read crops from disk.
         workers: DataLoader worker processes when streaming from disk.
+        heldout: Corpus of sources never trained on (`build_corpus.py --heldout`): each
+            validation also scores its clips, logged as "heldout" records (out of source)
+            beside the "validation" records of the data's own validation split (in source).
         quiet: No progress line.
     """
 
@@ -70,6 +73,7 @@ class RunOptions:
     init: Path | None = None
     resident: bool | None = None
     workers: int = 2
+    heldout: Path | None = None
     quiet: bool = False
 
 
@@ -147,6 +151,7 @@ class _Run:
         self.log = RunLog(options.run_dir)
         self.stop_flag = _StopFlag()
         self.val_clips: list[ValidationClip] = []  # rank 0 only
+        self.heldout_clips: list[ValidationClip] = []  # rank 0 only
 
     def _prepare(self, config: TrainConfig | None) -> dict | None:
         """Check the run folder; the saved state when resuming."""
@@ -168,7 +173,7 @@ class _Run:
         c, o, p = self.config, self.options, self.process
         planner = CropPlanner([clip.frames for clip in train], c.segment,
                               c.batch_size // p.world, c.gain_db, c.seed, p.rank,
-                              share_weights(train, c.speech_share))
+                              share_weights(train, c.speech_share), c.augment)
         native = all(clip.native for clip in train)
         resident = (p.device.type == "cuda" or not native) if o.resident is None else o.resident
         if not (resident or native):
@@ -192,6 +197,9 @@ class _Run:
         if self.process.main:
             self.val_clips = load_validation(clips, c.val_clips, c.val_seconds,
                                             c.codec.samples_per_frame)
+            self.heldout_clips = [] if self.options.heldout is None else load_validation(
+                find_clips(self.options.heldout), c.val_clips, c.val_seconds,
+                c.codec.samples_per_frame, split="heldout")
             self._record_start(stop, resident)
         bar = tqdm(total=stop, initial=self.trainer.step_count, unit="step", file=sys.stderr,
                    dynamic_ncols=True, disable=self.options.quiet or not self.process.main)
@@ -228,9 +236,11 @@ class _Run:
         return (local or "peer") if distributed.any_true(bool(local), self.process) else ""
 
     def _validate(self) -> None:
-        if self.val_clips:
-            scores = validate(self.trainer.codec, self.val_clips, self.process.device)
-            self.log.write("validation", self.trainer.step_count, **dataclasses.asdict(scores))
+        for kind, clips in (("validation", self.val_clips), ("heldout", self.heldout_clips)):
+            if clips:
+                scores = validate(self.trainer.codec, clips, self.process.device,
+                                  tones=kind == "validation")
+                self.log.write(kind, self.trainer.step_count, **dataclasses.asdict(scores))
 
     def _save(self) -> None:
         self.trainer.reviver.gather()  # a collective: every process, before rank 0 saves

@@ -85,10 +85,10 @@ def floored(target: torch.Tensor, estimate: torch.Tensor, floor_db: float
 
     An estimate below the floor where the truth is too costs nothing; a quiet bin decoded
     loud still does. Much of a log-spectral loss comes from far below the peak (on training
-    crops, session 9's weights: log-amplitude loss 0.74, 0.31 with a 70 dB floor), but
-    those bins are not inaudible to the metrics: trained with a 70 dB floor, music ViSQOL
-    fell by 0.07 and the log-mel distance rose on 15 of 16 clips (`docs/training.md`,
-    session 10). Off by default."""
+    crops, the weights of 2026-12-05: log-amplitude loss 0.74, 0.31 with a 70 dB floor),
+    but those bins are not inaudible to the metrics: trained with a 70 dB floor, music
+    ViSQOL fell by 0.07 and the log-mel distance rose on 15 of 16 clips
+    (docs/training.md, "Tried and not kept"). Off by default."""
     if floor_db <= 0:
         return target, estimate
     dims = tuple(range(1, target.dim()))
@@ -130,10 +130,11 @@ def hop_line_loss(wav: torch.Tensor, wav_hat: torch.Tensor, hop: int) -> torch.T
     Whatever the decoder repeats identically in every STFT frame leaves the inverse STFT as
     a signal of period one hop: lines at multiples of the frame rate (1.2 kHz for a 40-sample
     hop at 48 kHz). The component is the crop folded at that period and averaged (its mean
-    removed); in the shipped weights of session 12 it held 4 to 140 times the source's
-    share of the power (8 validation clips), most in quiet passages, a buzz no other term
-    singles out: it is a few bins of each spectrum. Trained against (session 13,
-    `docs/training.md`), it removed most of the buzz and no metric improved. Off by default
+    removed); in the weights shipped on 2026-12-06 (network `ca236ba8a4d963bb`) it held 4 to
+    140 times the source's share of the power (8 validation clips), most in quiet passages,
+    a buzz no other term singles out: it is a few bins of each spectrum. Trained against
+    (docs/training.md, "Tried and not kept"), it removed most of the buzz and no metric
+    improved. Off by default
     (`LossWeights.hop_lines`)."""
     with torch.autocast(wav.device.type, enabled=False):
         length = wav.shape[-1] // hop * hop

@@ -9,7 +9,7 @@ fraction of a percent of 1, so what NSIM measures is the *local correlation* of 
 neurograms: whether the decoded texture, from band to band and from frame to frame, moves
 with the reference's.
 
-The diagnosis that called for this (docs/training.md, session 13): on the evaluation's
+The diagnosis that called for this (2026-12-06, docs/training.md): on the evaluation's
 music clips the shipped weights matched Opus 12 kbit/s in ViSQOL's score while their
 per-band NSIM from 600 Hz to 5 kHz was 0.26-0.73 against Opus's 0.82-0.90, the gap made up
 by the bands above 13 kHz that Opus drops. None of the spectral losses asks for that

@@ -12,6 +12,11 @@ Every validation codes and decodes the same clips (float32, one whole-signal pas
     music_visqol   music    ViSQOL v3 audio mode, 1-4.75 (higher is better)
     perplexity     all      mean over codebooks of exp(entropy of code usage)
     usage          all      mean over codebooks of the fraction of entries used
+    hop_lines_db, code_lines_db, quiet_floor_db, bandwidth_loss_khz
+                   all      the artefacts of `evaluate.artefacts` (0 is right)
+    tone_*_level_db, sweep_level_db, tone_*_shift_hz
+                   tones    sines at 1, 2 and 8 kHz and a sweep at -20 dBFS (`tones=True`):
+                            level error in dB and the sines' peak shift in Hz
 
 Every metric comes from `evaluate.metrics`, the functions of `apcodec eval`, so the two
 report the same numbers; where the `eval` extra is not installed the perceptual ones are NaN.
@@ -29,7 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..evaluate import metrics
+from ..evaluate import artefacts, metrics
 from ..nn.model import APCodec
 from .data import SAMPLE_RATE, Clip, read_clip
 
@@ -53,6 +58,17 @@ class ValidationResult:
     speech_pesq: float = math.nan
     speech_estoi: float = math.nan
     music_visqol: float = math.nan
+    hop_lines_db: float = math.nan
+    code_lines_db: float = math.nan
+    quiet_floor_db: float = math.nan
+    bandwidth_loss_khz: float = math.nan
+    tone_1k_level_db: float = math.nan
+    tone_2k_level_db: float = math.nan
+    tone_8k_level_db: float = math.nan
+    sweep_level_db: float = math.nan
+    tone_1k_shift_hz: float = math.nan
+    tone_2k_shift_hz: float = math.nan
+    tone_8k_shift_hz: float = math.nan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,14 +80,14 @@ class ValidationClip:
 
 
 def load_validation(clips: Sequence[Clip], count: int, seconds: float,
-                    samples_per_frame: int) -> list[ValidationClip]:
-    """Up to `count` validation clips of each category, evenly spread over its list.
+                    samples_per_frame: int, split: str = "validation") -> list[ValidationClip]:
+    """Up to `count` clips of `split` of each category, evenly spread over its list.
 
     Each is the middle `seconds` of its clip (or all of it), cut to whole latent frames.
     """
     pools: dict[str, list[Clip]] = defaultdict(list)
     for clip in clips:
-        if clip.split == "validation" and clip.frames >= samples_per_frame:
+        if clip.split == split and clip.frames >= samples_per_frame:
             pools[clip.category].append(clip)
     out = []
     for category in sorted(pools):
@@ -99,11 +115,19 @@ def _perceptual(field: str, metric: Callable[..., float], ref: np.ndarray,
         return math.nan
 
 
+def _round_trip(model: APCodec, x: np.ndarray, device: torch.device) -> np.ndarray:
+    """(T,) float through the model, cut to whole latent frames."""
+    frames = len(x) - len(x) % model.config.samples_per_frame
+    wav = torch.from_numpy(x[:frames]).float().view(1, 1, -1).to(device)
+    return model(wav).wav.flatten().double().cpu().numpy()
+
+
 @torch.inference_mode()
-def validate(model: APCodec, clips: Sequence[ValidationClip],
-             device: torch.device) -> ValidationResult:
+def validate(model: APCodec, clips: Sequence[ValidationClip], device: torch.device,
+             tones: bool = False) -> ValidationResult:
     """Code and decode every clip in float32 and score the results (the mel distance is
-    `metrics.log_mel_distance`, in float64 like `apcodec eval`'s)."""
+    `metrics.log_mel_distance`, in float64 like `apcodec eval`'s); with `tones`, the
+    synthetic test signals too."""
     was_training = model.training
     model.eval()
     c = model.config
@@ -119,10 +143,17 @@ def validate(model: APCodec, clips: Sequence[ValidationClip],
         level = metrics.level_db(ref, deg)
         scores["level_db"].append(level)
         scores["level_abs_db"].append(abs(level))
+        for field, value in artefacts.clip_artefacts(ref, deg, SAMPLE_RATE, c.hop_length,
+                                                     c.samples_per_frame).items():
+            scores[field].append(value)
         for field, metric in CATEGORY_METRICS.get(clip.category, ()):
             scores[field].append(_perceptual(field, metric, ref, deg))
         for i, codes in enumerate(out.quantized.codes[0]):
             counts[i] += torch.bincount(codes, minlength=c.codebook_size)
+    if tones:
+        for field, value in artefacts.tone_errors(lambda x: _round_trip(model, x, device),
+                                                  SAMPLE_RATE).items():
+            scores[field].append(value)
     model.train(was_training)
     share = counts / counts.sum(dim=1, keepdim=True)
     entropy = -(share * share.clamp(min=1e-12).log()).sum(dim=1)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
 from apcodec_cli.bench import measure, run
 from apcodec_cli.bench.cli import _seconds
 from apcodec_cli.cli.main import main
+
+from helpers import invoke
 
 
 def test_durations_parse() -> None:
@@ -38,10 +39,9 @@ def test_child_peak_memory_is_its_own(tmp_path: Path) -> None:
 
 def test_bench_smoke(tiny_weights: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    result = CliRunner().invoke(main, [
-        "bench", "--weights", str(tiny_weights), "--seconds", "0.5", "--threads", "1",
-        "--no-cuda", "--baseline-seconds", "0.5", "--baseline-preset", "tiny", "-q",
-        "--json-out", str(out)], catch_exceptions=False)
+    result = invoke(main, "bench", "--weights", tiny_weights, "--seconds", "0.5", "--threads",
+                    "1", "--no-cuda", "--baseline-seconds", "0.5", "--baseline-preset", "tiny",
+                    "-q", "--json-out", out, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "| 0.5 s | apcodec CPU | 1 |" in result.output
     assert "Baseline: whole-signal forward pass of `tiny`" in result.output

@@ -7,7 +7,7 @@ import os
 
 import soundfile as sf
 
-from helpers import partials, write_audio
+from helpers import flip, partials, write_audio
 
 
 def test_help_teaches_with_examples(run) -> None:
@@ -102,14 +102,13 @@ def test_shards_partition_a_tree(run, tmp_path) -> None:
 def test_failed_decode_leaves_no_output(run, tmp_path) -> None:
     write_audio(tmp_path / "in.wav", 2.5)
     run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc")
-    data = bytearray((tmp_path / "x.apc").read_bytes())
-    data[len(data) - 10] ^= 0xFF
-    (tmp_path / "bad.apc").write_bytes(bytes(data))
+    data = (tmp_path / "x.apc").read_bytes()
+    (tmp_path / "bad.apc").write_bytes(flip(data, len(data) - 10))
     result = run("decode", "-q", tmp_path / "bad.apc", tmp_path / "out.wav")
     assert result.exit_code == 1
     assert "chunk 2 (2.00–2.50 s)" in result.stderr and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "out.wav").exists() and partials(tmp_path) == []
-    (tmp_path / "cut.apc").write_bytes(bytes(data[:-400]))
+    (tmp_path / "cut.apc").write_bytes(data[:-400])
     result = run("decode", "-q", tmp_path / "cut.apc", tmp_path / "out.wav")
     assert result.exit_code == 1 and "truncated" in result.stderr.lower()
     assert not (tmp_path / "out.wav").exists()
@@ -120,9 +119,7 @@ def test_info_reports_integrity(run, tmp_path) -> None:
     run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc")
     result = run("info", tmp_path / "x.apc")
     assert result.exit_code == 0 and "all intact" in result.output and "kbit/s" in result.output
-    data = bytearray((tmp_path / "x.apc").read_bytes())
-    data[100] ^= 0x01
-    (tmp_path / "bad.apc").write_bytes(bytes(data))
+    (tmp_path / "bad.apc").write_bytes(flip((tmp_path / "x.apc").read_bytes(), 100, 0x01))
     result = run("info", "--json", tmp_path / "bad.apc")
     assert result.exit_code == 1 and '"ok": false' in result.output and "chunk 0" in result.output
 

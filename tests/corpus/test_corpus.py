@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -157,3 +158,24 @@ def test_a_pack_whose_index_fails_to_write_has_no_index(built, tmp_path, monkeyp
         pack.write_pack(out, chosen, tmp_path / "pack", kbps=32)
     assert not (tmp_path / "pack" / pack.INDEX_NAME).exists()
     assert partials(tmp_path / "pack") == []
+
+
+def test_heldout_packages_are_never_in_train_or_validation() -> None:
+    keys = {f"pkg{i % 3}/file{i:03d}.ogg": f"pkg{i % 3}" for i in range(300)}
+    plain = corpus.assign_splits(keys, 0.05)
+    split = corpus.assign_splits(keys, 0.05, heldout={"pkg1"})
+    assert all(split[k] == "heldout" for k, p in keys.items() if p == "pkg1")
+    assert all(split[k] == plain[k] for k, p in keys.items() if p != "pkg1")
+    assert not set(corpus.HELDOUT_PACKAGES) & set(corpus.DEBIAN_PACKAGES)
+
+
+@pytest.mark.parametrize("status, installed", [("install ok installed", True),
+                                                ("unknown ok not-installed", False),
+                                                ("deinstall ok config-files", False)])
+def test_a_package_counts_as_installed_only_when_dpkg_says_so(
+        monkeypatch: pytest.MonkeyPatch, status: str, installed: bool) -> None:
+    from apcodec_cli.data import debian
+
+    monkeypatch.setattr(debian.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, 0, status, ""))
+    assert debian.is_installed("any") is installed

@@ -139,4 +139,5 @@ def test_a_failing_pass_fails_its_files_and_nothing_hangs(codec, folder, tmp_pat
     assert [(Path(j.source).name, e) for j, e in summary.failed] == [
         ("f0.wav", "forward pass failed: CUDA out of memory")]
     assert len(summary.done) == len(_FILES) - 1 and len(done) == len(_FILES)
+    assert all(outcome.seconds > 0 for outcome in done)  # each file timed in its thread
     assert isinstance(codec.engine.runner, LocalRunner)  # the codec given is left as it was

@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-from click.testing import CliRunner
 
 from apcodec_cli.evaluate import metrics, opus, report
 from apcodec_cli.evaluate.cli import evaluate
 from apcodec_cli.evaluate.run import ClipError, collect_clips, load_clip
+
+from helpers import invoke
 
 RATE = 48_000
 
@@ -149,7 +150,9 @@ def test_pesq_and_estoi_rank_clean_above_noisy() -> None:
     assert metrics.pesq_wb(x, x, RATE) > 4.0 > metrics.pesq_wb(x, noisy(x, 0.05), RATE)
     assert metrics.estoi(x, x, RATE) > 0.99 > metrics.estoi(x, noisy(x, 0.05), RATE)
     assert math.isnan(metrics.estoi(x[:4000], x[:4000], RATE))  # too few frames: NaN
-    assert set(metrics.score(x, x, RATE, speech=False)) == {"visqol", "lsd", "mel", "level"}
+    assert set(metrics.score(x, x, RATE, speech=False)) == {
+        "visqol", "lsd", "mel", "level", "hop_lines", "code_lines", "quiet_floor",
+        "bandwidth_loss"}
     assert metrics.score(x, 0.5 * x, RATE, speech=False)["level"] == pytest.approx(-6.02, abs=0.01)
 
 
@@ -265,13 +268,13 @@ def test_command_end_to_end(tmp_path, tiny_weights) -> None:
     sf.write(tmp_path / "clip.wav", music(1.5), RATE)
     args = ["-w", str(tiny_weights), "--data", str(tmp_path), "--category", "music",
             "--no-opus", "--device", "cpu", "--json-out", str(tmp_path / "out.json"), "-q"]
-    result = CliRunner().invoke(evaluate, args)
+    result = invoke(evaluate, *args)
     assert result.exit_code == 0, result.output
     assert "### music (1 clip)" in result.stdout and "| apcodec | " in result.stdout
     document = json.loads((tmp_path / "out.json").read_text())
     (row,) = document["rows"]
     assert row["system"] == "apcodec" and row["kbps"] > 6.0 and row["visqol"] is not None
-    again = CliRunner().invoke(evaluate, args)
+    again = invoke(evaluate, *args)
     assert again.exit_code == 2 and "--force" in again.output
 
 
@@ -283,8 +286,8 @@ def test_command_fails_in_one_line_without_the_eval_extra(tmp_path, tiny_weights
 
     monkeypatch.setattr(metrics, "require", missing)
     sf.write(tmp_path / "clip.wav", music(1.5), RATE)
-    result = CliRunner().invoke(evaluate, ["-w", str(tiny_weights), "--data", str(tmp_path),
-                                           "--category", "speech", "--no-opus"])
+    result = invoke(evaluate, "-w", tiny_weights, "--data", tmp_path, "--category", "speech",
+                    "--no-opus")
     assert result.exit_code == 1
     assert result.stderr.strip() == ("apcodec: error: the 'visqol' module is missing: "
                                      "pip install 'apcodec[eval]'")
@@ -292,7 +295,6 @@ def test_command_fails_in_one_line_without_the_eval_extra(tmp_path, tiny_weights
 
 def test_compare_pairs_clips_and_counts_the_better_side(tmp_path) -> None:
     import json
-    from click.testing import CliRunner
     from apcodec_cli.evaluate import compare
 
     def rows(pesq, level):
@@ -305,19 +307,17 @@ def test_compare_pairs_clips_and_counts_the_better_side(tmp_path) -> None:
     assert records["pesq"]["difference"] == pytest.approx(0.5 / 3)
     assert records["pesq"]["better"] == 2 and records["pesq"]["clips"] == 3
     assert records["level"]["better"] == 2  # nearer 0 dB on c0 and c2
-    result = CliRunner().invoke(compare.main, [str(base), str(cand)])
+    result = invoke(compare.main, base, cand)
     assert result.exit_code == 0 and "| speech | apcodec | pesq | 3 |" in result.output
     # Two systems of one run: the same file twice.
     both = tmp_path / "both.json"
     opus = [dict(row, system="opus-6k-vbr") for row in json.loads(cand.read_text())["rows"]]
     both.write_text(json.dumps({"rows": json.loads(base.read_text())["rows"] + opus}))
-    result = CliRunner().invoke(compare.main, [str(both), str(both),
-                                               "--systems", "apcodec", "opus-6k-vbr"])
+    result = invoke(compare.main, both, both, "--systems", "apcodec", "opus-6k-vbr")
     assert result.exit_code == 0, result.output
     assert "| speech | opus-6k-vbr vs apcodec | pesq | 3 | 2.000 | 2.167 | +0.167 ± " \
         in result.output
-    result = CliRunner().invoke(compare.main, [str(both), str(both),
-                                               "--systems", "apcodec", "opus-12k-vbr"])
+    result = invoke(compare.main, both, both, "--systems", "apcodec", "opus-12k-vbr")
     assert result.exit_code == 1 and "share no scored clip of those systems" in result.output
     # Clips of the same name from two folders are two clips.
     twins = tmp_path / "twins.json"
@@ -335,15 +335,14 @@ def test_bands_command_end_to_end(tmp_path, tiny_weights, monkeypatch) -> None:
     from apcodec_cli.evaluate.bands import main as bands
 
     sf.write(tmp_path / "clip.wav", music(1.5), RATE)
-    result = CliRunner().invoke(bands, ["--weights", str(tiny_weights), "--data",
-                                        str(tmp_path), "--seconds", "1.5", "-q"])
+    result = invoke(bands, "--weights", tiny_weights, "--data", tmp_path, "--seconds", "1.5",
+                    "-q")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"weights {tiny_weights}, 1 music clip, first 1.5 s")
     assert sum(1 for line in lines if line.startswith("| ") and line[2].isdigit()) == 32
     assert lines[-1].startswith("hop lines (multiples of 1200 Hz)")
     monkeypatch.setattr(opus.shutil, "which", lambda tool: None)
-    missing = CliRunner().invoke(bands, ["--weights", str(tiny_weights), "--data",
-                                         str(tmp_path)])
+    missing = invoke(bands, "--weights", tiny_weights, "--data", tmp_path)
     assert missing.exit_code == 1 and "install Debian's opus-tools" in missing.output
     assert "--no-opus" not in missing.output

@@ -1,7 +1,8 @@
 """Helpers of the `.apc` format tests (test_bitstream.py, test_bitstream_v2.py,
-test_entropy.py): hypothesis settings, random codes and code tables, damaged files, and
-reading a file every way. Imported by name (`from apcdata import ...`): see tests/helpers.py
-for why plain helpers are not in a conftest.py.
+test_entropy.py): hypothesis settings, random codes and code tables, and reading a file
+every way. Damaged files come from `helpers.damage` and `helpers.flip`, shared with the
+other tests. Imported by name (`from apcdata import ...`): see tests/helpers.py for why
+plain helpers are not in a conftest.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Callable
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
 
 from apcodec_cli.io.bitstream import ApcError, ApcReader
 from apcodec_cli.io.entropy import CodeTables
@@ -53,35 +53,6 @@ def as_dict(tables: CodeTables) -> dict:
     """The tables as the reference coder (tests/apcref.py) takes them."""
     return {"frequencies": tables.frequencies.tolist(), "buckets": tables.buckets.tolist(),
             "n_buckets": list(tables.n_buckets)}
-
-
-Edit = tuple[str, int, int]
-
-
-def edits(size: int) -> st.SearchStrategy[list[Edit]]:
-    """One to four edits (kind, position, value) of a file of `size` bytes, for `damage`."""
-    return st.lists(st.tuples(st.sampled_from(["flip", "set", "cut", "insert", "delete"]),
-                              st.integers(0, size), st.integers(0, 255)),
-                    min_size=1, max_size=4)
-
-
-def damage(data: bytes, changes: list[Edit]) -> bytes:
-    """`data` with the `edits`: a bit flipped, a byte set, the end cut, a byte inserted,
-    or up to 20 bytes deleted."""
-    out = bytearray(data)
-    for kind, pos, value in changes:
-        pos = min(pos, len(out))
-        if kind == "flip" and pos < len(out):
-            out[pos] ^= 1 << (value % 8)
-        elif kind == "set" and pos < len(out):
-            out[pos] = value
-        elif kind == "cut":
-            del out[pos:]
-        elif kind == "insert":
-            out[pos:pos] = bytes([value])
-        elif kind == "delete":
-            del out[pos:pos + 1 + value % 20]
-    return bytes(out)
 
 
 def read_every_way(open_reader: Callable[[bytes], ApcReader], data: bytes

@@ -114,6 +114,6 @@ def test_an_evaluated_clip_codes_in_a_scratch_folder(monkeypatch) -> None:
         return iter(())
 
     monkeypatch.setattr(run, "_systems", systems)
-    settings = type("Settings", (), {"seconds": 1.0})()
+    settings = type("Settings", (), {"seconds": 1.0, "report": None})()
     assert run.evaluate_clip(None, run.Clip("a", "a.wav", "music"), settings) == []
     assert seen == [True]

@@ -32,7 +32,8 @@ from apcodec_cli.io.bitstream import (
     write_apc,
 )
 
-from apcdata import damage, edits, fast, read_every_way
+from apcdata import fast, read_every_way
+from helpers import damage, edits, flip
 
 FAST = fast(max_examples=60)
 DEFAULTS = dict(
@@ -66,10 +67,6 @@ def fix_header_crc(data: bytes) -> bytes:
     """Recompute the header CRC so that a deliberate field change passes the checksum."""
     end = 49 + data[48]
     return data[:end] + struct.pack("<I", zlib.crc32(data[:end])) + data[end + 4 :]
-
-
-def flip(data: bytes, pos: int) -> bytes:
-    return data[:pos] + bytes([data[pos] ^ 0xFF]) + data[pos + 1 :]
 
 
 def open_reader(data: bytes) -> ApcReader:

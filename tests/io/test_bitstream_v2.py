@@ -20,9 +20,10 @@ from apcodec_cli.io.bitstream import (
 from apcodec_cli.io.entropy import CodeTables
 from apcodec_cli.train.codetables import TableCounts
 
-from apcdata import as_dict, damage, edits, fast, random_codes, random_tables, read_every_way
+from apcdata import as_dict, fast, random_codes, random_tables, read_every_way
 from golden import (GOLDEN_NETWORK, GOLDEN_V2_PATH, golden_tables, golden_v2_codes,
                     golden_v2_header)
+from helpers import damage, edits, flip
 
 FAST = fast(max_examples=50)
 NETWORK = bytes(range(8))
@@ -251,8 +252,7 @@ def test_invalid_index_entry_with_a_valid_crc() -> None:
 
 def test_flipped_chunk_byte_names_the_chunk() -> None:
     first = GOOD_HEADER.header_size + (index_of(GOOD, GOOD_HEADER)[0] & ~INDEX_PACKED)
-    problems = reader(GOOD[:first + 1] + bytes([GOOD[first + 1] ^ 0x10]) + GOOD[first + 2:]
-                      ).verify()
+    problems = reader(flip(GOOD, first + 1, 0x10)).verify()
     assert [p.chunk for p in problems] == [1]  # type: ignore[attr-defined]
     assert str(problems[0]).startswith("chunk 1 (") and "checksum mismatch" in str(problems[0])
 
@@ -286,8 +286,7 @@ def test_fuzz_payload_damage_behind_a_valid_crc(index: int, pos: int, value: int
         return
     offset = GOOD_HEADER.header_size + sum(e & ~INDEX_PACKED for e in entries[:index])
     at = offset + pos % ((entries[index] & ~INDEX_PACKED) - 4)
-    data = GOOD[:at] + bytes([GOOD[at] ^ value]) + GOOD[at + 1:]
-    exercise(forge_crc(data, GOOD_HEADER, index))
+    exercise(forge_crc(flip(GOOD, at, value), GOOD_HEADER, index))
 
 
 @FAST

@@ -19,7 +19,7 @@ from apcodec_cli.io import bitstream, live
 from apcodec_cli.io.audio import resampled_length
 from apcodec_cli.io.bitstream import (ChecksumError, Header, LiveStreamError, TrailingDataError,
                                    TruncatedError, read_apc)
-from helpers import tone, write_audio
+from helpers import flip, tone, write_audio
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -107,7 +107,7 @@ def test_streaming_pipes_keep_the_exact_length(cli, tiny_stream_weights: Path, t
 @pytest.mark.parametrize("damage, error", [
     (lambda d: d[:-30], TruncatedError),
     (lambda d: d[:-22], TruncatedError),  # cut in the last record
-    (lambda d: d[:80] + bytes([d[80] ^ 1]) + d[81:], ChecksumError),
+    (lambda d: flip(d, 80, 1), ChecksumError),
     (lambda d: d + b"\0", TrailingDataError),
 ])
 def test_damaged_live_streams_are_refused(damage, error) -> None:

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from click.testing import CliRunner
 
 from apcodec_cli.io import weights
 from apcodec_cli.train.checkpoint import STATE_NAME, apply_weight_norm, initialise, \
@@ -26,6 +25,8 @@ from apcodec_cli.train.distributed import Process
 from apcodec_cli.train.loop import RunOptions, run
 from apcodec_cli.train.trainer import Trainer
 from apcodec_cli.nn.model import APCodec
+
+from helpers import invoke
 
 TINY = get_train_preset("tiny")
 
@@ -234,19 +235,18 @@ def test_weight_norm_round_trip_keeps_the_function() -> None:
 
 
 def test_cli_trains_stops_on_time_and_refuses_misuse(data_dir: Path, tmp_path: Path) -> None:
-    runner = CliRunner()
     run_dir = tmp_path / "cli"
     args = ["--data", str(data_dir), "--run-dir", str(run_dir), "--quiet", "--stream",
             "--workers", "0", "--device", "cpu"]
-    result = runner.invoke(train, args + ["--preset", "tiny", "--max-minutes", "1e-9"])
+    result = invoke(train, *args, "--preset", "tiny", "--max-minutes", "1e-9")
     assert result.exit_code == 0, result.output
     assert load_state(run_dir / STATE_NAME)["step"] == 1  # stopped after one step
     stop = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
     assert stop["event"] == "stop" and stop["reason"] == "time"
-    assert runner.invoke(train, args + ["--preset", "tiny"]).exit_code == 1  # run exists
-    assert runner.invoke(train, args + ["--resume", "--preset", "tiny"]).exit_code == 2
-    assert runner.invoke(train, args + ["--set", "nope=1"]).exit_code == 2
-    result = runner.invoke(train, args + ["--resume", "--max-steps", "2"])
+    assert invoke(train, *args, "--preset", "tiny").exit_code == 1  # run exists
+    assert invoke(train, *args, "--resume", "--preset", "tiny").exit_code == 2
+    assert invoke(train, *args, "--set", "nope=1").exit_code == 2
+    result = invoke(train, *args, "--resume", "--max-steps", "2")
     assert result.exit_code == 0, result.output
     assert load_state(run_dir / STATE_NAME)["step"] == 2
 
@@ -388,3 +388,18 @@ def test_a_run_whose_config_fails_to_write_leaves_no_half_config(data_dir, tmp_p
     with pytest.raises(OSError):
         run(TINY, _options(data_dir, tmp_path / "run", max_steps=1))
     assert not (tmp_path / "run" / "config.json").exists() and partials(tmp_path) == []
+
+
+def test_a_heldout_corpus_is_scored_at_every_validation(data_dir: Path, tmp_path: Path) -> None:
+    heldout = tmp_path / "heldout"
+    heldout.mkdir()
+    rows = [{"path": str(data_dir / f"clip{i}.flac"), "split": "heldout",
+             "category": "music"} for i in range(2)]
+    (heldout / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = TINY.override({"val_every": "2", "val_clips": "2"})
+    run(config, _options(data_dir, tmp_path / "run", max_steps=4, heldout=heldout))
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text()
+               .splitlines()]
+    scored = [r for r in records if r["event"] == "heldout"]
+    assert [r["step"] for r in scored] == [2, 4]
+    assert all(math.isfinite(r["lsd_db"]) and math.isfinite(r["level_db"]) for r in scored)

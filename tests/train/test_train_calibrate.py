@@ -11,6 +11,8 @@ from apcodec_cli.io import weights
 from apcodec_cli.train.calibrate import bin_energy_ratio, calibrate, pick_windows
 from apcodec_cli.train.data import Clip
 
+from helpers import invoke
+
 
 def _clips(folder: Path, count: int = 3, seconds: float = 0.5) -> list[Clip]:
     rng = np.random.default_rng(0)
@@ -58,8 +60,6 @@ def test_windows_are_shared_equally_between_categories() -> None:
 
 
 def test_calibrating_a_file_keeps_its_code_tables(tmp_path, tiny_weights) -> None:
-    from click.testing import CliRunner
-
     from apcodec_cli.train.calibrate import main
     from apcodec_cli.train.codetables import TableCounts
     config = weights.load(tiny_weights).model.config
@@ -72,9 +72,8 @@ def test_calibrating_a_file_keeps_its_code_tables(tmp_path, tiny_weights) -> Non
     (tmp_path / "audio").mkdir()
     _clips(tmp_path / "audio")
     out = tmp_path / "calibrated.pt"
-    done = CliRunner().invoke(main, ["--weights", str(source), "--data", str(tmp_path / "audio"),
-                                     "--out", str(out), "--clips", "4", "--seconds", "0.25",
-                                     "-q"])
+    done = invoke(main, "--weights", source, "--data", tmp_path / "audio", "--out", out,
+                  "--clips", "4", "--seconds", "0.25", "-q")
     assert done.exit_code == 0, done.output
     before, after = weights.load(source), weights.load(out)
     assert after.network_fingerprint != before.network_fingerprint  # the bias moved

@@ -1,0 +1,148 @@
+"""The artefacts people hear in decoded audio, as numbers (numpy only).
+
+    field              meaning (0 is right for all but the bandwidth loss, where 0 is too)
+    hop_lines_db       how far the decoded long-term spectrum stands above the source's at the
+                       first six multiples of the STFT frame rate (48 kHz / 40 = 1.2 kHz),
+                       the largest of the six: whatever the decoder repeats in every frame
+                       becomes lines there, audible as a buzz, also in pauses
+    code_lines_db      the same kind of buzz at multiples of the code frame rate (150 Hz):
+                       how far lines there stand above their +-40 Hz surroundings in the
+                       decoded long-term spectrum, beyond what they do in the source's,
+                       averaged over the lines up to 4 kHz
+    quiet_floor_db     decoded over source energy in the source's quiet passages (20 ms
+                       frames 30 dB or more below its loud frames): noise filling the
+                       silence between notes or words
+    bandwidth_loss_khz source bandwidth minus decoded bandwidth (each the top of the
+                       long-term spectrum, in 187.5 Hz bands, within 60 dB of its loudest)
+
+and for synthetic tones at -20 dBFS (`tone_errors`): the level error of sines at 1, 2 and
+8 kHz and of a logarithmic sweep, and how far each sine's decoded peak moved.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+HOP_LINES = 6  # hop lines scored: the first six multiples of the frame rate
+LTAS_FFT = 8192  # long-term spectrum: 5.9 Hz bins at 48 kHz, Hann frames, half overlap
+QUIET_BELOW_DB = 30.0  # a frame this far below the loud frames is quiet
+BANDWIDTH_DB = 60.0  # the bandwidth ends where the long-term spectrum falls this far
+CODE_LINES_HZ = 4000.0  # code-frame lines are scored up to here, where they stand out most
+TONE_DBFS = -20.0
+TONES_HZ = (1000, 2000, 8000)
+
+
+def ltas_db(x: np.ndarray) -> np.ndarray:
+    """Long-term average power spectrum of a (T,) signal in dB, (LTAS_FFT // 2 + 1,)."""
+    x = np.asarray(x, np.float64)
+    if len(x) < LTAS_FFT:
+        x = np.pad(x, (0, LTAS_FFT - len(x)))
+    frames = np.lib.stride_tricks.sliding_window_view(x, LTAS_FFT)[::LTAS_FFT // 2]
+    power = np.abs(np.fft.rfft(frames * np.hanning(LTAS_FFT))) ** 2
+    return 10 * np.log10(power.mean(axis=0) + 1e-20)
+
+
+def hop_lines_db(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int
+                 ) -> np.ndarray:
+    """(HOP_LINES,) excess in dB of the decoded long-term spectrum over the source's at the
+    first multiples of rate / hop (the largest of the 5 bins around each line)."""
+    n = min(len(reference), len(decoded))
+    excess = ltas_db(decoded[:n]) - ltas_db(reference[:n])
+    out = []
+    for k in range(1, HOP_LINES + 1):
+        centre = round(k * rate / hop * LTAS_FFT / rate)
+        out.append(excess[centre - 2:centre + 3].max())
+    return np.array(out)
+
+
+def _prominence_db(spectrum: np.ndarray, centre: int, half: int, gap: int) -> float:
+    """How far the largest of the 5 bins around `centre` stands above the median of the
+    bins between `gap` and `half` bins away on both sides."""
+    around = np.r_[spectrum[centre - half:centre - gap],
+                   spectrum[centre + gap + 1:centre + half + 1]]
+    return float(spectrum[centre - 2:centre + 3].max() - np.median(around))
+
+
+def code_lines_db(reference: np.ndarray, decoded: np.ndarray, rate: int,
+                  samples_per_frame: int) -> float:
+    """Mean excess prominence (dB) of the decoded long-term spectrum's lines at multiples
+    of the code frame rate (rate / samples_per_frame, 150 Hz) up to CODE_LINES_HZ, over the
+    source's prominence there: a buzz at the rate the decoder's frames repeat."""
+    n = min(len(reference), len(decoded))
+    spectra = [ltas_db(x[:n]) for x in (reference, decoded)]
+    step = rate / samples_per_frame
+    half, gap = round(40 * LTAS_FFT / rate), round(10 * LTAS_FFT / rate)
+    excess = []
+    for k in range(2, int(CODE_LINES_HZ / step) + 1):
+        centre = round(k * step * LTAS_FFT / rate)
+        source, ours = (_prominence_db(x, centre, half, gap) for x in spectra)
+        excess.append(ours - source)
+    return float(np.mean(excess))
+
+
+def quiet_floor_db(reference: np.ndarray, decoded: np.ndarray, rate: int) -> float:
+    """Decoded over source energy (dB) in the source's quiet 20 ms frames; NaN when the
+    source has fewer than five quiet frames."""
+    frame = rate // 50
+    n = min(len(reference), len(decoded)) // frame
+    if n == 0:
+        return math.nan
+    energy = [np.square(np.asarray(x[: n * frame], np.float64)).reshape(n, frame).mean(1)
+              for x in (reference, decoded)]
+    level = 10 * np.log10(energy[0] + 1e-20)
+    quiet = level < np.percentile(level, 95) - QUIET_BELOW_DB
+    if quiet.sum() < 5:
+        return math.nan
+    return float(10 * np.log10((energy[1][quiet].mean() + 1e-20)
+                               / (energy[0][quiet].mean() + 1e-20)))
+
+
+def bandwidth_hz(x: np.ndarray, rate: int, band: int = 32) -> float:
+    """Top of the long-term spectrum, in bands of `band` bins (187.5 Hz at 48 kHz) so that
+    a tone's peak does not set the scale, within BANDWIDTH_DB of its loudest band, in Hz."""
+    power = 10 ** (ltas_db(x)[:LTAS_FFT // 2] / 10)
+    bands = 10 * np.log10(power.reshape(-1, band).mean(1))
+    above = np.nonzero(bands > bands.max() - BANDWIDTH_DB)[0]
+    return float((above.max() + 1) * band * rate / LTAS_FFT)
+
+
+def clip_artefacts(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int,
+                   samples_per_frame: int) -> dict[str, float]:
+    """The four clip fields of the module docstring."""
+    return {"hop_lines_db": float(hop_lines_db(reference, decoded, rate, hop).max()),
+            "code_lines_db": code_lines_db(reference, decoded, rate, samples_per_frame),
+            "quiet_floor_db": quiet_floor_db(reference, decoded, rate),
+            "bandwidth_loss_khz": (bandwidth_hz(reference, rate)
+                                   - bandwidth_hz(decoded, rate)) / 1000}
+
+
+def probe_signals(rate: int, seconds: float = 1.0) -> dict[str, np.ndarray]:
+    """Sines at TONES_HZ and a 50 Hz - 20 kHz logarithmic sweep, all at TONE_DBFS RMS."""
+    t = np.arange(int(rate * seconds)) / rate
+    peak = math.sqrt(2) * 10 ** (TONE_DBFS / 20)
+    out = {f"tone_{f // 1000}k": peak * np.sin(2 * np.pi * f * t) for f in TONES_HZ}
+    low, high, span = 50.0, 20_000.0, 2 * seconds
+    ts = np.arange(int(rate * span)) / rate
+    k = math.log(high / low)
+    out["sweep"] = peak * np.sin(2 * np.pi * low * span / k * (np.exp(ts / span * k) - 1))
+    return {name: x.astype(np.float32) for name, x in out.items()}
+
+
+def tone_errors(code: Callable[[np.ndarray], np.ndarray], rate: int) -> dict[str, float]:
+    """Level error (dB, decoded over source, middle half) of each test signal through
+    `code` ((T,) -> (T,) float), and each sine's decoded peak shift in Hz."""
+    out = {}
+    for name, x in probe_signals(rate).items():
+        y = np.asarray(code(x), np.float64)[: len(x)]
+        middle = slice(len(x) // 4, 3 * len(x) // 4)
+        power = [np.square(np.asarray(s[middle], np.float64)).mean() for s in (x, y)]
+        out[f"{name}_level_db"] = float(10 * np.log10((power[1] + 1e-20) / power[0]))
+        if name.startswith("tone"):
+            spectrum = ltas_db(y[middle])
+            source = ltas_db(x[middle])
+            out[f"{name}_shift_hz"] = float((spectrum.argmax() - source.argmax())
+                                            * rate / LTAS_FFT)
+    return out

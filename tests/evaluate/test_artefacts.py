@@ -1,0 +1,74 @@
+"""The artefact figures: each one reads 0 (or nearly) on a clean copy and moves the right way
+on the artefact it names."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from apcodec_cli.evaluate import artefacts
+
+RATE = 48_000
+
+
+@pytest.fixture(scope="module")
+def music() -> np.ndarray:
+    """3 s of chords with pauses: notes in the first and last second, silence between."""
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * RATE) / RATE
+    x = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (220, 277, 330, 3000, 9000))
+    x = x + 3e-3 * rng.standard_normal(t.size)  # a source reaching 24 kHz, 52 dB down
+    x[RATE:2 * RATE] *= 1e-4
+    return x
+
+
+def test_a_copy_has_no_artefacts(music: np.ndarray) -> None:
+    found = artefacts.clip_artefacts(music, music.copy(), RATE, 40, 320)
+    assert found["hop_lines_db"] == pytest.approx(0, abs=1e-9)
+    assert found["code_lines_db"] == pytest.approx(0, abs=1e-9)
+    assert found["quiet_floor_db"] == pytest.approx(0, abs=1e-9)
+    assert found["bandwidth_loss_khz"] == 0
+
+
+def test_each_artefact_moves_its_own_figure(music: np.ndarray) -> None:
+    t = np.arange(music.size) / RATE
+    buzz = music + 3e-3 * np.sin(2 * np.pi * 1200 * t)
+    assert artefacts.clip_artefacts(music, buzz, RATE, 40, 320)["hop_lines_db"] > 10
+    pulse = np.zeros(320)
+    pulse[0] = 0.05
+    clicks = music + np.tile(pulse, music.size // 320)  # a click every code frame
+    assert artefacts.code_lines_db(music, clicks, RATE, 320) > 6
+    assert abs(artefacts.code_lines_db(music, clicks, RATE, 331)) < 1  # not at its lines
+    hiss = music + 3e-3 * np.random.default_rng(1).standard_normal(music.size)
+    assert artefacts.quiet_floor_db(music, hiss, RATE) > 20
+    spectrum = np.fft.rfft(music)
+    spectrum[np.fft.rfftfreq(music.size, 1 / RATE) > 12_000] = 0
+    dull = np.fft.irfft(spectrum, music.size)
+    assert 10 < artefacts.clip_artefacts(music, dull, RATE, 40, 320)["bandwidth_loss_khz"] < 13
+
+
+def test_quiet_floor_needs_quiet_frames() -> None:
+    loud = np.sin(np.arange(RATE) / 10)
+    assert math.isnan(artefacts.quiet_floor_db(loud, loud, RATE))
+
+
+def test_tone_errors_read_level_and_pitch() -> None:
+    same = artefacts.tone_errors(lambda x: x, RATE)
+    assert all(abs(v) < 1e-6 for v in same.values())
+    assert set(same) == {"tone_1k_level_db", "tone_2k_level_db", "tone_8k_level_db",
+                         "sweep_level_db", "tone_1k_shift_hz", "tone_2k_shift_hz",
+                         "tone_8k_shift_hz"}
+    quieter = artefacts.tone_errors(lambda x: 0.5 * x, RATE)
+    assert quieter["tone_1k_level_db"] == pytest.approx(-6.02, abs=0.01)
+
+    def octave_down(x: np.ndarray) -> np.ndarray:
+        return np.repeat(x[: len(x) // 2], 2)  # half the frequency, same length and level
+
+    shifted = artefacts.tone_errors(octave_down, RATE)
+    assert shifted["tone_2k_shift_hz"] == pytest.approx(-1000, abs=10)
+    signals = artefacts.probe_signals(RATE)
+    for x in signals.values():
+        assert 20 * np.log10(np.sqrt(np.mean(np.square(x.astype(np.float64))))) == \
+            pytest.approx(artefacts.TONE_DBFS, abs=0.05)
