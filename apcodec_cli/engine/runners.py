@@ -41,8 +41,11 @@ def default_workers(model: APCodec) -> int:
 
 def _one_thread() -> None:
     """Start of a batch thread: it computes with one intra-op thread. torch's OpenMP count
-    is kept per thread (each takes the process-wide setting when it first computes), so
-    this leaves the caller's thread as it was."""
+    is kept per thread, so this leaves the caller's thread as it was. A thread takes the
+    process-wide count when it first asks for one (`get_num_threads`, or its first
+    parallel operation): asking first keeps that from undoing the 1 later, once the caller
+    has its own count back."""
+    torch.get_num_threads()
     torch.set_num_threads(1)
 
 

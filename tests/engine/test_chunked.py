@@ -105,13 +105,23 @@ def test_a_suspended_iterator_leaves_the_callers_thread_count_alone(tiny_weights
 
 
 def test_batch_threads_compute_with_one_thread_each() -> None:
+    """Also when a batch thread first computes after the caller has its count back (batches
+    of uneven length make that happen: it then took the caller's 3)."""
+    import random
+    import time
+
     from apcodec_cli.engine.runners import run_batches
+
+    def uneven(seed: int) -> int:
+        time.sleep(random.Random(seed).random() * 0.01)
+        return torch.get_num_threads()
 
     before = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
-        counts = [n for _, n in run_batches(lambda b: torch.get_num_threads(),
-                                            ((i, None) for i in range(6)), workers=2)]
-        assert counts == [1] * 6 and torch.get_num_threads() == 3
+        for trial in range(20):
+            counts = [n for _, n in run_batches(uneven, ((i, 6 * trial + i) for i in range(6)),
+                                                workers=2)]
+            assert counts == [1] * 6 and torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
