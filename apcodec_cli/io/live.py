@@ -38,7 +38,7 @@ import numpy as np
 import soxr
 import torch
 
-from ..engine.stream import StreamDecoder, StreamEncoder
+from ..engine.stream import StreamDecoder, StreamEncoder, StreamEngine
 from ..units import ceil_div
 from . import bitstream
 from .audio import WavStreamWriter, check_finite
@@ -187,6 +187,7 @@ def encode(model: torch.nn.Module, header: Header, blocks: Iterator[np.ndarray],
     Returns:
         (source samples, coded samples) per channel.
     """
+    StreamEngine(model).check_channels(header.channels)
     codec_rate = header.sample_rate
     resampler = None if rate == codec_rate else soxr.ResampleStream(
         rate, codec_rate, header.channels, dtype="float32", quality="VHQ")
@@ -227,6 +228,7 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     Returns:
         Samples written per channel.
     """
+    StreamEngine(model).check_channels(header.channels)
     if header.live:
         reader = LiveReader(source, header)
         records: Iterator[np.ndarray] = iter(reader)
