@@ -15,11 +15,12 @@ engine takes and back; it never asks which engine it has.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 import soxr
@@ -30,14 +31,21 @@ from .engine.base import CodeFrames, Engine, Runner
 from .engine.chunked import ChunkedEngine, default_batch_size
 from .engine.runners import LocalRunner
 from .engine.stream import StreamEngine
-from .format import bitstream
+from .errors import ApcodecError
+from .format import bitstream, damaged
+from .format.atomic import atomic_write
 from .format.audio import AudioWriter, check_finite, read_blocks, resampled_length
 from .format.bitstream import ApcReader, ApcWriter, Header
 from .format.entropy import CodeTables
 from .models import releases, weights
+from .models.limits import check_decodable
 
 Progress = Callable[[float], None]  # called with seconds of audio just processed
 Target = str | os.PathLike | BinaryIO
+
+
+class TimeRangeError(ApcodecError, ValueError):
+    """A time range that is negative, not finite, or starts past the end of the file."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +56,7 @@ class DecodeResult:
     channels: int
     frames: int
     clipped: int
+    damaged: tuple[str, ...] = ()  # with skip_damaged: the chunks written as silence
 
 
 class Codec:
@@ -206,7 +215,8 @@ class Codec:
         return header
 
     def check_compatible(self, header: Header) -> None:
-        """Raise WeightsMismatchError unless these weights made the codes in `header`.
+        """Raise WeightsMismatchError unless these weights made the codes in `header`
+        (HeaderError first if it claims what this model cannot decode: `limits.py`).
 
         A version 1 file needs the same network (its payload does not depend on code
         tables, so files made before the tables were added still decode, and so do those
@@ -214,6 +224,7 @@ class Codec:
         file needs the same network and tables: CodeTablesMismatchError when only the
         tables differ (or are missing).
         """
+        check_decodable(header, self.config)
         w = self.weights
         if header.fingerprint == w.fingerprint or (
                 not header.coded and header.fingerprint == w.network_fingerprint):
@@ -239,25 +250,36 @@ class Codec:
 
     def decode_file(self, source: str | BinaryIO, target: Target, original_rate: bool = False,
                     start: float = 0.0, duration: float | None = None, subtype: str = "PCM_16",
-                    format: str = "WAV", progress: Progress | None = None) -> DecodeResult:
+                    format: str = "WAV", progress: Progress | None = None,
+                    skip_damaged: bool = False) -> DecodeResult:
         """Decode a `.apc` file (or the time range [start, start + duration) s) to audio.
 
         `format` and `subtype` are soundfile's (WAV/FLAC; PCM_16, PCM_24, FLOAT).
-        Only the chunks that the range needs (plus one each side for context) are read.
-        The output is exactly as long as the source (or the range), at 48 kHz or, with
-        `original_rate`, at the source's rate.
+        Only the chunks that the range needs (plus one each side for context) are read,
+        and their checksums are checked before anything is decoded: a damaged chunk
+        raises ChecksumError at once, or with `skip_damaged` is written as silence (and
+        named in the result's `damaged`). The output is exactly as long as the source
+        (or the range), at 48 kHz or, with `original_rate`, at the source's rate.
         """
         with _binary(source, "rb") as f:
             self.check_compatible(bitstream.peek_header(f))
-            read_frames, header = _frame_reader(f, self.weights.code_tables)
+            read_frames, header, reader = _frame_reader(f, self.weights.code_tables)
+            check_decodable(header, self.config)  # a live stream's lengths, now known
             first, count = _sample_range(header, start, duration)
+            bad: list[bitstream.ChecksumError] = []
+            if reader is not None:
+                bad = damaged.find_damaged(reader, damaged.chunks_read(header, first, count))
+                if not skip_damaged:
+                    damaged.refuse(bad)
+                read_frames = damaged.skipping(reader, {e.chunk for e in bad})
             rate = header.source_sample_rate if original_rate else header.sample_rate
             if original_rate and first == 0 and count == header.coded_length:
                 frames = header.source_length
             else:
                 frames = resampled_length(count, header.sample_rate, rate)
-            audio = self.engine.decode(
-                CodeFrames(read_frames, header.n_frames, header.chunk_frames), first, count)
+            audio = damaged.silenced(self.engine.decode(
+                CodeFrames(read_frames, header.n_frames, header.chunk_frames), first, count),
+                first, damaged.damaged_spans(reader, bad) if bad else [])
             with _binary(target, "wb") as out, AudioWriter(
                     out, header.sample_rate, rate, header.channels, frames, subtype,
                     format) as writer:
@@ -266,7 +288,8 @@ class Codec:
                     if progress:
                         progress(block.shape[1] / header.sample_rate)
                 writer.write(np.zeros((header.channels, 0), np.float32), last=True)
-        return DecodeResult(rate, header.channels, frames, writer.clipped)
+        return DecodeResult(rate, header.channels, frames, writer.clipped,
+                            tuple(bitstream.chunk_label(header, e.chunk) for e in bad))
 
 
 def no_tf32() -> None:
@@ -284,28 +307,28 @@ def no_tf32() -> None:
 
 
 def _frame_reader(f: BinaryIO, tables: CodeTables | None
-                  ) -> tuple[Callable[[int, int], np.ndarray], Header]:
-    """`read_frames(start, stop)` of a seekable `.apc` file, and its header with lengths.
-    A live stream (`format/live.py`) is read whole first: it has no random access. `tables`
-    decode a range-coded (version 2) file."""
+                  ) -> tuple[Callable[[int, int], np.ndarray], Header, ApcReader | None]:
+    """`read_frames(start, stop)` of a seekable `.apc` file, its header with lengths, and
+    its reader (None for a live stream, which `format/live.py` reads whole first: it has no
+    random access). `tables` decode a range-coded (version 2) file."""
     header = bitstream.peek_header(f)
     if not header.live:
         reader = ApcReader(f, tables if header.coded else None)
-        return reader.read_frames, reader.header
+        return reader.read_frames, reader.header, reader
     from .format.live import LiveReader
 
     header, codes = LiveReader(f).read_all()
-    return (lambda a, b: codes[..., a:b]), header
+    return (lambda a, b: codes[..., a:b]), header, None
 
 
 def _sample_range(header: Header, start: float, duration: float | None) -> tuple[int, int]:
     """First sample and sample count at the codec rate of a time range, clipped to the file."""
     if not (math.isfinite(start) and start >= 0) or (
             duration is not None and not (math.isfinite(duration) and duration >= 0)):
-        raise ValueError("start and duration must be finite and not negative")
+        raise TimeRangeError("start and duration must be finite and not negative")
     first = min(header.coded_length, round(start * header.sample_rate))
     if start > 0 and first >= header.coded_length:
-        raise ValueError(f"start {start:g} s is at or past the end ({header.duration:.3f} s)")
+        raise TimeRangeError(f"start {start:g} s is at or past the end ({header.duration:.3f} s)")
     last = header.coded_length if duration is None else \
         min(header.coded_length, first + round(duration * header.sample_rate))
     return first, last - first
@@ -316,16 +339,15 @@ def _concat(parts: Iterable[np.ndarray], empty: tuple[int, ...], dtype: type) ->
     return np.concatenate(parts, axis=-1).astype(dtype) if parts else np.zeros(empty, dtype)
 
 
-class _binary:
-    """Open a path, or pass an already open binary file object through unclosed."""
-
-    def __init__(self, target: Target, mode: str) -> None:
-        self._owned = not hasattr(target, "read" if "r" in mode else "write")
-        self._file = open(target, mode) if self._owned else target
-
-    def __enter__(self) -> BinaryIO:
-        return self._file
-
-    def __exit__(self, *exc: object) -> None:
-        if self._owned:
-            self._file.close()
+@contextlib.contextmanager
+def _binary(target: Target, mode: str) -> Iterator[BinaryIO]:
+    """Open a path (for writing: atomically, so that a failure leaves no partial file and
+    the old one as it was), or pass an already open binary file object through unclosed."""
+    if hasattr(target, "read" if "r" in mode else "write"):
+        yield target
+    elif "w" in mode:
+        with atomic_write(target) as f:
+            yield f
+    else:
+        with open(target, mode) as f:
+            yield f

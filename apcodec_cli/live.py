@@ -23,7 +23,7 @@ import numpy as np
 import soxr
 import torch
 
-from .engine.stream import StreamDecoder, StreamEncoder
+from .engine.stream import StreamDecoder, StreamEncoder, StreamEngine
 from .format import bitstream
 from .format.audio import WavStreamWriter, check_finite
 from .format.bitstream import ApcError, Header, TrailingDataError
@@ -50,6 +50,7 @@ def encode(model: torch.nn.Module, header: Header, blocks: Iterator[np.ndarray],
     Returns:
         (source samples, coded samples) per channel.
     """
+    StreamEngine(model).check_channels(header.channels)
     codec_rate = header.sample_rate
     resampler = None if rate == codec_rate else soxr.ResampleStream(
         rate, codec_rate, header.channels, dtype="float32", quality="VHQ")
@@ -90,6 +91,7 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     Returns:
         Samples written per channel.
     """
+    StreamEngine(model).check_channels(header.channels)
     if header.live:
         reader = LiveReader(source, header)
         records: Iterator[np.ndarray] = iter(reader)

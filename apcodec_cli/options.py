@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import signal
 import sys
 from typing import Any, Callable
 
@@ -46,7 +47,8 @@ DEVICE_HELP = "Where the model runs: auto (CUDA if present), cpu, cuda or cuda:N
 
 def stoppable(command: Callable[..., None]) -> Callable[..., None]:
     """Exit 130 on Ctrl-C and 143 on SIGTERM, with one line on stderr; partial outputs are
-    removed on the way out (see runtime.py)."""
+    removed on the way out (see runtime.py). When stdout's reader has gone, exit 141
+    (128 + SIGPIPE) without a word, as `cat` does."""
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         from .runtime import Interrupted, exit_status, sigterm_raises
@@ -55,6 +57,8 @@ def stoppable(command: Callable[..., None]) -> Callable[..., None]:
             with sigterm_raises():
                 command(*args, **kwargs)
         except (KeyboardInterrupt, Interrupted) as stop:
+            if getattr(stop, "signum", None) == signal.SIGPIPE:  # reader gone: quietly
+                sys.exit(exit_status(stop))
             reason = "interrupted" if isinstance(stop, KeyboardInterrupt) else str(stop)
             click.echo(f"\napcodec: {reason}; no partial output is left", err=True)
             sys.exit(exit_status(stop))

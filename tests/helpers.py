@@ -70,6 +70,22 @@ def partials(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.name.endswith(".partial")]
 
 
+def disk_fills_while_writing(monkeypatch, name: str) -> None:
+    """Make `Path.write_text` of files called `name` (or their temporary files) write half
+    the text, then fail as a full disk does."""
+    import errno
+
+    write_text = Path.write_text
+
+    def half_then_full(self: Path, text: str, *args, **kwargs) -> int:
+        if self.name == name or self.name.startswith(f".{name}."):
+            write_text(self, text[: len(text) // 2], *args, **kwargs)
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return write_text(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+
+
 def invoke(command: click.Command, *args: object, input: bytes | None = None,
            catch_exceptions: bool = True) -> Result:
     """Run a click command in this process, as its console script would: `args` may be

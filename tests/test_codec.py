@@ -11,6 +11,7 @@ import soundfile as sf
 from apcodec_cli.format.bitstream import ApcReader, WeightsMismatchError, read_apc, write_apc
 from apcodec_cli.codec import Codec
 from apcodec_cli.models.weights import load
+from apcodec_cli.errors import ApcodecError
 
 from helpers import make_weights, write_audio
 from golden import GOLDEN_PATH, golden_codes, golden_header
@@ -122,3 +123,23 @@ def test_loading_onto_cuda_turns_tf32_off(tiny_weights, monkeypatch) -> None:
         assert not torch.backends.cuda.matmul.allow_tf32
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_library_writes_to_a_path_leave_nothing_when_they_fail(codec: Codec, tmp_path) -> None:
+    audio = write_audio(tmp_path / "in.wav", 3.0, subtype="FLOAT")
+    audio[0, 2 * 48_000] = np.nan  # read in the second block: the header is out by then
+    sf.write(tmp_path / "nan.wav", audio.T, 48_000, subtype="FLOAT")
+    with pytest.raises(ApcodecError):
+        codec.encode_file(str(tmp_path / "nan.wav"), str(tmp_path / "x.apc"))
+    header = codec.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "y.apc"))
+    blocks = codec.engine.decode
+    codec.engine.decode = lambda *a: (_ for _ in [np.zeros((1, 9600), np.float32), None])
+    try:
+        with pytest.raises(Exception):
+            codec.decode_file(str(tmp_path / "y.apc"), str(tmp_path / "y.wav"))
+    finally:
+        codec.engine.decode = blocks
+    codes = read_apc(str(tmp_path / "y.apc"))[1]
+    with pytest.raises(ApcodecError):  # one frame fewer than the header announces
+        write_apc(str(tmp_path / "z.apc"), header, codes[:, :, :-1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "nan.wav", "y.apc"]

@@ -51,3 +51,33 @@ def test_the_command_reports_the_root_in_one_line(monkeypatch, capsys) -> None:
         cli_main.entry()
     assert stop.value.code == 1
     assert capsys.readouterr().err == "apcodec: error: something specific\n"
+
+
+def test_user_facing_errors_are_apcodec_errors(codec, tmp_path) -> None:
+    """A library user who catches ApcodecError catches each of these (they were bare
+    ValueError / RuntimeError); they stay ValueError / RuntimeError for older callers."""
+    import io
+
+    import numpy as np
+
+    from apcodec_cli.engine.shared import SharedPasses
+    from apcodec_cli.format.audio import output_format
+    from apcodec_cli.format.wavstream import WavStreamReader
+
+    header = codec.file_header(1, 48_000, 6000, 6000)
+    codes = np.zeros((1, 4, header.n_frames), np.int64)
+    from apcodec_cli.format.bitstream import write_apc
+    write_apc(str(tmp_path / "x.apc"), header, codes)
+    passes = SharedPasses(codec.model, 4)
+    passes._stopped = True
+    for call, base in [
+        (lambda: WavStreamReader(io.BytesIO(b"not a wav stream at all")), ValueError),
+        (lambda: output_format("out.xyz"), ValueError),
+        (lambda: output_format("out.flac", float32=True), ValueError),
+        (lambda: codec.decode_file(str(tmp_path / "x.apc"), io.BytesIO(), start=5.0),
+         ValueError),
+        (lambda: passes("decode", codes), RuntimeError),
+    ]:
+        with pytest.raises(ApcodecError) as caught:
+            call()
+        assert isinstance(caught.value, base) and "\n" not in str(caught.value)

@@ -11,6 +11,7 @@ import concurrent.futures
 import dataclasses
 import functools
 import os
+import signal
 import time
 import traceback
 from typing import Any, Callable, Iterable, Sequence, TypeVar
@@ -185,6 +186,11 @@ def attempt(convert: Callable[[Job], None], job: Job) -> str | None:
     """Run one conversion; its error as one line, or None on success."""
     try:
         convert(job)
+    except BrokenPipeError as exc:
+        if job.target != "-":
+            return describe(exc)
+        # stdout's reader has gone (`... - | head`): stop quietly, as `cat` does.
+        raise runtime.Interrupted(signal.SIGPIPE) from None
     except Exception as exc:  # one bad file must not stop the batch
         if os.environ.get("APCODEC_DEBUG"):
             traceback.print_exc()

@@ -21,7 +21,7 @@ import click
 
 from ..errors import describe
 from ..format.audio import AUDIO_EXTENSIONS
-from ..units import SAMPLE_RATE
+from ..units import SAMPLE_RATE, counted
 from .batch import Outcome, Summary, convert_files, run_jobs, same_file
 from .plan import APC_EXTENSION, Job, PlanError, describe_skipped, plan_jobs
 from .shard import ShardError, parse_shard
@@ -31,6 +31,12 @@ if TYPE_CHECKING:  # torch loads with the first codec, not with the command line
     from ..codec import Codec
 
 EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
+#: Torch threads of a real-time pipe (unless $OMP_NUM_THREADS says otherwise): the
+#: streamable model's step is a few small matrix products per 6.67 ms frame, which more
+#: threads only slow down, and a pipe runs an encoder and a decoder side by side. With one
+#: per core each, a 3 s pipe took 50-72 s on a busy 2-core machine (docs/streaming.md).
+LIVE_THREADS = 1
+PACKET = 15  # code frames per live record by default: 100 ms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,11 +55,12 @@ class Options:
     quiet: bool = False
     streaming: bool = False
     mono: bool = False  # encode only
-    packet: int = 15  # encode only: frames per live record
+    packet: int | None = None  # encode only: frames per live record (None: PACKET)
     original_rate: bool = False  # decode only
     float32: bool = False  # decode only: 32-bit float samples
     start: float = 0.0  # decode only, seconds
     duration: float | None = None  # decode only, seconds
+    skip_damaged: bool = False  # decode only: silence for damaged chunks instead of failing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +116,9 @@ class Codecs:
             self._loaded[key] = loaded
         found = self._loaded[key]
         if streamable and not found.config.causal:
-            raise ValueError(f"{found.weights.path} holds the full (non-streamable) model; "
+            from ..models.weights import WeightsError
+
+            raise WeightsError(f"{found.weights.path} holds the full (non-streamable) model; "
                              "streaming needs the streamable one: pass other --weights")
         return found
 
@@ -178,19 +187,15 @@ class _Stdout:
         return False
 
 
-def _write_output(path: str, write: Callable[[Any], Any], stream: bool = False) -> Any:
-    """Run `write(fileobj)` into `path` atomically, or into stdout for '-': as it is
-    written with `stream`, else whole at the end (a failure then emits nothing)."""
+def _write_output(path: str, write: Callable[[Any], Any]) -> Any:
+    """Run `write(fileobj)` into `path` atomically, or into stdout for '-' as it is
+    written (both formats are written front to back); a failed write to stdout raises."""
     from ..format.atomic import atomic_write
 
     if path == "-":
-        if stream:
-            result = write(_Stdout())
-        else:
-            buffer = io.BytesIO()
-            result = write(buffer)
-            sys.stdout.buffer.write(buffer.getvalue())
-        sys.stdout.buffer.flush()
+        stdout = _Stdout()
+        result = write(stdout)
+        stdout.flush()
         return result
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as f:
@@ -209,7 +214,8 @@ def encode_one(opts: Options, codecs: Codecs, job: Job,
     found = codecs.get(opts.streaming, shared)
     if _live(opts, job):
         from ..live import encode_pipe
-        return encode_pipe(found, job.source, job.target, opts.mono, opts.packet, progress)
+        return encode_pipe(found, job.source, job.target, opts.mono, opts.packet or PACKET,
+                           progress)
     source = _open_input(job.source)
     _write_output(job.target, lambda f: found.encode_file(source, f, mono=opts.mono,
                                                            progress=progress))
@@ -229,7 +235,9 @@ def decode_one(opts: Options, codecs: Codecs, job: Job,
     found = codecs.for_file(source, shared)
     result = _write_output(job.target, lambda f: found.decode_file(
         source, f, original_rate=opts.original_rate, start=opts.start, duration=opts.duration,
-        subtype=subtype, format=fmt, progress=progress), stream=True)
+        subtype=subtype, format=fmt, progress=progress, skip_damaged=opts.skip_damaged))
+    for label in result.damaged:
+        warn(f"{job.source}: {label} is damaged: wrote silence there", opts.quiet)
     if result.clipped:
         warn(f"{job.target}: {result.clipped} samples clipped to full scale "
              f"(try --float to keep them)", opts.quiet)
@@ -249,11 +257,32 @@ def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
         raise click.UsageError(str(exc)) from None
     jobs = plan.jobs
     single = len(jobs) == 1 and jobs[0].target == output
+    if not single:
+        _check_settings()
+    if opts.jobs > 1 and len(jobs) > 1:
+        from ..runtime import usable_workers
+
+        workers, why = usable_workers(min(opts.jobs, len(jobs)))
+        if why:
+            warn(why, opts.quiet)
+        opts = dataclasses.replace(opts, jobs=workers)
+    if opts.packet is not None and not (single and _live(opts, jobs[0])):
+        raise click.UsageError("--packet sets the records of a real-time pipe: it needs "
+                               "--streaming and '-' as input or output")
     if single:
         _check_single(opts, jobs[0])
+        if _live(opts, jobs[0]) and not os.environ.get("OMP_NUM_THREADS"):
+            from ..runtime import set_threads
+
+            set_threads(LIVE_THREADS)
     _check_device(opts.device)
     for line in describe_skipped(plan.skipped):
         warn(line, opts.quiet)
+    if not jobs:
+        kind = "audio" if encode else ".apc"
+        where = f" in shard {opts.shard}" if opts.shard else ""
+        warn(f"no {kind} files found{where} in {', '.join(sources)}: nothing to convert",
+             opts.quiet)
     remove_stale(job.target for job in jobs if job.target != "-")
     codecs = Codecs(Loading(opts.weights, opts.device, opts.quiet, opts.precision))
     with recording(opts.summary, opts.command, output, shard, jobs) as note:
@@ -347,6 +376,16 @@ def _check_decode_target(opts: Options, job: Job) -> None:
                                    f"{job.source} ({length:.3f} s)")
 
 
+def _check_settings() -> None:
+    """A batch's environment settings that cannot be read are usage errors."""
+    from ..engine.shared import SettingError, rows_setting
+
+    try:
+        rows_setting()
+    except SettingError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def _check_device(name: str) -> None:
     """A --device that names no device here is a usage error."""
     from ..runtime import DeviceError, resolve_device
@@ -422,7 +461,7 @@ def _totals(command: str, done: list[Job], elapsed: float) -> str:
         except OSError:  # moved away meanwhile: counted as far as it goes
             continue
     apc_bytes = size_out if command == "encode" else size_in
-    line = f"{len(done)} files, {seconds:.1f} s of audio: {_size(size_in)} in, " \
+    line = f"{counted(len(done), 'file')}, {seconds:.1f} s of audio: {_size(size_in)} in, " \
            f"{_size(size_out)} out"
     if seconds:
         line += f", {apc_bytes * 8 / seconds / 1000:.2f} kbit/s coded"

@@ -5,9 +5,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from pathlib import Path
 from typing import BinaryIO
 
 from ..format.bitstream import ApcError, ApcReader, Header, peek_header
+from ..models.limits import check_decodable
+
+
+def expand(paths: tuple[str, ...]) -> list[str]:
+    """The files to describe: each path, with a folder replaced by the `.apc` files under
+    it (sorted, as encode and decode find them)."""
+    from .plan import APC_EXTENSION, scan
+
+    found: list[str] = []
+    for path in paths:
+        if path != "-" and os.path.isdir(path):
+            found += [str(p) for p in scan(Path(path), frozenset({APC_EXTENSION}))[0]]
+        else:
+            found.append(path)
+    return found
 
 
 def _human(seconds: float) -> str:
@@ -98,11 +114,14 @@ def _check(f: object) -> tuple[Header, list[ApcError], int | None]:
     """(header with lengths, problems, records of a live stream or None for a file).
     A live stream is read to its end (its lengths record says where that is); a damaged
     record raises, as a damaged header does."""
-    if not peek_header(f).live:
+    header = peek_header(f)
+    check_decodable(header)  # what decode checks first: the same function
+    if not header.live:
         reader = ApcReader(f)
         return reader.header, reader.verify(), None
     from ..format.live import LiveReader
 
     reader = LiveReader(f)
     records = sum(1 for _ in reader)
+    check_decodable(reader.file_header)
     return reader.file_header, [], records

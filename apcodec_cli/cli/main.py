@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import signal
 import sys
 from typing import Any, Callable
 
@@ -111,9 +112,10 @@ def main() -> None:
 @main.command()
 @_conversion_options
 @click.option("--mono", is_flag=True, help="Downmix to one channel (default: code every channel).")
-@click.option("--packet", type=click.IntRange(1, 65535), default=15, show_default=True,
-              metavar="FRAMES", help="Real-time pipes: code frames (6.67 ms each) per record; "
-              "fewer mean less delay and more overhead (15: 6.5 kbit/s, 100 ms).")
+@click.option("--packet", type=click.IntRange(1, 65535), metavar="FRAMES",
+              help="Real-time pipes (-s with '-') only: code frames (6.67 ms each) per "
+              "record; fewer mean less delay and more overhead (default 15: 6.5 kbit/s, "
+              "100 ms).")
 @stoppable
 def encode(paths: tuple[str, ...], **options: Any) -> None:
     """Encode audio files (WAV, FLAC, OGG, MP3, ...; any rate) into .apc files.
@@ -139,6 +141,9 @@ def encode(paths: tuple[str, ...], **options: Any) -> None:
               help="Decode from this time on (only the chunks needed are read).")
 @click.option("--duration", type=Seconds(), metavar="SECONDS",
               help="Decode only this many seconds.")
+@click.option("--skip-damaged", is_flag=True,
+              help="Write silence for damaged chunks (each named in a warning) instead of "
+                   "failing; by default a damaged chunk fails the file before any decoding.")
 @stoppable
 def decode(paths: tuple[str, ...], **options: Any) -> None:
     """Decode .apc files into WAV files of exactly the source's length.
@@ -156,23 +161,29 @@ def decode(paths: tuple[str, ...], **options: Any) -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
 @stoppable
 def info(files: tuple[str, ...], as_json: bool) -> None:
     """Show the header of .apc files and check the checksum of every chunk.
 
-    '-' reads a file or a live stream from stdin. Exits with 1 if any file is unreadable
-    or damaged (each damaged chunk is named with its time range).
+    FILES may be folders (every *.apc inside, recursively); '-' reads a file or a live
+    stream from stdin. Runs the checks that decode runs first, and exits with 1 if any
+    file is unreadable or damaged (each damaged chunk is named with its time range).
     """
-    from .info import describe_file
+    from .info import describe_file, expand
 
+    found = expand(files)
+    if not found:
+        raise click.UsageError(f"no .apc files found in {', '.join(files)}")
     ok = True
-    for path in files:
+    for path in found:
         data = io.BytesIO(sys.stdin.buffer.read()) if path == "-" else None
         text, intact = describe_file(path, as_json, data)
-        click.echo(text)
+        try:
+            click.echo(text)
+        except OSError as exc:  # /dev/full, a closed pipe: stdout's fault, named so
+            raise OSError(exc.errno, exc.strerror, "stdout") from None
         ok &= intact
     if not ok:
         sys.exit(EXIT_FAILED)
@@ -228,6 +239,10 @@ def entry() -> None:
     try:
         main(standalone_mode=True)
     except ApcodecError as exc:  # one that no command reported itself
+        fail(describe(exc))
+    except BrokenPipeError:  # stdout's reader has gone (`apcodec info x.apc | head`)
+        sys.exit(128 + signal.SIGPIPE)  # quietly, with cat's status
+    except OSError as exc:  # the system refused (a full disk, /dev/full): not a bug
         fail(describe(exc))
     except Exception as exc:  # a bug: still no traceback unless asked for
         if os.environ.get("APCODEC_DEBUG"):

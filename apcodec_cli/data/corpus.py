@@ -33,7 +33,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..format.atomic import atomic_path
+from ..format.atomic import atomic_path, atomic_text
 from ..format.audio import INT16_PEAK
 from ..units import SAMPLE_RATE, ceil_div
 from .manifest import (  # noqa: F401 - re-exported: the corpus API in one place
@@ -278,8 +278,7 @@ def _safe(key: str) -> str:
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
+    atomic_text(path, json.dumps(value, indent=1, sort_keys=True))
 
 
 def process_source(source: Source, out_dir: str | os.PathLike[str],

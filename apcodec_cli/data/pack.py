@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
-from ..format.atomic import atomic_path
+from ..format.atomic import atomic_path, atomic_text
 from .corpus import SAMPLE_RATE
 
 INDEX_NAME = "index.json"
@@ -149,6 +149,7 @@ def write_pack(corpus_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, A
                 and all((pack_dir / n).exists() and (pack_dir / n).stat().st_size == size
                         for n, size in old["files"].items())):
             return old
+        (pack_dir / INDEX_NAME).unlink()  # first: an index never names missing shards
         for name in old.get("files", {}):
             (pack_dir / name).unlink(missing_ok=True)
     work = partial(_write_shard, corpus_dir=corpus_dir, pack_dir=pack_dir, kbps=kbps)
@@ -165,7 +166,7 @@ def write_pack(corpus_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, A
              "gap_frames": GAP_FRAMES,
              "files": {n: (pack_dir / n).stat().st_size for n, _ in shards},
              "hours": {k: round(v, 6) for k, v in sorted(hours.items())}, "segments": segments}
-    (pack_dir / INDEX_NAME).write_text(json.dumps(index, indent=1))
+    atomic_text(pack_dir / INDEX_NAME, json.dumps(index, indent=1))  # last, and whole
     return index
 
 

@@ -16,7 +16,7 @@ passes shared between files (`shared.py`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -103,6 +103,12 @@ class _SampleBuffer:
 CPU_BATCH_SIZE = 2
 
 
+#: Rows (windows x channels) per forward pass, per window of `batch_size`: a stereo batch
+#: runs whole; more channels run in several passes.
+ROWS_PER_WINDOW = 4
+_Meta = TypeVar("_Meta")
+
+
 def default_batch_size(model: APCodec) -> int:
     """Chunks per forward pass: `CPU_BATCH_SIZE` on a CPU, more on a GPU (fills it better)."""
     return CPU_BATCH_SIZE if next(model.parameters()).device.type == "cpu" else 32
@@ -150,6 +156,29 @@ class ChunkedEngine:
         skip = first - chunks.start * frames.chunk_frames * spf if len(chunks) else 0
         return trim(self.decode_chunks(frames.read, plan, chunks), skip, count)
 
+    @property
+    def max_rows(self) -> int:
+        """Most rows (windows x channels) in one forward pass: memory stays bounded
+        whatever channel count a file has (a crafted header's 1024 channels took 21 GB)."""
+        return self.batch_size * ROWS_PER_WINDOW
+
+    def _run(self, method: str, batches: Iterable[tuple[_Meta, np.ndarray]]
+             ) -> Iterator[tuple[_Meta, np.ndarray]]:
+        """The runner's `map` of (meta, rows) batches, each cut into passes of at most
+        `max_rows` rows and joined again: (meta, the batch's results) in order."""
+        def pieces() -> Iterator[tuple[tuple[_Meta, bool], np.ndarray]]:
+            for meta, rows in batches:
+                for start in range(0, len(rows), self.max_rows):
+                    yield (meta, start + self.max_rows >= len(rows)), \
+                        rows[start:start + self.max_rows]
+
+        done: list[np.ndarray] = []
+        for (meta, last), result in self.runner.map(method, pieces()):
+            done.append(result)
+            if last:
+                yield meta, done[0] if len(done) == 1 else np.concatenate(done)
+                done = []
+
     def encode_chunks(self, blocks: Iterable[np.ndarray], plan: ChunkPlan, channels: int
                       ) -> Iterator[np.ndarray]:
         """Encode audio arriving in blocks; yield the codes of each chunk in order.
@@ -174,7 +203,7 @@ class ChunkedEngine:
                 buffer.release((plan.chunk(batch[-1])[1] - plan.context_frames) * spf)
                 yield (batch, windows), audio.reshape(-1, 1, audio.shape[-1])
 
-        for (batch, windows), codes in self.runner.map("encode", gather()):
+        for (batch, windows), codes in self._run("encode", gather()):
             codes = codes.reshape(len(batch), channels, *codes.shape[1:])  # (W, C, Q, N)
             for w, i in enumerate(batch):
                 start, stop = plan.chunk(i)
@@ -204,7 +233,7 @@ class ChunkedEngine:
                 n_win, channels = codes.shape[:2]
                 yield (batch, windows, channels), codes.reshape(n_win * channels, *codes.shape[2:])
 
-        for (batch, windows, channels), audio in self.runner.map("decode", gather()):
+        for (batch, windows, channels), audio in self._run("decode", gather()):
             audio = audio.reshape(len(batch), channels, -1)
             for w, i in enumerate(batch):
                 start, stop = plan.chunk(i)

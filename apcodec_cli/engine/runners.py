@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
 import functools
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
@@ -40,18 +39,14 @@ def default_workers(model: APCodec) -> int:
     return max(1, torch.get_num_threads())
 
 
-@contextlib.contextmanager
-def _one_thread_each(workers: int) -> Iterator[None]:
-    """While batches run on `workers` threads, each of them computes with one thread."""
-    if workers <= 1:
-        yield
-        return
-    threads = torch.get_num_threads()
+def _one_thread() -> None:
+    """Start of a batch thread: it computes with one intra-op thread. torch's OpenMP count
+    is kept per thread, so this leaves the caller's thread as it was. A thread takes the
+    process-wide count when it first asks for one (`get_num_threads`, or its first
+    parallel operation): asking first keeps that from undoing the 1 later, once the caller
+    has its own count back."""
+    torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 _Meta = TypeVar("_Meta")
@@ -69,21 +64,29 @@ def run_batches(fn: Callable[[np.ndarray], np.ndarray], batches: Iterable[tuple[
         for meta, batch in batches:
             yield meta, fn(batch)
         return
-    with _one_thread_each(workers), \
-            concurrent.futures.ThreadPoolExecutor(workers, "apcodec-batch") as pool:
+    threads = torch.get_num_threads()  # the caller's, as it finds it at every step
+    with concurrent.futures.ThreadPoolExecutor(workers, "apcodec-batch",
+                                               initializer=_one_thread) as pool:
         pending: collections.deque[tuple[Any, concurrent.futures.Future]] = collections.deque()
         try:
             for meta, batch in batches:
                 pending.append((meta, pool.submit(fn, batch)))
                 if len(pending) > workers:
                     meta, future = pending.popleft()
-                    yield meta, future.result()
+                    yield _restored(threads, meta, future.result())
             while pending:
                 meta, future = pending.popleft()
-                yield meta, future.result()
+                yield _restored(threads, meta, future.result())
         finally:  # a consumer that stops early: drop what has not started
             for _, future in pending:
                 future.cancel()
+
+
+def _restored(threads: int, meta: _Meta, result: np.ndarray) -> tuple[_Meta, np.ndarray]:
+    """(meta, result), once the process-wide thread count, which a starting batch thread
+    set to 1 for itself, is the caller's again (threads started later take it)."""
+    torch.set_num_threads(threads)
+    return meta, result
 
 
 class LocalRunner:

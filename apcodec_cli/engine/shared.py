@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
+from ..errors import ApcodecError
 from . import runners
 
 #: Share passes between files: rows per pass; 0 never; unset: on CUDA, the codec's batch size.
@@ -44,11 +45,34 @@ Item = TypeVar("Item")  # one file's conversion (the CLI's `batch.Job`)
 _Meta = TypeVar("_Meta")
 
 
+class SharedPassError(ApcodecError, RuntimeError):
+    """A shared pass failed (its error, in one line), or the conversions were stopped."""
+
+
+class SettingError(ApcodecError, ValueError):
+    """$APCODEC_FILE_BATCH is not a whole number."""
+
+
+def rows_setting() -> int | None:
+    """$APCODEC_FILE_BATCH as rows per pass (0: never share), None when unset.
+
+    Raises:
+        SettingError: It is set to something else than a whole number >= 0.
+    """
+    setting = os.environ.get(ENV_VAR, "").strip()
+    if not setting:
+        return None
+    if not setting.isdigit():
+        raise SettingError(f"${ENV_VAR} must be a whole number of rows per shared pass "
+                           f"(0: never share), not {setting!r}")
+    return int(setting)
+
+
 def shared_rows(codec: Any) -> int:
     """Rows per shared forward pass for a folder coded with `codec`; 0: file by file."""
-    setting = os.environ.get(ENV_VAR, "").strip()
-    if setting:
-        return max(0, int(setting))
+    setting = rows_setting()
+    if setting is not None:
+        return setting
     on_gpu = next(codec.model.parameters()).device.type == "cuda"
     return codec.batch_size if on_gpu else 0
 
@@ -101,13 +125,13 @@ class SharedPasses:
         request = _Request(method, batch, time.monotonic())
         with self._cond:
             if self._stopped:
-                raise RuntimeError("conversion stopped")
+                raise SharedPassError("conversion stopped")
             self._pending.append(request)
             self._cond.notify_all()
             while not request.done:
                 self._cond.wait()
         if request.error is not None:
-            raise RuntimeError(request.error)
+            raise SharedPassError(request.error)
         return request.result
 
     def run(self, items: Sequence[Item], convert: Callable[[Item], str | None], files: int,

@@ -23,11 +23,12 @@ at worst (see `algorithmic_latency`).
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
+from .. import machine
 from ..nn import spectral
 from ..nn.config import CodecConfig
 from ..nn.model import APCodec
@@ -122,15 +123,33 @@ class StreamEngine:
     def __init__(self, model: APCodec) -> None:
         self.model = model
         self.config = model.config
+        self._state_bytes: int | None = None  # one channel's stream state, once measured
+
+    def check_channels(self, channels: int) -> None:
+        """Raise MachineLimitError when `channels` streams' states do not fit in memory
+        (each channel keeps its own, 3.3 MB with the shipped model: a crafted header's
+        1024 channels took 5 GB)."""
+        if channels <= GROUP_CHANNELS:
+            return
+        if self._state_bytes is None:
+            probe = StreamDecoder(self.model)
+            probe.push(torch.zeros(1, self.config.n_codebooks, 1, dtype=torch.long))
+            self._state_bytes = probe._state.nbytes
+        machine.check_memory(channels * self._state_bytes, f"{channels} channels of a "
+                             "streamable model's state")
 
     def encode(self, blocks: Iterable[np.ndarray], samples: int, channels: int
                ) -> Iterator[np.ndarray]:
         """See `base.Engine.encode`: one array per block, then the final frames."""
-        encoder = StreamEncoder(self.model)
+        self.check_channels(channels)
+        groups = _Groups(lambda: StreamEncoder(self.model), channels)
+        pushed = 0
         for block in blocks:
-            yield encoder.push(torch.from_numpy(np.ascontiguousarray(block))).numpy()
-        if encoder.samples:
-            yield encoder.finish(channels).numpy()
+            pushed += block.shape[1]
+            yield groups.map(lambda encoder, part: encoder.push(torch.from_numpy(part)), block)
+        if pushed:
+            yield groups.map(lambda encoder, part: encoder.finish(part.shape[0]),
+                             np.zeros((channels, 0), np.float32))
 
     def decode(self, frames: CodeFrames, first: int = 0, count: int | None = None
                ) -> Iterator[np.ndarray]:
@@ -143,8 +162,36 @@ class StreamEngine:
     def _decode_from(self, frames: CodeFrames, start: int) -> Iterator[np.ndarray]:
         """Audio of frames [start, n_frames) as a decoder started at frame `start` hears
         it; the last block is the decoder's flush."""
-        decoder = StreamDecoder(self.model)
+        groups: _Groups | None = None
         for a in range(start, frames.n_frames, frames.chunk_frames):
             codes = frames.read(a, min(a + frames.chunk_frames, frames.n_frames))
-            yield decoder.push(torch.from_numpy(codes)).numpy()
-        yield decoder.flush().numpy()
+            if groups is None:
+                self.check_channels(codes.shape[0])
+                groups = _Groups(lambda: StreamDecoder(self.model), codes.shape[0])
+            yield groups.map(lambda decoder, part: decoder.push(torch.from_numpy(part)), codes)
+        if groups is None:  # no frames: what a fresh decoder holds
+            yield StreamDecoder(self.model).flush().numpy()
+            return
+        yield groups.map(lambda decoder, part: decoder.flush(),
+                         np.zeros((groups.channels, 0), np.float32))
+
+
+#: Channels one stream runs at once: more (a crafted header's 1024) run as several streams,
+#: so that the working memory of a step stays bounded.
+GROUP_CHANNELS = 16
+
+
+class _Groups:
+    """The streams of a signal's channels, `GROUP_CHANNELS` channels each."""
+
+    def __init__(self, make: Callable[[], _Stream], channels: int) -> None:
+        self.channels = channels
+        self._starts = range(0, channels, GROUP_CHANNELS)
+        self._streams = [make() for _ in self._starts]
+
+    def map(self, step: Callable[[Any, np.ndarray], torch.Tensor], data: np.ndarray
+            ) -> np.ndarray:
+        """`step(stream, its channels of data)` of every group, joined on the channel axis."""
+        return np.concatenate([
+            step(stream, np.ascontiguousarray(data[a:a + GROUP_CHANNELS])).numpy()
+            for stream, a in zip(self._streams, self._starts)])

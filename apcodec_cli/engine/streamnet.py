@@ -46,6 +46,13 @@ class StepState:
         self.frames: dict[str, Tensor] = {}
         self.rings: dict[str, "_Ring"] = {}
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the state holds (it grows to its full size with the first frames)."""
+        tensors = [*self.frames.values()] + [t for r in self.rings.values()
+                                             for t in (r.frames, r.total)]
+        return sum(t.nelement() * t.element_size() for t in tensors)
+
     def extend(self, name: str, x: Tensor, keep: int) -> Tensor:
         """The remembered `keep` frames of layer `name` followed by x, along dim -2;
         remembers the last `keep` frames of the result."""

@@ -19,7 +19,6 @@ import dataclasses
 import itertools
 import math
 import os
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -31,6 +30,7 @@ import soundfile as sf
 from .. import runtime
 from ..data.manifest import read_manifest, split_score
 from ..errors import ApcodecError
+from ..format.atomic import scratch_dir
 from ..format.audio import AUDIO_EXTENSIONS, probe, read_blocks
 from ..units import SAMPLE_RATE as RATE
 from . import metrics, opus
@@ -181,8 +181,8 @@ def evaluate_clip(codec: "Codec", clip: Clip, settings: Settings) -> list[Row]:
     wav = load_clip(clip.path, settings.seconds)
     seconds = len(wav) / RATE
     rows, heard = [], {"source": wav}
-    with tempfile.TemporaryDirectory(prefix="apcodec-eval-") as tmp:
-        for system, audio, size, coding_s in _systems(codec, wav, settings, Path(tmp)):
+    with scratch_dir("apcodec-eval-") as tmp:  # removed even when a worker is stopped
+        for system, audio, size, coding_s in _systems(codec, wav, settings, tmp):
             if settings.report and system in settings.listened:
                 heard[system] = audio
             start = time.perf_counter()

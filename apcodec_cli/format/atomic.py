@@ -7,7 +7,7 @@ The temporary file of `dir/NAME` is `dir/.NAME.PID.partial`. It disappears howev
 ends: renamed into place on success; removed when the block raises (errors, Ctrl-C, and
 SIGTERM in a command, see `runtime.py`); removed by `remove_partials` when a process must
 exit at once (a worker told to stop, or whose parent died: registered with
-`runtime.at_exit_now` when the first temporary file is made); and, when a process died
+`runtime.at_exit_now` by its first temporary file or folder); and, when a process died
 without any of these (SIGKILL, power loss), removed by the next run that writes the same
 target (`remove_stale`).
 """
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, TypeVar
@@ -27,6 +29,7 @@ T = TypeVar("T")
 _SUFFIX = ".partial"
 _LOCK = threading.RLock()  # re-entrant: a signal handler may run while the main thread holds it
 _PARTIALS: set[Path] = set()  # this process's temporary files, created or about to be
+_SCRATCH: set[Path] = set()  # this process's scratch folders (`scratch_dir`)
 
 
 def partial_path(path: Path, pid: int | None = None) -> Path:
@@ -62,6 +65,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
 
 
+def atomic_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically: a reader finds the old file or the whole
+    new one, never a part (indexes, configs, sidecars)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 @contextlib.contextmanager
 def _replacing(path: Path, create: Callable[[Path], T]) -> Iterator[T]:
     """The core of both: register `path`'s temporary file and call `create(tmp)` under one
@@ -87,11 +97,31 @@ def _replacing(path: Path, create: Callable[[Path], T]) -> Iterator[T]:
 
 
 def remove_partials() -> None:
-    """Remove this process's temporary files now, for a process about to `os._exit`."""
+    """Remove this process's temporary files and scratch folders now, for a process about
+    to `os._exit`."""
     with _LOCK:
         for tmp in _PARTIALS:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        for folder in _SCRATCH:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder (in the system's temp dir) removed when the block ends, and by
+    `remove_partials` when a worker must exit at once (`tempfile.TemporaryDirectory`
+    alone stays behind then)."""
+    with _LOCK:
+        runtime.at_exit_now(remove_partials)
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        _SCRATCH.add(folder)
+    try:
+        yield folder
+    finally:
+        with _LOCK:
+            _SCRATCH.discard(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def remove_stale(targets: Iterable[str | os.PathLike]) -> list[Path]:

@@ -20,6 +20,7 @@ import soundfile as sf
 import soxr
 
 from ..errors import ApcodecError
+from ..units import MAX_SOURCE_RATE, MIN_SOURCE_RATE, resampled_length  # noqa: F401 - re-exported
 
 #: Extensions taken as audio when encoding a folder (what libsndfile reads, plus aliases).
 AUDIO_EXTENSIONS = frozenset(
@@ -31,6 +32,10 @@ BLOCK_SECONDS = 5.0
 
 class AudioError(ApcodecError):
     """An input file that cannot be read as audio, or an output that cannot be written."""
+
+
+class OutputFormatError(AudioError, ValueError):
+    """An output name, or --float, asks for audio in a form that cannot be written."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,14 +51,15 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
-def resampled_length(frames: int, rate_in: int, rate_out: int) -> int:
-    """Samples after resampling `frames` samples, rounding half up."""
-    return (2 * frames * rate_out + rate_in) // (2 * rate_in)
+def _native(path: Any) -> Any:
+    """A path as bytes for libsndfile: soundfile encodes str names strictly, which fails
+    for names that are not UTF-8 (held by Python as surrogate escapes); file objects pass."""
+    return os.fsencode(path) if isinstance(path, (str, os.PathLike)) else path
 
 
 def _open(source: str | BinaryIO) -> sf.SoundFile:
     try:
-        return sf.SoundFile(source)
+        return sf.SoundFile(_native(source))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         detail = getattr(exc, "error_string", None) or str(exc).splitlines()[0]
         raise AudioError(f"cannot read as audio: {detail.rstrip('.')}") from None
@@ -69,10 +75,25 @@ def check_finite(block: np.ndarray, offset: int, rate: int) -> None:
                          f"{(offset + first) / rate:.3f} s: refusing to code it")
 
 
+def check_source_rate(rate: int) -> None:
+    """Raise AudioError for an input rate outside MIN_SOURCE_RATE..MAX_SOURCE_RATE: a
+    header's claim that would turn a small file into hours of audio (or none)."""
+    if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
+        raise AudioError(f"the input's sample rate {rate} Hz is outside "
+                         f"{MIN_SOURCE_RATE}..{MAX_SOURCE_RATE} Hz: a damaged or mislabelled "
+                         "header; resample it first if it is real")
+
+
 def probe(source: str | BinaryIO) -> AudioInfo:
-    """Rate, channels and length of an audio file without reading its samples."""
+    """Rate, channels and length of an audio file without reading its samples.
+
+    Raises:
+        AudioError: Not audio, or a rate that `check_source_rate` refuses.
+    """
     with _open(source) as f:
-        return AudioInfo(f.samplerate, f.channels, f.frames)
+        info = AudioInfo(f.samplerate, f.channels, f.frames)
+    check_source_rate(info.sample_rate)
+    return info
 
 
 class _Resampler:
@@ -156,20 +177,20 @@ def writable_extensions() -> list[str]:
 def output_format(name: str, float32: bool = False) -> tuple[str, str]:
     """(format, subtype) to write an output named `name` in ('-': WAV on stdout).
 
-    Raises ValueError, in one line, for a name whose extension is not an audio format this
+    Raises OutputFormatError (a ValueError), in one line, for a name whose extension is not an audio format this
     machine writes, and for --float where the format holds no float samples.
     """
     ext = ".wav" if name == "-" else os.path.splitext(name)[1].lower()
     if ext not in writable_extensions():
         shown = ", ".join(writable_extensions())
         what = f"'{ext}' files" if ext else "a name without an extension"
-        raise ValueError(f"{name}: cannot write audio as {what}; name the output "
+        raise OutputFormatError(f"{name}: cannot write audio as {what}; name the output "
                          f"{shown} (or '-' for WAV on stdout)")
     fmt, subtype, float_subtype = _FORMATS[ext]
     if not float32:
         return fmt, subtype
     if float_subtype is None:
-        raise ValueError(f"{ext} files cannot hold float samples: drop --float or write .wav")
+        raise OutputFormatError(f"{ext} files cannot hold float samples: drop --float or write .wav")
     return fmt, float_subtype
 
 
@@ -298,14 +319,14 @@ class AudioWriter:
         self._stream: WavStreamWriter | None = None
         if hasattr(target, "write") and not _seekable(target):
             if format != "WAV" or subtype not in ("PCM_16", "FLOAT"):
-                raise ValueError("only 16-bit or float WAV can be written to a stream")
+                raise OutputFormatError("only 16-bit or float WAV can be written to a stream")
             self._stream = WavStreamWriter(target, rate_out, channels, subtype == "FLOAT",
                                            frames)
         else:
             if hasattr(target, "write"):
                 target = self._io = _QuietIO(target)
             try:
-                self._file = sf.SoundFile(target, "w", samplerate=rate_out, channels=channels,
+                self._file = sf.SoundFile(_native(target), "w", samplerate=rate_out, channels=channels,
                                           subtype=subtype, format=format)
             except sf.LibsndfileError as exc:
                 self._check()

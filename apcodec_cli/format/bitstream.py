@@ -242,6 +242,14 @@ class ApcReader:
             raise ChecksumError(f"{label} is damaged: checksum mismatch", index)
         return payload, packed
 
+    def check_chunk(self, index: int) -> None:
+        """Check chunk `index`'s size and CRC without decoding it.
+
+        Raises:
+            IndexError: No such chunk. TruncatedError, ChecksumError: it is damaged.
+        """
+        self._load(index)
+
     def read_chunk(self, index: int) -> np.ndarray:
         """Return chunk `index` as int64 codes (channels, n_codebooks, frames).
 
@@ -301,13 +309,15 @@ def write_apc(target: PathOrFile, header: Header, codes: np.ndarray,
     """Write a whole file: `codes` of shape (channels, n_codebooks, header.n_frames).
 
     Args:
-        target: Path, or binary file open for writing.
+        target: Path (written atomically), or binary file open for writing.
         header: The header.
         codes: All the codes.
         tables: The code tables of a version 2 header.
     """
     if isinstance(target, (str, os.PathLike)):
-        with open(target, "wb") as fileobj:
+        from .atomic import atomic_write  # a failure leaves no partial file
+
+        with atomic_write(target) as fileobj:
             write_apc(fileobj, header, codes, tables)
         return
     with ApcWriter(target, header, tables) as writer:

@@ -13,7 +13,12 @@ from typing import BinaryIO
 import numpy as np
 
 from .audio import UNKNOWN_SIZE as _UNKNOWN
+from .audio import AudioError, check_source_rate
 from .bitstream import TruncatedError
+
+
+class WavStreamError(AudioError, ValueError):
+    """Standard input is not a WAV stream this reader takes."""
 
 
 def read_exactly(fileobj: BinaryIO, size: int, what: str) -> bytes:
@@ -39,7 +44,7 @@ class WavStreamReader:
         self._file = fileobj
         riff = read_exactly(fileobj, 12, "the WAV header")
         if riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
-            raise ValueError("standard input is not a WAV stream (RIFF/WAVE header expected)")
+            raise WavStreamError("standard input is not a WAV stream (RIFF/WAVE header expected)")
         fmt = None
         while True:
             tag, size = struct.unpack("<4sI", read_exactly(fileobj, 8, "the WAV header"))
@@ -49,7 +54,7 @@ class WavStreamReader:
             if tag == b"fmt ":
                 fmt = body
         if fmt is None:
-            raise ValueError("WAV stream without a format chunk")
+            raise WavStreamError("WAV stream without a format chunk")
         kind, self.channels, self.sample_rate = struct.unpack_from("<HHI", fmt)
         bits = struct.unpack_from("<H", fmt, 14)[0]
         if kind == 0xFFFE and len(fmt) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag
@@ -57,7 +62,8 @@ class WavStreamReader:
         self._dtype = {(1, 8): "u1", (1, 16): "<i2", (1, 24): "i3", (1, 32): "<i4",
                        (3, 32): "<f4", (3, 64): "<f8"}.get((kind, bits))
         if self._dtype is None or not self.channels:
-            raise ValueError(f"unsupported WAV stream: format {kind}, {bits} bits")
+            raise WavStreamError(f"unsupported WAV stream: format {kind}, {bits} bits")
+        check_source_rate(self.sample_rate)
         self._width = bits // 8
         self._left = None if size in (0, _UNKNOWN) else size  # bytes of data, if known
 

@@ -92,12 +92,12 @@ def save(path: str | os.PathLike, model: APCodec, *, trained: bool, half: bool =
         "version": VERSION,
         "config": model.config.to_dict(),
         "state_dict": state,
+        "fingerprint": fingerprint(state).hex(),  # checked on load: damage shows
         "info": {"trained": bool(trained), **info},
     }
     if code_tables is not None:
         payload["code_tables"] = _stored_tables(code_tables, tables_info or {})
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_payload(path, payload)
     return weights_fingerprint(fingerprint(state), code_tables)
 
 
@@ -203,10 +203,11 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu",
         model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                for k, v in state.items()}, assign=True)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-        raise WeightsError(f"{path}: invalid weights: {exc}".splitlines()[0]) from None
+        raise WeightsError(f"{path}: invalid weights: {_one_line(exc)}") from None
+    network = _checked_fingerprint(payload, state, path)
     model.eval().requires_grad_(False).to(device)
     tables_info = (payload.get("code_tables") or {}).get("info", {})
-    return LoadedWeights(model, fingerprint(state), dict(payload.get("info", {})), path, tables,
+    return LoadedWeights(model, network, dict(payload.get("info", {})), path, tables,
                          tables_info)
 
 
@@ -248,6 +249,33 @@ def read_tables(path: str | os.PathLike) -> tuple[CodeTables, bytes, dict[str, A
     if tables is None or len(network) != 8:
         raise WeightsError(f"{path}: invalid code-tables file")
     return tables, network, dict(payload["code_tables"].get("info", {}))
+
+
+def _checked_fingerprint(payload: dict[str, Any], state: Mapping[str, torch.Tensor],
+                         path: Path) -> bytes:
+    """The network fingerprint of `state`, once its tensors are known to be finite and to
+    match the fingerprint stored with them (files saved before it was stored have none)."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(f"{path} is damaged: tensor {name} holds NaN or infinity")
+    network = fingerprint(state)
+    stored = payload.get("fingerprint")
+    if stored is not None and stored != network.hex():
+        raise WeightsError(f"{path} is damaged: its tensors' fingerprint is {network.hex()}, "
+                           f"the file says {stored!s:.16}")
+    return network
+
+
+def _one_line(exc: BaseException) -> str:
+    """torch's multi-line load errors in one line: the first specific problem, and how
+    many more ("Error(s) in loading state_dict for APCodec:" alone says nothing)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if len(lines) > 1 and lines[0].endswith(":"):
+        more = len(lines) - 2
+        return lines[1].rstrip(".") + (f" (and {more} more)" if more > 0 else "")
+    return lines[0]
 
 
 def store_code_tables(path: str | os.PathLike, tables: CodeTables,

@@ -25,6 +25,7 @@ from . import distributed
 from .checkpoint import STATE_NAME, export, initialise, load_state, rng_state, save_state, \
     set_rng_state
 from ..errors import ApcodecError
+from ..format.atomic import atomic_text
 from .config import TrainConfig
 from .crops import CropPlanner, ResidentCrops, StreamCrops, share_weights
 from .data import Clip, find_clips
@@ -255,7 +256,7 @@ class _Run:
         if self.options.resume:
             self.log.truncate_after(step)
         else:
-            (run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n")
+            atomic_text(run_dir / CONFIG_NAME, json.dumps(config, indent=1) + "\n")
         env = {"torch": torch.__version__, "device": str(self.process.device),
                "world_size": self.process.world, "bf16": self.trainer.generator.bf16,
                "resident": resident, "workers": self.options.workers,

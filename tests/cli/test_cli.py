@@ -140,3 +140,67 @@ def test_flac_output_by_extension(run, tmp_path) -> None:
     assert sf.info(tmp_path / "out.flac").format == "FLAC"
     result = run("decode", "-q", "--float", tmp_path / "x.apc", tmp_path / "f.flac")
     assert result.exit_code == 2 and ".flac files cannot hold float" in result.stderr
+
+
+def test_a_bad_wav_stream_on_stdin_is_one_line(run, tiny_stream_weights, monkeypatch) -> None:
+    monkeypatch.setenv("APCODEC_STREAM_WEIGHTS", str(tiny_stream_weights))
+    result = run("encode", "-q", "-s", "-", "-", input=b"this is not a WAV stream")
+    assert result.exit_code == 1 and result.stdout_bytes == b""
+    assert result.stderr == ("apcodec: error: -: standard input is not a WAV stream "
+                             "(RIFF/WAVE header expected)\n")
+
+
+def test_a_file_batch_setting_that_is_not_a_number_is_a_usage_error(run, tmp_path,
+                                                                    monkeypatch) -> None:
+    (tmp_path / "src").mkdir()
+    write_audio(tmp_path / "src" / "a.wav", 0.2)
+    monkeypatch.setenv("APCODEC_FILE_BATCH", "abc")
+    result = run("encode", tmp_path / "src", tmp_path / "out")
+    assert result.exit_code == 2 and "internal error" not in result.stderr
+    assert "$APCODEC_FILE_BATCH must be a whole number" in result.stderr
+
+
+def test_a_live_pipe_runs_on_one_torch_thread(run, tiny_stream_weights, tmp_path,
+                                              monkeypatch) -> None:
+    """Two processes of a pipe each ran one thread per core (50-72 s for 3 s of audio on a
+    busy machine); unless $OMP_NUM_THREADS says otherwise, a pipe takes one."""
+    import torch
+
+    monkeypatch.setenv("APCODEC_STREAM_WEIGHTS", str(tiny_stream_weights))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    write_audio(tmp_path / "in.wav", 0.5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = run("encode", "-q", "-s", "-", "-", input=(tmp_path / "in.wav").read_bytes())
+        assert result.exit_code == 0 and torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert run("encode", "-q", "-s", "-", "-", input=(tmp_path / "in.wav").read_bytes()
+                   ).exit_code == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_info_takes_folders_as_encode_and_decode_do(run, tmp_path) -> None:
+    (tmp_path / "codes" / "sub").mkdir(parents=True)
+    write_audio(tmp_path / "in.wav", 0.3)
+    for name in ("a.apc", "sub/b.apc"):
+        assert run("encode", "-q", tmp_path / "in.wav", tmp_path / "codes" / name).exit_code == 0
+    (tmp_path / "codes" / "notes.txt").write_text("not a code file")
+    result = run("info", tmp_path / "codes")
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stdout.splitlines() if not line.startswith(" ")] == [
+        str(tmp_path / "codes" / "a.apc"), str(tmp_path / "codes" / "sub" / "b.apc")]
+    (tmp_path / "empty").mkdir()
+    assert run("info", tmp_path / "empty").exit_code == 2
+
+
+def test_packet_without_a_live_pipe_is_a_usage_error(run, tmp_path) -> None:
+    write_audio(tmp_path / "in.wav", 0.3)
+    for args in ([], ["-s"]):
+        result = run("encode", *args, "--packet", "5", tmp_path / "in.wav", tmp_path / "x.apc")
+        assert result.exit_code == 2 and "--packet sets the records of a real-time pipe" \
+            in result.stderr
+    assert not (tmp_path / "x.apc").exists()

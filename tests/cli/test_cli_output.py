@@ -164,3 +164,62 @@ def test_codec_api_refuses_a_start_past_the_end(codec: Codec, tmp_path) -> None:
         codec.decode_file(str(tmp_path / "x.apc"), io.BytesIO(), start=0.5)
     with pytest.raises(ValueError, match="finite"):
         codec.decode_file(str(tmp_path / "x.apc"), io.BytesIO(), start=float("nan"))
+
+
+def test_encode_to_stdout_streams_and_a_failed_write_fails(run, tmp_path, monkeypatch) -> None:
+    """Codes leave as they are made (they were held to the end), and a write that fails
+    (`ulimit -f`: File too large) exits 1 (it exited 0 with a third of the file)."""
+    import resource
+    import subprocess
+    import sys
+
+    from apcodec_cli.engine.chunked import ChunkedEngine
+
+    write_audio(tmp_path / "in.wav", 3.0)
+    sizes = []
+    encode = ChunkedEngine.encode
+
+    def watched(self, *args):
+        for codes in encode(self, *args):
+            sizes.append(len(sys.stdout.buffer.getvalue()))
+            yield codes
+
+    monkeypatch.setattr(ChunkedEngine, "encode", watched)
+    whole = run("encode", "-q", tmp_path / "in.wav", "-")
+    assert whole.exit_code == 0 and len(sizes) == 3
+    assert 0 < sizes[1] < sizes[2] < len(whole.stdout_bytes)
+    with open(tmp_path / "out.apc", "wb") as out:
+        limited = subprocess.run(
+            [sys.executable, "-m", "apcodec_cli", "encode", "-q", tmp_path / "in.wav", "-"],
+            stdout=out, stderr=subprocess.PIPE, text=True, timeout=120,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000)))
+    assert limited.returncode == 1
+    assert limited.stderr.endswith("File too large: stdout\n")
+
+
+def _apcodec(*args, **kwargs):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "apcodec_cli", *map(str, args)],
+                            stderr=subprocess.PIPE, **kwargs)
+
+
+def test_a_reader_that_goes_away_ends_decode_quietly_as_cat(run, tmp_path) -> None:
+    import subprocess
+
+    write_audio(tmp_path / "in.wav", 3.0)
+    assert run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc").exit_code == 0
+    proc = _apcodec("decode", "-q", tmp_path / "x.apc", "-", stdout=subprocess.PIPE)
+    assert proc.stdout.read(10)[:4] == b"RIFF"
+    proc.stdout.close()  # `| head -c 10`
+    assert proc.wait(timeout=120) == 141 and proc.stderr.read() == b""
+
+
+def test_info_to_a_full_disk_is_a_failure_not_an_internal_error(run, tmp_path) -> None:
+    write_audio(tmp_path / "in.wav", 0.5)
+    assert run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc").exit_code == 0
+    with open("/dev/full", "wb") as full:
+        proc = _apcodec("info", tmp_path / "x.apc", stdout=full)
+        assert proc.wait(timeout=120) == 1
+    assert proc.stderr.read() == b"apcodec: error: No space left on device: stdout\n"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from apcodec_cli.format import atomic
-from apcodec_cli import runtime
+from apcodec_cli import machine, runtime
 from apcodec_cli.cli import batch
+from apcodec_cli.format import atomic
 from apcodec_cli.codec import Codec
 from helpers import partials, write_audio
 
@@ -187,3 +187,35 @@ def test_jobs_convert_a_folder_in_spawned_workers(run, tmp_path) -> None:
     result = run("encode", "-q", "--jobs", "2", tmp_path / "src", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.apc", "b.apc", "c.apc"]
+
+
+def test_jobs_are_capped_by_cores_and_memory(monkeypatch) -> None:
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
+    monkeypatch.setattr(machine, "available_memory", lambda: 3 * runtime.WORKER_MEMORY)
+    assert runtime.usable_workers(2) == (2, None)
+    workers, why = runtime.usable_workers(100)
+    assert workers == 2 and why.startswith("--jobs 100: running 2 workers (2 CPU cores")
+    monkeypatch.setattr(machine, "available_memory", lambda: runtime.WORKER_MEMORY // 2)
+    assert runtime.usable_workers(100)[0] == 1
+
+
+def test_jobs_100_says_how_many_it_runs(run, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(machine, "available_memory", lambda: runtime.WORKER_MEMORY)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
+    (tmp_path / "src").mkdir()
+    for name in ("a", "b"):
+        write_audio(tmp_path / "src" / f"{name}.wav", 0.2)
+    result = run("encode", "--jobs", "100", tmp_path / "src", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "--jobs 2: running 1 worker (2 CPU cores" in result.stderr
+    assert len(list((tmp_path / "out").glob("*.apc"))) == 2
+
+
+def test_a_summary_counts_in_words_and_an_empty_folder_says_so(run, tmp_path) -> None:
+    (tmp_path / "src").mkdir()
+    empty = run("encode", tmp_path / "src", tmp_path / "out")
+    assert empty.exit_code == 0
+    assert f"no audio files found in {tmp_path / 'src'}: nothing to convert" in empty.stderr
+    write_audio(tmp_path / "src" / "a.wav", 0.2)
+    one = run("encode", tmp_path / "src", tmp_path / "out")
+    assert "apcodec: 1 file, 0.2 s of audio" in one.stderr

@@ -13,6 +13,7 @@ import soundfile as sf
 
 from apcodec_cli.data import corpus, pack
 from apcodec_cli.evaluate.packs import measure_pack_quality
+from helpers import disk_fills_while_writing, partials
 
 SR = corpus.SAMPLE_RATE
 
@@ -145,6 +146,19 @@ def test_pack_round_trip(built: tuple[Path, list[dict]], tmp_path: Path) -> None
     reread = pack.read_pack_index(tmp_path / "pack")
     again = pack.write_pack(out, chosen, tmp_path / "pack", kbps=64)
     assert again == reread  # the existing pack is reused, not encoded again
+
+
+def test_a_pack_whose_index_fails_to_write_has_no_index(built, tmp_path, monkeypatch) -> None:
+    """The index is written last and whole: a crash before it leaves shards without one
+    (the next run redoes them), never a truncated index or one naming removed shards."""
+    out, rows = built
+    chosen = pack.select_segments(rows, {"speech": 1.0})
+    pack.write_pack(out, chosen, tmp_path / "pack", kbps=64)
+    disk_fills_while_writing(monkeypatch, pack.INDEX_NAME)
+    with pytest.raises(OSError):
+        pack.write_pack(out, chosen, tmp_path / "pack", kbps=32)
+    assert not (tmp_path / "pack" / pack.INDEX_NAME).exists()
+    assert partials(tmp_path / "pack") == []
 
 
 def test_heldout_packages_are_never_in_train_or_validation() -> None:

@@ -77,3 +77,51 @@ def test_batch_size_does_not_change_results(codec: Codec) -> None:
     codec_b1 = Codec(codec.weights, batch_size=1)
     assert np.array_equal(codec_b1.encode(wav), codes)
     np.testing.assert_allclose(codec_b1.decode(codes), codec.decode(codes), atol=1e-5)
+
+
+def test_a_suspended_iterator_leaves_the_callers_thread_count_alone(tiny_weights) -> None:
+    """Batches run on 2 threads of one intra-op thread each; between next() calls the
+    process's count is the caller's (it stayed 1 while the iterator was suspended)."""
+    import threading
+
+    from apcodec_cli.engine.runners import LocalRunner
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        loaded = load(tiny_weights)
+        codec = Codec(loaded, chunk_frames=10, batch_size=1,
+                      runner=LocalRunner(loaded.model, workers=2))
+        seen, inside = [], []
+        fresh = lambda: inside.append(torch.get_num_threads())  # noqa: E731
+        for _ in codec.engine.encode([tone(1.0)], 48_000, 1):
+            thread = threading.Thread(target=fresh)
+            thread.start()
+            thread.join()
+            seen.append(torch.get_num_threads())
+        assert len(seen) > 3 and set(seen) == {3} and set(inside) == {3}
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_batch_threads_compute_with_one_thread_each() -> None:
+    """Also when a batch thread first computes after the caller has its count back (batches
+    of uneven length make that happen: it then took the caller's 3)."""
+    import random
+    import time
+
+    from apcodec_cli.engine.runners import run_batches
+
+    def uneven(seed: int) -> int:
+        time.sleep(random.Random(seed).random() * 0.01)
+        return torch.get_num_threads()
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        for trial in range(20):
+            counts = [n for _, n in run_batches(uneven, ((i, 6 * trial + i) for i in range(6)),
+                                                workers=2)]
+            assert counts == [1] * 6 and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

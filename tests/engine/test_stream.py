@@ -15,6 +15,7 @@ from apcodec_cli.nn import causal, spectral
 from apcodec_cli.nn.grn import CausalGRN
 from apcodec_cli.engine import streamnet
 from apcodec_cli.format.bitstream import read_apc
+from apcodec_cli.models.weights import load
 from apcodec_cli.codec import Codec
 from apcodec_cli.nn.config import get_preset
 from apcodec_cli.nn.model import APCodec
@@ -205,3 +206,27 @@ def test_a_range_decodes_to_the_same_samples_as_the_whole(stream_codec: Codec,
     part, _ = sf.read(tmp_path / "part.wav")
     assert decoder_history(stream_codec.config) * 320 < 1.7 * 48_000  # a real warm start
     np.testing.assert_allclose(part, whole[81_600:81_600 + 24_000], atol=1e-5)
+
+
+def test_many_channels_run_in_groups_with_the_codes_of_each_alone(tiny_stream_weights,
+                                                                    monkeypatch) -> None:
+    """Channels run as streams of GROUP_CHANNELS (bounded working memory), coding each
+    channel as it codes alone; channels whose states exceed memory are refused."""
+    from apcodec_cli import machine
+    from apcodec_cli.engine import stream
+    from apcodec_cli.engine.base import CodeFrames
+
+    engine = stream.StreamEngine(load(tiny_stream_weights).model)
+    monkeypatch.setattr(stream, "GROUP_CHANNELS", 3)
+    wav = tone(0.3, channels=7)
+    codes = np.concatenate(list(engine.encode([wav], wav.shape[1], 7)), axis=2)
+    alone = np.concatenate(list(engine.encode([wav[5:6]], wav.shape[1], 1)), axis=2)
+    assert codes.shape[0] == 7 and np.array_equal(codes[5:6], alone)
+    frames = CodeFrames(lambda a, b: codes[..., a:b], codes.shape[-1], 10)
+    audio = np.concatenate(list(engine.decode(frames)), axis=1)
+    one = CodeFrames(lambda a, b: codes[5:6, :, a:b], codes.shape[-1], 10)
+    np.testing.assert_allclose(audio[5:6], np.concatenate(list(engine.decode(one)), axis=1),
+                               atol=1e-6)
+    monkeypatch.setattr(machine, "available_memory", lambda: 1000)
+    with pytest.raises(machine.MachineLimitError, match="7 channels of a streamable"):
+        list(engine.decode(frames))

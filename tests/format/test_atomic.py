@@ -72,6 +72,53 @@ def test_remove_partials_removes_what_is_being_written(tmp_path: Path) -> None:
     assert _left(tmp_path) == [] and not atomic._PARTIALS
 
 
+def test_atomic_text_leaves_the_old_file_when_the_disk_fills(tmp_path, monkeypatch) -> None:
+    from helpers import disk_fills_while_writing
+
+    (tmp_path / "index.json").write_text("old")
+    disk_fills_while_writing(monkeypatch, "index.json")
+    with pytest.raises(OSError):
+        atomic.atomic_text(tmp_path / "index.json", "new and longer")
+    assert _left(tmp_path) == ["index.json"] and (tmp_path / "index.json").read_text() == "old"
+
+
+def test_a_stopped_worker_removes_its_scratch_folders(tmp_path) -> None:
+    """`tempfile.TemporaryDirectory` stays behind when a `--jobs` worker is told to stop
+    (it exits at once); `scratch_dir` folders go with its partial files."""
+    import subprocess
+    import sys
+
+    script = ("import os, signal\n"
+              "from apcodec_cli import runtime\n"
+              "from apcodec_cli.format.atomic import scratch_dir\n"
+              "signal.signal(signal.SIGTERM, runtime._exit_now)  # as in a worker\n"
+              "with scratch_dir('apcodec-eval-') as d:\n"
+              "    (d / 'clip.apc').write_bytes(b'x')\n"
+              "    print(d, flush=True)\n"
+              "    os.kill(os.getpid(), signal.SIGTERM)\n"
+              "    signal.pause()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 128 + 15
+    assert not Path(done.stdout.strip()).exists()
+
+
+def test_an_evaluated_clip_codes_in_a_scratch_folder(monkeypatch) -> None:
+    from apcodec_cli.evaluate import run
+
+    seen = []
+    monkeypatch.setattr(run, "load_clip", lambda path, seconds: [])
+
+    def systems(codec, wav, settings, tmp):
+        seen.append(tmp in atomic._SCRATCH)
+        return iter(())
+
+    monkeypatch.setattr(run, "_systems", systems)
+    settings = type("Settings", (), {"seconds": 1.0, "report": None})()
+    assert run.evaluate_clip(None, run.Clip("a", "a.wav", "music"), settings) == []
+    assert seen == [True]
+
+
 def test_a_process_that_writes_removes_its_temporaries_when_it_must_exit_at_once(
         tmp_path) -> None:
     """`runtime._exit_now` (a stopped worker) runs `remove_partials`: registered by the

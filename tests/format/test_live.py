@@ -219,3 +219,17 @@ def test_a_real_time_pipe_writes_codes_while_the_audio_still_flows(
         assert len(rest) >= 11 + 22  # the lengths record and the last frames
     finally:
         proc.kill()
+
+
+def test_a_live_stream_whose_channels_exceed_memory_is_refused_up_front(
+        tiny_stream_weights: Path, monkeypatch) -> None:
+    from apcodec_cli import live as pipes, machine
+    from apcodec_cli.models.weights import load
+
+    model = load(tiny_stream_weights).model
+    monkeypatch.setattr(machine, "available_memory", lambda: 10_000)
+    header = _header(channels=40)
+    with pytest.raises(machine.MachineLimitError, match="40 channels"):
+        pipes.decode(model, header, io.BytesIO(b""), None)
+    with pytest.raises(machine.MachineLimitError, match="40 channels"):
+        pipes.encode(model, header, iter([]), io.BytesIO(), 48_000)

@@ -116,3 +116,40 @@ def test_loading_builds_the_stored_model_exactly(tmp_path) -> None:
     assert state.keys() == model.state_dict().keys()
     for name, tensor in model.state_dict().items():
         assert torch.equal(state[name], tensor), name
+
+
+def _payload(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_flipped_bytes_in_a_tensor_are_found_by_the_stored_fingerprint(tmp_path) -> None:
+    payload = _payload(make_weights(tmp_path / "w.pt"))
+    name = sorted(payload["state_dict"])[3]
+    raw = payload["state_dict"][name].view(torch.uint8)
+    raw.view(-1)[0] ^= 0x40  # as a flipped bit in the file's tensor data would
+    torch.save(payload, tmp_path / "flipped.pt")
+    with pytest.raises(weights.WeightsError, match="flipped.pt is damaged: its tensors' "
+                                                   "fingerprint is"):
+        weights.load(tmp_path / "flipped.pt")
+
+
+def test_nan_weights_are_refused_naming_the_tensor(tmp_path) -> None:
+    payload = _payload(make_weights(tmp_path / "w.pt"))
+    name = sorted(n for n, t in payload["state_dict"].items() if t.is_floating_point())[0]
+    payload["state_dict"][name].view(-1)[0] = float("nan")
+    del payload["fingerprint"]  # a file saved before fingerprints were stored
+    torch.save(payload, tmp_path / "nan.pt")
+    with pytest.raises(weights.WeightsError, match=f"tensor {name} holds NaN or infinity"):
+        weights.load(tmp_path / "nan.pt")
+
+
+def test_a_shape_error_is_one_whole_sentence(tmp_path) -> None:
+    payload = _payload(make_weights(tmp_path / "w.pt"))
+    name = next(n for n, t in payload["state_dict"].items() if t.ndim == 2)
+    payload["state_dict"][name] = payload["state_dict"][name][:, :1].clone()
+    del payload["fingerprint"]
+    torch.save(payload, tmp_path / "shape.pt")
+    with pytest.raises(weights.WeightsError) as error:
+        weights.load(tmp_path / "shape.pt")
+    assert f"size mismatch for {name}: copying a param with shape" in str(error.value)
+    assert "\n" not in str(error.value) and not str(error.value).endswith(":")

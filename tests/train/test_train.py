@@ -380,6 +380,16 @@ def test_crop_seeds_are_distinct_and_checked() -> None:
         CropPlanner([16_000], 1600, 2, (0.0, 0.0), seed=0, rank=256)
 
 
+def test_a_run_whose_config_fails_to_write_leaves_no_half_config(data_dir, tmp_path,
+                                                                  monkeypatch) -> None:
+    from helpers import disk_fills_while_writing, partials
+
+    disk_fills_while_writing(monkeypatch, "config.json")
+    with pytest.raises(OSError):
+        run(TINY, _options(data_dir, tmp_path / "run", max_steps=1))
+    assert not (tmp_path / "run" / "config.json").exists() and partials(tmp_path) == []
+
+
 def test_a_heldout_corpus_is_scored_at_every_validation(data_dir: Path, tmp_path: Path) -> None:
     heldout = tmp_path / "heldout"
     heldout.mkdir()
