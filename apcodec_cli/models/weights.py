@@ -145,15 +145,21 @@ class LoadedWeights:
         return bool(self.info.get("trained", False))
 
 
+def _checked_payload(path: Path, kind: str, format: str, version: int) -> dict[str, Any]:
+    """The payload dict of a file of `kind` ("weights", "code-tables"), safely (no pickle
+    code execution), once its format and version are known to be ours."""
+    payload = _read_payload(path)
+    if not isinstance(payload, dict) or payload.get("format") != format:
+        raise WeightsError(f"{path} is not an apcodec {kind} file")
+    if payload.get("version") != version:
+        raise WeightsError(f"{path}: {kind} format version {payload.get('version')!r} "
+                           f"is not supported (this apcodec reads version {version})")
+    return payload
+
+
 def read_payload(path: Path) -> dict[str, Any]:
     """The payload dict of a weights file, safely (no pickle code execution)."""
-    payload = _read_payload(path)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise WeightsError(f"{path} is not an apcodec weights file")
-    if payload.get("version") != VERSION:
-        raise WeightsError(f"{path}: weights format version {payload.get('version')!r} "
-                           f"is not supported (this apcodec reads version {VERSION})")
-    return payload
+    return _checked_payload(path, "weights", FORMAT, VERSION)
 
 
 def write_payload(path: str | os.PathLike, payload: dict[str, Any]) -> None:
@@ -235,12 +241,7 @@ def save_tables(path: str | os.PathLike, tables: CodeTables, network_fingerprint
 def read_tables(path: str | os.PathLike) -> tuple[CodeTables, bytes, dict[str, Any]]:
     """(tables, the fingerprint of their network, their provenance) of a code-tables file."""
     path = Path(path)
-    payload = _read_payload(path)
-    if not isinstance(payload, dict) or payload.get("format") != TABLES_FORMAT:
-        raise WeightsError(f"{path} is not an apcodec code-tables file")
-    if payload.get("version") != TABLES_VERSION:
-        raise WeightsError(f"{path}: code-tables format version {payload.get('version')!r} "
-                           f"is not supported (this apcodec reads version {TABLES_VERSION})")
+    payload = _checked_payload(path, "code-tables", TABLES_FORMAT, TABLES_VERSION)
     tables = payload_tables(payload, path)
     try:
         network = bytes.fromhex(payload["network_fingerprint"])
