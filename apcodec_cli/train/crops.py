@@ -160,8 +160,13 @@ class ResidentCrops:
 
 
 def _ignore_interrupts(worker_id: int) -> None:
-    """Workers leave Ctrl-C to the main process, which stops the run cleanly."""
+    """Workers leave Ctrl-C and SIGTERM to the main process, which stops the run cleanly
+    and then them: both reach the whole process group (a terminal's Ctrl-C, `timeout`,
+    `kill -- -PGID`, a scheduler cancelling a job), and a worker that died of one would
+    end the run with an error instead of a saved state. A worker still exits when its
+    parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class StreamCrops(Dataset):

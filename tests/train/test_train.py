@@ -7,6 +7,11 @@ import warnings
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -420,3 +425,26 @@ def test_train_says_when_validation_lacks_its_metric_packages(monkeypatch, capsy
     assert capsys.readouterr().err == (
         "apcodec: warning: validation scores LSD, log-mel and level only: the 'visqol' "
         "module is missing: pip install 'apcodec[train]'\n")
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_saves_and_exports(data_dir: Path, tmp_path: Path) -> None:
+    """A scheduler or `kill -- -PGID` signals the data workers too: the run still stops at
+    a step boundary with its state saved and its weights exported."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apcodec_cli.train.cli", "--data", str(data_dir), "--run-dir",
+         str(run_dir), "--preset", "tiny", "--set", "steps=100000", "--stream", "--workers",
+         "1", "--device", "cpu", "--threads", "1", "--quiet"],
+        start_new_session=True, stderr=subprocess.PIPE)
+    log = run_dir / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and '"train"' in log.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(60) == 130, proc.stderr.read().decode()
+    stop = json.loads(log.read_text().splitlines()[-1])
+    assert stop["event"] == "stop" and stop["reason"] == "signal"
+    assert load_state(run_dir / STATE_NAME)["step"] == stop["step"]
+    assert weights.load(run_dir / "apcodec.pt").info["steps"] == stop["step"]
