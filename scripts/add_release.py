@@ -1,6 +1,6 @@
 """Add a model release: its files in weights/ and its golden pair in tests/data/releases/.
 
-    python scripts/add_release.py runs/k14/apcodec.pt         # a new network (with tables)
+    python scripts/add_release.py runs/NAME/apcodec.pt        # a new network (with tables)
     python scripts/add_release.py refit.pt                    # new tables of a released network
     python scripts/add_release.py                             # only the missing golden files
 
