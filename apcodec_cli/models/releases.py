@@ -223,6 +223,13 @@ def find_named(header: Header, where: Iterable[Path] | None = None) -> Match | N
     return None
 
 
+def named_network(path: Path) -> bytes | None:
+    """The network fingerprint a release's network file names (`apcodec-r1-<hex>.pt`), or
+    None for a file not named as one."""
+    m = _NETWORK_FILE.fullmatch(path.name)
+    return None if m is None else bytes.fromhex(m["network"])
+
+
 def newest_tables_of(path: Path) -> Path | None:
     """The newest tables file of a release's network file `path` (by its name: in its own
     folder or any searched one); None for other files, or a network without tables."""

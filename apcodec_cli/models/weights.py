@@ -255,12 +255,14 @@ def read_tables(path: str | os.PathLike) -> tuple[CodeTables, bytes, dict[str, A
 def _checked_fingerprint(payload: dict[str, Any], state: Mapping[str, torch.Tensor],
                          path: Path) -> bytes:
     """The network fingerprint of `state`, once its tensors are known to be finite and to
-    match the fingerprint stored with them (files saved before it was stored have none)."""
+    match the fingerprint stored with them, or else the one a release's file name gives
+    (files saved before it was stored, such as release 1, have none)."""
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise WeightsError(f"{path} is damaged: tensor {name} holds NaN or infinity")
     network = fingerprint(state)
-    stored = payload.get("fingerprint")
+    named = releases.named_network(path)
+    stored = payload.get("fingerprint") or (named.hex() if named else None)
     if stored is not None and stored != network.hex():
         raise WeightsError(f"{path} is damaged: its tensors' fingerprint is {network.hex()}, "
                            f"the file says {stored!s:.16}")

@@ -153,3 +153,19 @@ def test_a_shape_error_is_one_whole_sentence(tmp_path) -> None:
         weights.load(tmp_path / "shape.pt")
     assert f"size mismatch for {name}: copying a param with shape" in str(error.value)
     assert "\n" not in str(error.value) and not str(error.value).endswith(":")
+
+
+def test_flipped_bytes_in_a_release_without_a_stored_fingerprint_are_found_by_its_name(
+        tmp_path) -> None:
+    """Release 1's network files were saved before fingerprints were stored with the
+    tensors: the fingerprint in their name is checked instead."""
+    payload = _payload(make_weights(tmp_path / "w.pt"))
+    del payload["fingerprint"]
+    named = tmp_path / f"apcodec-r1-{weights.fingerprint(payload['state_dict']).hex()}.pt"
+    torch.save(payload, named)
+    assert weights.load(named).fingerprint  # intact: loads
+    name = sorted(payload["state_dict"])[3]
+    payload["state_dict"][name].view(torch.uint8).view(-1)[0] ^= 0x40
+    torch.save(payload, named)
+    with pytest.raises(weights.WeightsError, match="is damaged: its tensors' fingerprint"):
+        weights.load(named)
