@@ -39,6 +39,7 @@ from apcodec_cli.nn.model import APCodec
 from apcodec_cli.units import SAMPLE_RATE as RATE
 from apcodec_cli.evaluate import artefacts, metrics, report
 from apcodec_cli.evaluate.run import Clip, collect_clips, load_clip
+from apcodec_cli.train.validation import tone_scores
 
 Spectra = tuple[torch.Tensor, torch.Tensor]  # log-amplitude, phase, each (1, n_bins, F)
 
@@ -126,11 +127,7 @@ def main(weights_path: str, data: str, category: str | None, max_clips: int, sec
 def tones_markdown(model: APCodec) -> str:
     """Sines and a sweep at -20 dBFS through the codec (whole signal, float32): each one's
     level error and the sines' peak shift (`artefacts.tone_errors`)."""
-    def code(x: np.ndarray) -> np.ndarray:
-        wav = torch.from_numpy(x[: len(x) - len(x) % model.config.samples_per_frame])
-        return model(wav.view(1, 1, -1)).wav.flatten().double().numpy()
-
-    errors = artefacts.tone_errors(code, RATE)
+    errors = tone_scores(model, torch.device("cpu"))
     lines = [f"### tones at {artefacts.TONE_DBFS:g} dBFS\n",
              "| signal | level dB | peak shift Hz |", "|---|---:|---:|"]
     for name in artefacts.probe_signals(RATE):

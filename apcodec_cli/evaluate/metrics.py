@@ -36,16 +36,18 @@ import numpy as np
 import soxr
 
 from ..errors import ApcodecError
+from ..nn.config import get_preset
 from ..units import SAMPLE_RATE
 from . import artefacts
 
 Metric = Callable[[np.ndarray, np.ndarray, int], float]
 
 #: Pip packages of the optional metrics, by module name.
-#: The STFT hop of every preset (`CodecConfig.hop_length`): its frame rate, 1.2 kHz, is
-#: where a decoder's per-frame repetitions become lines.
-HOP_LENGTH = 40
-SAMPLES_PER_FRAME = 320  # and of its latent frames: 150 frames/s
+#: The shipped codec's framing: its STFT hop (40 samples, 1.2 kHz frames) and latent frame
+#: (320 samples, 150 frames/s), the rates at which a decoder's per-frame repetitions become
+#: lines.
+HOP_LENGTH = get_preset("apcodec-48k-small").hop_length
+SAMPLES_PER_FRAME = get_preset("apcodec-48k-small").samples_per_frame
 PACKAGES = {"visqol": "visqol-python", "pesq": "pesq", "pystoi": "pystoi"}
 VISQOL_RATE = 48_000
 PESQ_RATE = 16_000

@@ -115,11 +115,16 @@ def _perceptual(field: str, metric: Callable[..., float], ref: np.ndarray,
         return math.nan
 
 
-def _round_trip(model: APCodec, x: np.ndarray, device: torch.device) -> np.ndarray:
-    """(T,) float through the model, cut to whole latent frames."""
-    frames = len(x) - len(x) % model.config.samples_per_frame
-    wav = torch.from_numpy(x[:frames]).float().view(1, 1, -1).to(device)
-    return model(wav).wav.flatten().double().cpu().numpy()
+@torch.inference_mode()
+def tone_scores(model: APCodec, device: torch.device) -> dict[str, float]:
+    """`artefacts.tone_errors` of the model: the test signals through one whole-signal
+    pass each, cut to whole latent frames (the model's mode is left to the caller)."""
+    def round_trip(x: np.ndarray) -> np.ndarray:
+        frames = len(x) - len(x) % model.config.samples_per_frame
+        wav = torch.from_numpy(x[:frames]).float().view(1, 1, -1).to(device)
+        return model(wav).wav.flatten().double().cpu().numpy()
+
+    return artefacts.tone_errors(round_trip, SAMPLE_RATE)
 
 
 @torch.inference_mode()
@@ -151,8 +156,7 @@ def validate(model: APCodec, clips: Sequence[ValidationClip], device: torch.devi
         for i, codes in enumerate(out.quantized.codes[0]):
             counts[i] += torch.bincount(codes, minlength=c.codebook_size)
     if tones:
-        for field, value in artefacts.tone_errors(lambda x: _round_trip(model, x, device),
-                                                  SAMPLE_RATE).items():
+        for field, value in tone_scores(model, device).items():
             scores[field].append(value)
     model.train(was_training)
     share = counts / counts.sum(dim=1, keepdim=True)
