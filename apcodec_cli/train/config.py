@@ -52,7 +52,10 @@ class LossWeights:
     how far each band's envelope strays from the true one's (0: the published losses).
     `hop_lines` > 0 adds that weight times `losses.hop_line_loss`, the
     error of the decoded waveform's component of period one STFT hop, a buzz at multiples
-    of the frame rate (0: the published losses).
+    of the frame rate (0: the published losses). `coherence` > 0 adds that weight times
+    `losses.coherence_loss`, how much steadier each decoded bin's phasor stays over 53 ms
+    than the true one's: a phase left standing, which the inverse STFT turns into those
+    lines (0: the published losses).
     """
 
     amplitude: float = 45.0
@@ -73,6 +76,7 @@ class LossWeights:
     neurogram: float = 0.0
     band_levels: float = 0.0
     hop_lines: float = 0.0
+    coherence: float = 0.0
 
     @property
     def uses_neurogram(self) -> bool:

@@ -229,3 +229,30 @@ def test_hop_line_loss_sees_a_buzz_at_the_frame_rate_and_not_noise() -> None:
     decoded = buzzed.clone().requires_grad_()
     losses.hop_line_loss(wav, decoded, 40).backward()
     assert torch.isfinite(decoded.grad).all() and decoded.grad.abs().sum() > 0
+
+
+def test_coherence_loss_costs_a_standing_phase_and_not_a_turning_one() -> None:
+    g = torch.Generator().manual_seed(3)
+    frames = 2 * losses.COHERENCE_FRAMES + 10  # two whole windows; the rest is left out
+    amplitude = torch.rand(2, 6, frames, generator=g) + 0.5
+    turning = torch.rand(2, 6, 1, generator=g) * 6 + 0.6 * torch.arange(frames)
+    true = torch.polar(amplitude, turning)
+    standing = torch.polar(amplitude, turning[..., :1].expand(-1, -1, frames))
+    shuffled = torch.polar(amplitude, torch.rand(2, 6, frames, generator=g) * 6.3)
+    assert losses.coherence_loss(true, true).item() == 0
+    assert losses.coherence_loss(true, standing).item() > 0.9  # standing phasor: coherence 1
+    assert losses.coherence_loss(true, shuffled).item() < 0.2  # turning no less: ~free
+    # Only the excess costs: a true standing phasor decoded turning is not penalised here.
+    assert losses.coherence_loss(standing, true).item() == 0
+    phase = turning[..., :1].expand(-1, -1, frames).clone().requires_grad_()
+    losses.coherence_loss(true, torch.polar(amplitude, phase)).backward()
+    assert torch.isfinite(phase.grad).all() and phase.grad.abs().sum() > 0
+
+
+def test_coherence_weight_adds_its_term_to_the_total() -> None:
+    out, target, mel = _perfect_reconstruction()
+    zero = torch.zeros(())
+    on = losses.generator_loss(out, target, mel, zero, zero, CONFIG, LossWeights(coherence=300))
+    assert on.coherence.item() == pytest.approx(0, abs=1e-3)  # decoded as true: no excess
+    off = losses.generator_loss(out, target, mel, zero, zero, CONFIG, LossWeights())
+    assert off.coherence.item() == 0
