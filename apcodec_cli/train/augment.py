@@ -14,6 +14,10 @@ applied to a crop with its own probability (`config.Augment`, all 0 by default: 
                 wet (the crop is shorter than the tail: it holds the tail's first part)
     stretch     played 0..6 % slower (pitch and tempo down; crops are read at their
                 length, so only the slower direction needs no extra audio)
+    tones       a sine at 100 Hz..16 kHz (log-uniform), steady or gliding up to two
+                octaves over the crop: alone in place of the crop, or added 0..20 dB below
+                it (test tones and sweeps, whistles, synthesisers: the corpus has no pure
+                tone, and release 2 lost 17 to 45 dB of sines at 1 to 8 kHz)
 
 Every random number comes from the crop plan (`AUG_DRAWS` uniforms per crop), so a batch is
 still a function of (seed, rank, step): resumed runs and the memory and disk crop sources
@@ -31,8 +35,8 @@ from ..units import SAMPLE_RATE
 from .config import Augment
 
 #: Uniform numbers drawn per crop: four per augmentation (a gate, then its parameters),
-#: in the order mix, eq, band_limit, reverb, noise, stretch.
-AUG_DRAWS = 24
+#: in the order mix, eq, band_limit, reverb, noise, stretch, tones.
+AUG_DRAWS = 28
 
 
 def _lerp(u: torch.Tensor, low: float, high: float) -> torch.Tensor:
@@ -96,6 +100,24 @@ def _stretch(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _tones(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """(B, S) crops with a sine each, from u (B, 3): its start frequency, its glide (the
+    first half of the draws: steady; the second: an end frequency up to two octaves away),
+    and whether it replaces the crop (peak 0.5, before the crop's gain) or is added to it
+    0..20 dB below the crop's RMS."""
+    start = _loglerp(u[:, :1], 100.0, 16_000.0)
+    octaves = torch.where(u[:, 1:2] < 0.5, torch.zeros_like(start), (u[:, 1:2] - 0.75) * 8)
+    ramp = torch.arange(x.shape[-1], device=x.device) / x.shape[-1]
+    freq = (start * torch.pow(2.0, octaves * ramp)).clamp(20.0, 20_000.0)
+    offset = torch.remainder(u[:, :1] * 1000, 1) * 2 * math.pi  # a start phase
+    tone = torch.sin(offset + torch.cumsum(2 * math.pi * freq / SAMPLE_RATE, dim=-1))
+    alone = u[:, 2:3] < 0.5
+    below = _lerp(torch.remainder(u[:, 2:3] * 2, 1), 0.0, 20.0)
+    rms = x.square().mean(-1, keepdim=True).sqrt()
+    added = x + tone * math.sqrt(2) * rms * torch.pow(10.0, -below / 20)
+    return torch.where(alone, 0.5 * tone, added)
+
+
 def augment(x: torch.Tensor, u: torch.Tensor, p: Augment) -> torch.Tensor:
     """Augment crops x (B, S) with the plan's uniforms u (B, AUG_DRAWS); returns (B, S)."""
     if not p.active:
@@ -123,4 +145,6 @@ def augment(x: torch.Tensor, u: torch.Tensor, p: Augment) -> torch.Tensor:
         x = torch.where(chosen(4, p.noise), x + _noise(u[:, 17:20], x), x)
     if p.stretch > 0:
         x = torch.where(chosen(5, p.stretch), _stretch(x, u[:, 21:22]), x)
+    if p.tones > 0:
+        x = torch.where(chosen(6, p.tones), _tones(x, u[:, 25:28]), x)
     return x

@@ -95,6 +95,7 @@ class Augment:
     noise: float = 0.0
     reverb: float = 0.0
     stretch: float = 0.0
+    tones: float = 0.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -85,3 +85,25 @@ def test_augment_is_configurable_and_checked() -> None:
     assert dataclasses.replace(config.augment, reverb=0.0) == Augment()
     with pytest.raises(ValueError, match="probability"):
         get_train_preset("tiny").override({"augment.mix": "2"})
+
+
+def test_tones_put_a_sine_where_the_draws_say() -> None:
+    x = 0.1 * torch.randn(4, S)
+    # gate 24 open; start draw 0.5 -> 1.26 kHz; steady; draw 0.0: the tone alone
+    alone = augment(x, _draws(4, g24=0.0, g25=0.5, g26=0.0, g27=0.0), Augment(tones=1.0))
+    spectrum = torch.fft.rfft(alone).abs()
+    peak_hz = spectrum.argmax(-1).float() * RATE / S
+    assert torch.allclose(peak_hz, torch.full((4,), 1265.0), atol=2 * RATE / S)
+    assert alone.abs().amax().item() == pytest.approx(0.5, abs=1e-3)
+    # draw 0.75: added 10 dB below the crop, which stays in it
+    added = augment(x, _draws(4, g24=0.0, g25=0.5, g26=0.0, g27=0.75), Augment(tones=1.0))
+    tone_power = (added - x).square().mean(-1)
+    assert torch.allclose(tone_power / x.square().mean(-1), torch.full((4,), 0.1), rtol=0.05)
+    # a glide ends two octaves away (draw 1.0 -> +2 octaves)
+    glide = augment(x, _draws(4, g24=0.0, g25=0.2, g26=1.0, g27=0.0), Augment(tones=1.0))
+    head, tail = glide[:, : S // 8], glide[:, -S // 8:]
+    f_head = torch.fft.rfft(head).abs().argmax(-1).float() * RATE / (S // 8)
+    f_tail = torch.fft.rfft(tail).abs().argmax(-1).float() * RATE / (S // 8)
+    assert (f_tail / f_head > 3.0).all()
+    # gate closed: nothing changes
+    assert torch.equal(augment(x, _draws(4, g24=1.0), Augment(tones=0.5)), x)
