@@ -6,8 +6,8 @@
 For every category, system and metric the two files share, it pairs the clips scored in both
 and prints the mean of the candidate's scores, the mean difference (candidate minus
 baseline) ± the standard error of that difference, and on how many clips the candidate was
-better (higher for ViSQOL, PESQ and ESTOI; lower for LSD and the log-mel distance; nearer
-0 dB for the level). Pairing clip by clip removes the spread between clips, which is most of
+better (higher for ViSQOL, PESQ and ESTOI; lower for LSD, the log-mel distance and the
+artefacts, the hop and code lines and the quiet floor; nearer 0 dB for the level). Pairing clip by clip removes the spread between clips, which is most of
 the spread of each file's own means. With `--systems BASE CAND` it pairs two systems
 instead, BASE's rows of the first file against CAND's of the second (the same file twice:
 apcodec against Opus in one run).
@@ -23,7 +23,8 @@ from typing import Any, Iterable
 from .report import mean_se
 
 #: Metric -> +1 where higher is better, -1 where lower is better, 0 where nearer 0 is.
-METRICS = {"visqol": 1, "pesq": 1, "estoi": 1, "lsd": -1, "mel": -1, "level": 0}
+METRICS = {"visqol": 1, "pesq": 1, "estoi": 1, "lsd": -1, "mel": -1, "level": 0,
+           "hop_lines": -1, "code_lines": -1, "quiet_floor": -1}
 
 
 def by_clip(rows: Iterable[dict[str, Any]], system: str | None = None,
