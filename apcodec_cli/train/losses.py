@@ -79,37 +79,50 @@ def consistency_loss(spec_hat: torch.Tensor, config: CodecConfig) -> torch.Tenso
 
 
 COHERENCE_FRAMES = 64  # STFT frames (53 ms at a 40-sample hop) over which coherence is taken
+COHERENCE_MARGIN = 0.1  # excess coherence that is free: about the spread of a random phase's
 
 
-def coherence(spec: torch.Tensor, frames: int = COHERENCE_FRAMES
+def coherence(spec: torch.Tensor, period: int, frames: int = COHERENCE_FRAMES
               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """How steady each bin's phasor stays: (B, n_bins, W) |sum of S| / sum of |S| over
-    W windows of `frames` STFT frames (a partial last window is left out), and the
-    (B, n_bins, W) sums of |S| that weigh them.
+    """How steadily each bin's phasor turns at each of the rates a pattern of `period`
+    frames can hold: (B, n_bins, W, period) |sum over a window of S_t e^(-2 pi i j t /
+    period)| / sum of |S_t| for j = 0 .. period - 1, over W windows of `frames` STFT frames
+    (a multiple of `period`; a partial last window is left out), and the (B, n_bins, W)
+    sums of |S| that weigh them.
 
-    1 for a phasor that does not turn from frame to frame, near 0 for one that turns at
-    its own pace (or at random). A bin whose true content lies within a few hundred Hz of
-    a multiple of the frame rate (1.2 kHz) turns slowly; a decoder that leaves its phase
-    standing instead (release 2 did, coherence 0.8-0.95 against the source's 0.2 on
-    music never trained on) repeats that bin in every frame, and the inverse STFT turns
-    it into a line at the multiple: the 1.2 kHz buzz."""
+    1 for a phasor that turns by exactly 2 pi j / period every frame, near 0 for one that
+    turns at another pace or at random. The decoder works in patterns of `downsample` (8)
+    frames, one per code; release 2 locked every bin's turn to the nearest multiple of
+    2 pi / 8 per frame (coherence 0.8-0.95 where the source's is 0.2-0.3, on music never
+    trained on), which snaps its frequency to a multiple of the code frame rate, 150 Hz:
+    lines at those multiples, the strongest at multiples of the STFT frame rate (1.2 kHz,
+    j = 0), where the phase stands still."""
     usable = spec.shape[-1] // frames * frames
     windows = spec[..., :usable].unflatten(-1, (-1, frames))
     mass = windows.abs().sum(-1)
-    return windows.sum(-1).abs() / (mass + 1e-7), mass
+    phases = windows.unflatten(-1, (-1, period)).sum(-2)  # frames t = period * q + r, by r
+    turns = torch.fft.fft(phases, dim=-1).abs()  # j-th: sum over t of S_t e^(-2 pi i j t / P)
+    return turns / (mass.unsqueeze(-1) + 1e-7), mass
 
 
-def coherence_loss(spec: torch.Tensor, spec_hat: torch.Tensor,
+def coherence_loss(spec: torch.Tensor, spec_hat: torch.Tensor, period: int,
                    frames: int = COHERENCE_FRAMES) -> torch.Tensor:
     """Excess coherence (`coherence`) of the decoded complex spectrum over the true one's,
-    each bin and window weighed by its true amplitude mass; in float32.
+    summed over the `period` turning rates, each bin and window weighed by its true
+    amplitude mass; in float32.
 
-    Only the excess costs: a phase that stands where the true one turns. It is the
-    frequency-domain, local form of `hop_line_loss`: that one also saw real content at the
-    multiples and cost PESQ-WB; this one asks each bin to turn no less than the source's."""
-    true, mass = coherence(spec.detach().to(torch.complex64), frames)
-    decoded, _ = coherence(spec_hat.to(torch.complex64), frames)
-    return (F.relu(decoded - true) * mass).sum() / mass.sum().clamp(min=1e-7)
+    Only the excess beyond `COHERENCE_MARGIN` costs: a phase that keeps to one of the
+    pattern's rates where the true one wanders. Without the margin, the chance ups and downs
+    of the estimates (about 0.1 for a random phase over 64 frames, at each of 8 rates)
+    would cost too, and the loss would ask for a phase more random than the source's. Penalising the standing phase alone (j = 0) took the 1.2 kHz lines away
+    but moved their energy to the neighbouring multiples of 150 Hz (`python
+    scripts/standing_phase.py`, docs/training.md)."""
+    if spec.shape[-1] < frames:  # no whole window: nothing to measure
+        return spec_hat.real.float().sum() * 0
+    true, mass = coherence(spec.detach().to(torch.complex64), period, frames)
+    decoded, _ = coherence(spec_hat.to(torch.complex64), period, frames)
+    excess = F.relu(decoded - true - COHERENCE_MARGIN).sum(-1)
+    return (excess * mass).sum() / mass.sum().clamp(min=1e-7)
 
 
 def floored(target: torch.Tensor, estimate: torch.Tensor, floor_db: float
@@ -277,7 +290,8 @@ def generator_loss(out: CodecOutput, target: Targets, mel_hat: torch.Tensor,
                                phase_weight(target.log_amp, weights.phase_power))
     amplitude = F.mse_loss(*floored(target.log_amp, out.log_amp.float(), weights.log_floor_db))
     consistency = consistency_loss(spec_hat, config)
-    phase_coherence = (coherence_loss(target.spec, spec_hat) if weights.coherence > 0
+    phase_coherence = (coherence_loss(target.spec, spec_hat, config.downsample)
+                       if weights.coherence > 0
                        else torch.zeros_like(consistency))
     real = F.l1_loss(spec_hat.real, target.spec.real)
     imag = F.l1_loss(spec_hat.imag, target.spec.imag)

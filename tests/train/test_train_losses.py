@@ -231,21 +231,28 @@ def test_hop_line_loss_sees_a_buzz_at_the_frame_rate_and_not_noise() -> None:
     assert torch.isfinite(decoded.grad).all() and decoded.grad.abs().sum() > 0
 
 
-def test_coherence_loss_costs_a_standing_phase_and_not_a_turning_one() -> None:
+def test_coherence_loss_costs_a_phase_locked_to_the_code_pattern_and_not_a_free_one() -> None:
     g = torch.Generator().manual_seed(3)
     frames = 2 * losses.COHERENCE_FRAMES + 10  # two whole windows; the rest is left out
     amplitude = torch.rand(2, 6, frames, generator=g) + 0.5
-    turning = torch.rand(2, 6, 1, generator=g) * 6 + 0.6 * torch.arange(frames)
-    true = torch.polar(amplitude, turning)
-    standing = torch.polar(amplitude, turning[..., :1].expand(-1, -1, frames))
+    start = torch.rand(2, 6, 1, generator=g) * 6
+    t = torch.arange(frames)
+
+    def turning(rate: float) -> torch.Tensor:
+        return torch.polar(amplitude, start + rate * t)
+
+    true = turning(0.6)  # 0.6 rad a frame: no multiple of 2 pi / 8
     shuffled = torch.polar(amplitude, torch.rand(2, 6, frames, generator=g) * 6.3)
-    assert losses.coherence_loss(true, true).item() == 0
-    assert losses.coherence_loss(true, standing).item() > 0.9  # standing phasor: coherence 1
-    assert losses.coherence_loss(true, shuffled).item() < 0.2  # turning no less: ~free
-    # Only the excess costs: a true standing phasor decoded turning is not penalised here.
-    assert losses.coherence_loss(standing, true).item() == 0
-    phase = turning[..., :1].expand(-1, -1, frames).clone().requires_grad_()
-    losses.coherence_loss(true, torch.polar(amplitude, phase)).backward()
+    assert losses.coherence_loss(true, true, 8).item() == 0
+    for j in (0, 3):  # standing (a 1.2 kHz line), or locked to 3/8 of a turn (150 Hz grid)
+        locked = turning(2 * math.pi * j / 8)
+        assert losses.coherence_loss(true, locked, 8).item() > 0.8
+        # Only the excess costs: a true locked phasor decoded free costs only the free
+        # one's leakage into the neighbouring rates.
+        assert losses.coherence_loss(locked, true, 8).item() < 0.2
+    assert losses.coherence_loss(true, shuffled, 8).item() < 0.2  # random: a little (chance)
+    phase = (start + 0 * t).clone().requires_grad_()
+    losses.coherence_loss(true, torch.polar(amplitude, phase), 8).backward()
     assert torch.isfinite(phase.grad).all() and phase.grad.abs().sum() > 0
 
 
