@@ -129,16 +129,20 @@ def test_encode_uses_the_newest_release(cli, one_thread, default_install, tmp_pa
 @pytest.mark.weights
 def test_todays_files_decode_unchanged_once_a_next_release_is_there(
         cli, one_thread, default_install, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A (tiny) release 2 of both kinds in the user's folder becomes what encode uses; the
-    files of release 1 still decode to their reference."""
+    """A (tiny) next release of both kinds in the user's folder becomes what encode uses;
+    the files of release 1 still decode to their reference."""
     user = tmp_path / "user"
-    for preset, seed in (("tiny", 0), ("tiny-s", 1)):
+    following = {False: releases.newest(False).number + 1,
+                 True: releases.newest(True).number + 1}
+    for preset, seed, streamable in (("tiny", 0, False), ("tiny-s", 1, True)):
         made = make_weights(tmp_path / f"{preset}.pt", seed=seed, preset=preset)
-        releases.add(_with_tables(made, tmp_path / f"{preset}t.pt", 0), user)
-    for path in user.glob("*-r1-*"):  # as the next release would be numbered
-        path.rename(user / path.name.replace("-r1-", "-r2-"))
+        added = releases.add(_with_tables(made, tmp_path / f"{preset}t.pt", 0), user)
+        for path in added:  # numbered as the next release of its kind would be
+            path.rename(path.with_name(path.name.replace("-r1-", f"-r{following[streamable]}-")))
     monkeypatch.setenv(releases.PATH_ENV, str(user))
-    assert releases.newest(False).number == releases.newest(True).number == 2
+    for streamable in (False, True):
+        assert releases.newest(streamable).number == following[streamable]
+        assert releases.newest(streamable).path.parent == user
     for golden in (GOLDEN / "apcodec-r1-750a8b1b89c5a49f-tables2-13be4731e75a8dce.apc",
                    GOLDEN / "apcodec-s-r1-7abaa366db3037cf-tables2-3b8be61b961222e5.live.apc"):
         result = cli("decode", "-q", "-f", golden, tmp_path / "out.wav")

@@ -106,7 +106,8 @@ def test_the_neurogram_and_hop_line_terms_join_the_total_when_weighted() -> None
 
 def test_the_cpu_trunk_preset_trains_the_kept_recipe() -> None:
     """The recipe docs/training.md keeps: the cpu preset's codec and batch, lr 5e-4, no GAN,
-    the phase losses weighted by amplitude, the long-window and neurogram terms on."""
+    the phase losses weighted by amplitude, the long-window, neurogram and phase-lock terms
+    on."""
     cpu, trunk = get_train_preset("cpu"), get_train_preset("cpu-trunk")
     changed = {k for k, v in trunk.to_dict().items() if v != cpu.to_dict()[k]}
     assert changed == {"name", "lr", "gan_start", "loss"}
@@ -116,6 +117,7 @@ def test_the_cpu_trunk_preset_trains_the_kept_recipe() -> None:
     wav = 0.1 * torch.randn(2, 1, config.segment, generator=torch.Generator().manual_seed(3))
     losses = trainer.step(wav).generator
     assert losses.long_stft.item() > 0 and losses.neurogram.item() > 0
+    assert trunk.loss.coherence == 100 and math.isfinite(losses.coherence.item())
     assert losses.adversarial.item() == 0 and losses.feature.item() == 0
 
 
