@@ -38,6 +38,7 @@ from apcodec_cli.nn import spectral
 from apcodec_cli.nn.model import APCodec
 from apcodec_cli.units import SAMPLE_RATE as RATE
 from apcodec_cli.evaluate import artefacts, metrics, report
+from apcodec_cli.evaluate.cli import clip_study_options
 from apcodec_cli.evaluate.run import Clip, collect_clips, load_clip
 from apcodec_cli.train.validation import tone_scores
 
@@ -98,16 +99,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--weights", "weights_path", required=True, type=click.Path(dir_okay=False),
-              help="Weights file to diagnose.")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Corpus folder (validation split) or a folder of one --category.")
-@click.option("--category", type=click.Choice(["speech", "music"]), default=None)
-@click.option("--max-clips", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Clips per category.")
-@click.option("--seconds", type=click.FloatRange(min=1), default=10.0, show_default=True)
-@click.option("--threads", type=click.IntRange(min=0), default=0, help="torch threads (0: default).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@clip_study_options(default_clips=8)
 def main(weights_path: str, data: str, category: str | None, max_clips: int, seconds: float,
          threads: int, quiet: bool) -> None:
     """Print the amplitude / phase / quantizer split of a weights file's quality."""

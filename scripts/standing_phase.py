@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from apcodec_cli.evaluate import artefacts
+from apcodec_cli.evaluate.cli import clip_study_options
 from apcodec_cli.evaluate.run import collect_clips, load_clip
 from apcodec_cli.models.weights import load
 from apcodec_cli.nn import spectral
@@ -67,15 +68,7 @@ def clip_rows(model, path: str, seconds: float) -> tuple[np.ndarray, np.ndarray,
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--weights", "weights_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Corpus folder (validation split), held-out folder, or one --category.")
-@click.option("--category", type=click.Choice(["speech", "music"]), default=None)
-@click.option("--max-clips", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Clips per category.")
-@click.option("--seconds", type=click.FloatRange(min=1), default=10.0, show_default=True)
-@click.option("--threads", type=click.IntRange(min=0), default=0, help="torch threads (0: default).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@clip_study_options(default_clips=4)
 def main(weights_path: str, data: str, category: str | None, max_clips: int, seconds: float,
          threads: int, quiet: bool) -> None:
     """Print the decoded phase's lock to the code pattern, and each band's lines."""

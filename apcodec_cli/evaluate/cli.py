@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import traceback
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import click
 
@@ -102,6 +102,35 @@ def _score(clips: list["Clip"], settings: "Settings", codec: "Codec", jobs: int,
                                 on_clip=lambda _: bar.update())
     except Exception as exc:
         _fail(exc)
+
+
+def clip_study_options(default_clips: int) -> Callable[[Callable], Callable]:
+    """The options of the maintainer tools that study one weights file on the first seconds
+    of a corpus's clips (`scripts/diagnose.py`, `scripts/standing_phase.py`): --weights,
+    --data, --category, --max-clips, --seconds, --threads and -q, passed to the command as
+    weights_path, data, category, max_clips, seconds, threads and quiet."""
+    options = [
+        click.option("--weights", "weights_path", required=True,
+                     type=click.Path(dir_okay=False), help="Weights file to study."),
+        click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+                     help="Corpus folder (validation split), held-out folder, or a folder "
+                          "of one --category."),
+        click.option("--category", type=click.Choice(["speech", "music"]), default=None),
+        click.option("--max-clips", type=click.IntRange(min=1), default=default_clips,
+                     show_default=True, help="Clips per category."),
+        click.option("--seconds", type=click.FloatRange(min=1), default=10.0,
+                     show_default=True),
+        click.option("--threads", type=click.IntRange(min=0), default=0,
+                     help="torch threads (0: default)."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    ]
+
+    def apply(command: Callable) -> Callable:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
 
 
 @click.command("eval")
