@@ -53,9 +53,10 @@ class LossWeights:
     `hop_lines` > 0 adds that weight times `losses.hop_line_loss`, the
     error of the decoded waveform's component of period one STFT hop, a buzz at multiples
     of the frame rate (0: the published losses). `coherence` > 0 adds that weight times
-    `losses.coherence_loss`, how much steadier each decoded bin's phasor stays over 53 ms
-    than the true one's: a phase left standing, which the inverse STFT turns into those
-    lines (0: the published losses).
+    `losses.coherence_loss`, how much more steadily each decoded bin's phasor keeps to one
+    of the rates of the code's 8-frame pattern than the true one's, over 53 ms: a locked
+    phase, which the inverse STFT turns into lines at multiples of 150 Hz and 1.2 kHz (0:
+    the published losses).
     """
 
     amplitude: float = 45.0
