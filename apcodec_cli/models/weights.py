@@ -145,16 +145,23 @@ class LoadedWeights:
         return bool(self.info.get("trained", False))
 
 
+def check_format(payload: Any, path: str | os.PathLike, kind: str, format: str, version: int,
+                 error: type[ApcodecError] = WeightsError) -> dict[str, Any]:
+    """`payload`, once it is known to be a dict of our `format` at `version`; else `error`
+    naming the file as not an apcodec `kind` file, or its version as unsupported. Weights,
+    code tables and training states all check this way."""
+    if not isinstance(payload, dict) or payload.get("format") != format:
+        raise error(f"{path} is not an apcodec {kind} file")
+    if payload.get("version") != version:
+        raise error(f"{path}: {kind} format version {payload.get('version')!r} "
+                    f"is not supported (this apcodec reads version {version})")
+    return payload
+
+
 def _checked_payload(path: Path, kind: str, format: str, version: int) -> dict[str, Any]:
     """The payload dict of a file of `kind` ("weights", "code-tables"), safely (no pickle
     code execution), once its format and version are known to be ours."""
-    payload = _read_payload(path)
-    if not isinstance(payload, dict) or payload.get("format") != format:
-        raise WeightsError(f"{path} is not an apcodec {kind} file")
-    if payload.get("version") != version:
-        raise WeightsError(f"{path}: {kind} format version {payload.get('version')!r} "
-                           f"is not supported (this apcodec reads version {version})")
-    return payload
+    return check_format(_read_payload(path), path, kind, format, version)
 
 
 def read_payload(path: Path) -> dict[str, Any]:

@@ -59,12 +59,7 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise StateError(f"no training state to resume: {path}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise StateError(f"{path} is not an apcodec training state")
-    if payload.get("version") != VERSION:
-        raise StateError(f"{path}: training state version {payload.get('version')!r} "
-                         f"is not supported (expected {VERSION})")
-    return payload
+    return weights.check_format(payload, path, "training state", FORMAT, VERSION, StateError)
 
 
 def rng_state() -> dict[str, Any]:

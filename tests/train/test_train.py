@@ -450,3 +450,14 @@ def test_sigterm_to_the_process_group_saves_and_exports(data_dir: Path, tmp_path
     assert stop["event"] == "stop" and stop["reason"] == "signal"
     assert load_state(run_dir / STATE_NAME)["step"] == stop["step"]
     assert weights.load(run_dir / "apcodec.pt").info["steps"] == stop["step"]
+
+
+def test_a_foreign_or_newer_state_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    from apcodec_cli.train.checkpoint import FORMAT, VERSION, StateError, load_state
+    foreign, newer = tmp_path / "foreign.pt", tmp_path / "newer.pt"
+    torch.save({"format": "something else"}, foreign)
+    torch.save({"format": FORMAT, "version": VERSION + 1}, newer)
+    with pytest.raises(StateError, match="not an apcodec training state file"):
+        load_state(foreign)
+    with pytest.raises(StateError, match="is not supported"):
+        load_state(newer)
