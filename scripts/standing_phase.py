@@ -32,7 +32,7 @@ from apcodec_cli.evaluate.run import collect_clips, load_clip
 from apcodec_cli.models.weights import load
 from apcodec_cli.nn import spectral
 from apcodec_cli.runtime import set_threads
-from apcodec_cli.train.losses import coherence
+from apcodec_cli.train.losses import COHERENCE_FRAMES, coherence
 from apcodec_cli.units import SAMPLE_RATE as RATE
 
 BANDS_HZ = (0, 750, 1500, 3000, 6000, 12000, 24000)  # table 2
@@ -77,10 +77,9 @@ def main(weights_path: str, data: str, category: str | None, max_clips: int, sec
     config = model.config
     frame_rate = RATE / config.hop_length
     clips = collect_clips(data, category, max_clips)
-    true_c, decoded_c, lines = [], [], []
-    for clip in tqdm(clips, unit="clip", file=sys.stderr, disable=quiet):
-        t, d, l = clip_rows(model, clip.path, seconds)
-        true_c.append(t), decoded_c.append(d), lines.append(l)
+    rows = [clip_rows(model, clip.path, seconds)
+            for clip in tqdm(clips, unit="clip", file=sys.stderr, disable=quiet)]
+    true_c, decoded_c, lines = zip(*rows)
     true_m, decoded_m = np.mean(true_c, axis=0), np.mean(decoded_c, axis=0)
     hz = np.arange(config.n_bins) * RATE / config.n_fft
     period = config.downsample
@@ -88,8 +87,10 @@ def main(weights_path: str, data: str, category: str | None, max_clips: int, sec
     rate = np.round(hz / step).astype(int) % period
     near = (np.abs(hz - step * np.round(hz / step)) <= 25) & (hz > 600) & (hz < 12_000)
     click.echo(f"weights {weights_path}, {len(clips)} clips of {data}, first {seconds:g} s\n")
-    click.echo(f"### phase lock at the {period} rates of the code pattern (64 frames)\n")
-    click.echo("| rate j (turns / 8 a frame) | bins at | true | decoded |\n|---:|---|---:|---:|")
+    click.echo(f"### phase lock at the {period} rates of the code pattern "
+               f"({COHERENCE_FRAMES} frames)\n")
+    click.echo(f"| rate j (turns / {period} a frame) | bins at | true | decoded |\n"
+               "|---:|---|---:|---:|")
     for j in range(period):
         pick = near & (rate == j)
         click.echo(f"| {j} | {step * j:g} Hz + k x {frame_rate:g} Hz | "

@@ -9,9 +9,9 @@ baseline) ± the standard error of that difference, and on how many clips the ca
 better (higher for ViSQOL, PESQ and ESTOI; lower for LSD, the log-mel distance and the
 artefacts, the hop and code lines and the quiet floor; nearer 0 dB for the level). Pairing
 clip by clip removes the spread between clips, which is most of the spread of each file's
-own means. With `--systems BASE CAND` it pairs two systems
-instead, BASE's rows of the first file against CAND's of the second (the same file twice:
-apcodec against Opus in one run).
+own means. With `--systems BASE CAND` it pairs two systems instead, BASE's rows of the
+first file against CAND's of the second (the same file twice: apcodec against Opus in one
+run).
 """
 
 from __future__ import annotations
