@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -106,10 +107,11 @@ def test_consistency_zero_for_a_real_stft_only() -> None:
     assert losses.consistency_loss(noise, CONFIG).item() > 1e-3
 
 
-def _perfect_reconstruction() -> tuple[CodecOutput, losses.Targets, torch.Tensor]:
+def _perfect_reconstruction(samples: int = 1600
+                            ) -> tuple[CodecOutput, losses.Targets, torch.Tensor]:
     """A codec output equal to its target (no quantizer losses), the target, and the
     log-mel spectrogram of both."""
-    wav = _wav()
+    wav = _wav(samples=samples)
     log_amp, phase = spectral.analyse(wav, CONFIG)
     mel = LogMel(48_000)(wav)
     zero = torch.zeros(())
@@ -257,9 +259,17 @@ def test_coherence_loss_costs_a_phase_locked_to_the_code_pattern_and_not_a_free_
 
 
 def test_coherence_weight_adds_its_term_to_the_total() -> None:
-    out, target, mel = _perfect_reconstruction()
+    out, target, mel = _perfect_reconstruction(samples=8000)  # 200 frames: three windows
     zero = torch.zeros(())
     on = losses.generator_loss(out, target, mel, zero, zero, CONFIG, LossWeights(coherence=300))
     assert on.coherence.item() == pytest.approx(0, abs=1e-3)  # decoded as true: no excess
     off = losses.generator_loss(out, target, mel, zero, zero, CONFIG, LossWeights())
     assert off.coherence.item() == 0
+    # The phase held standing: an excess, added to the total at its weight.
+    standing = dataclasses.replace(out, phase=out.phase[..., :1].expand_as(out.phase))
+    plain = losses.generator_loss(standing, target, mel, zero, zero, CONFIG, LossWeights())
+    weighted = losses.generator_loss(standing, target, mel, zero, zero, CONFIG,
+                                     LossWeights(coherence=300))
+    assert weighted.coherence.item() > 0.1
+    assert weighted.total.item() == pytest.approx(
+        plain.total.item() + 300 * weighted.coherence.item(), rel=1e-5)
