@@ -27,6 +27,7 @@ def music() -> np.ndarray:
 def test_a_copy_has_no_artefacts(music: np.ndarray) -> None:
     found = artefacts.clip_artefacts(music, music.copy(), RATE, 40, 320)
     assert found["hop_lines_db"] == pytest.approx(0, abs=1e-9)
+    assert found["hop_peaks_db"] == pytest.approx(0, abs=1e-9)
     assert found["code_lines_db"] == pytest.approx(0, abs=1e-9)
     assert found["quiet_floor_db"] == pytest.approx(0, abs=1e-9)
     assert found["bandwidth_loss_khz"] == 0
@@ -35,7 +36,8 @@ def test_a_copy_has_no_artefacts(music: np.ndarray) -> None:
 def test_each_artefact_moves_its_own_figure(music: np.ndarray) -> None:
     t = np.arange(music.size) / RATE
     buzz = music + 3e-3 * np.sin(2 * np.pi * 1200 * t)
-    assert artefacts.clip_artefacts(music, buzz, RATE, 40, 320)["hop_lines_db"] > 10
+    found = artefacts.clip_artefacts(music, buzz, RATE, 40, 320)
+    assert found["hop_lines_db"] > 10 and found["hop_peaks_db"] > 10
     pulse = np.zeros(320)
     pulse[0] = 0.05
     clicks = music + np.tile(pulse, music.size // 320)  # a click every code frame
@@ -47,6 +49,23 @@ def test_each_artefact_moves_its_own_figure(music: np.ndarray) -> None:
     spectrum[np.fft.rfftfreq(music.size, 1 / RATE) > 12_000] = 0
     dull = np.fft.irfft(spectrum, music.size)
     assert 10 < artefacts.clip_artefacts(music, dull, RATE, 40, 320)["bandwidth_loss_khz"] < 13
+
+
+def test_hop_peaks_read_lines_not_a_broad_spectral_error() -> None:
+    """Noise made 6 dB louder from 1 to 8 kHz has no line, which the excess over the
+    source reads as one and the peaks do not; a sine at 2.4 kHz reads on both."""
+    rng = np.random.default_rng(2)
+    noise = 0.05 * rng.standard_normal(4 * RATE)
+    spectrum = np.fft.rfft(noise)
+    freqs = np.fft.rfftfreq(noise.size, 1 / RATE)
+    spectrum[(freqs > 1000) & (freqs < 8000)] *= 2.0
+    louder = np.fft.irfft(spectrum, noise.size)
+    assert artefacts.hop_lines_db(noise, louder, RATE, 40).max() > 5
+    assert abs(artefacts.hop_peaks_db(noise, louder, RATE, 40)).max() < 1.5
+    t = np.arange(noise.size) / RATE
+    line = noise + 6e-3 * np.sin(2 * np.pi * 2400 * t)  # 2.4 kHz: the second line
+    peaks = artefacts.hop_peaks_db(noise, line, RATE, 40)
+    assert peaks[1] > 6 and abs(np.delete(peaks, 1)).max() < 1.5
 
 
 def test_quiet_floor_needs_quiet_frames() -> None:
