@@ -90,10 +90,17 @@ def _prepare(data: str, category: str | None, max_clips: int | None, min_seconds
 
 def _score(clips: list["Clip"], settings: "Settings", codec: "Codec", jobs: int,
            threads: int, quiet: bool) -> list["Row"]:
-    """Every clip's rows, with a progress bar on stderr; one-line exit on any failure."""
+    """Every clip's rows, with a progress bar on stderr; one-line exit on any failure.
+    --jobs is capped as `apcodec encode` caps it: by the clips, cores and memory."""
     from tqdm import tqdm
 
+    from ..runtime import usable_workers
     from .run import evaluate_all
+
+    if jobs > 1:
+        jobs, why = usable_workers(min(jobs, len(clips)))
+        if why and not quiet:
+            click.echo(f"apcodec: warning: {why}", err=True)
 
     try:
         with tqdm(total=len(clips), unit="clip", disable=quiet or not sys.stderr.isatty(),

@@ -278,6 +278,23 @@ def test_command_end_to_end(tmp_path, tiny_weights) -> None:
     assert again.exit_code == 2 and "--force" in again.output
 
 
+def test_jobs_are_capped_by_the_clips_and_cores(tmp_path, tiny_weights, monkeypatch) -> None:
+    pytest.importorskip("visqol")
+    from apcodec_cli import machine, runtime
+
+    monkeypatch.setattr(machine, "available_memory", lambda: 8 * runtime.WORKER_MEMORY)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 1)
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("a", "b"):
+        sf.write(two / f"{name}.wav", music(1.5), RATE)
+    result = invoke(evaluate, "-w", tiny_weights, "--data", two, "--category", "music",
+                    "--no-opus", "--device", "cpu", "--jobs", "8")
+    assert result.exit_code == 0, result.output
+    assert "apcodec: warning: --jobs 2: running 1 worker (1 CPU core" in result.stderr
+    assert "### music (2 clips)" in result.stdout
+
+
 def test_command_fails_in_one_line_without_the_eval_extra(tmp_path, tiny_weights,
                                                            monkeypatch) -> None:
     def missing(module: str):
