@@ -1,9 +1,8 @@
 """What `apcodec encode` and `apcodec decode` do once click has parsed their options.
 
-Each process (the CLI's, or a `--jobs` worker: see `runtime.py`) holds its codecs in one
-`Codecs`, which loads each once, on first use, as its `Loading` says; `encode_one` and
-`decode_one` convert one job with them; `run` plans a command's jobs, refuses command lines
-that cannot work (exit 2), runs the jobs and reports on stderr.
+`encode_one` and `decode_one` convert one job with a process's codecs (`codecs.py`); `run`
+plans a command's jobs, refuses command lines that cannot work (exit 2), runs the jobs and
+reports on stderr (`report.py`).
 """
 
 from __future__ import annotations
@@ -15,22 +14,19 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 import click
 
 from ..errors import describe
 from ..format.audio import AUDIO_EXTENSIONS
-from ..units import SAMPLE_RATE, counted
 from .batch import Outcome, Summary, convert_files, run_jobs, same_file
+from .codecs import Codecs, Loading
 from .plan import APC_EXTENSION, Job, PlanError, describe_skipped, plan_jobs
+from .report import duration, fail, report, warn
 from .shard import ShardError, parse_shard
 from .summary import recording
 
-if TYPE_CHECKING:  # torch loads with the first codec, not with the command line
-    from ..codec import Codec
-
-EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
 #: Torch threads of a real-time pipe (unless $OMP_NUM_THREADS says otherwise): the
 #: streamable model's step is a few small matrix products per 6.67 ms frame, which more
 #: threads only slow down, and a pipe runs an encoder and a decoder side by side. With one
@@ -61,105 +57,6 @@ class Options:
     start: float = 0.0  # decode only, seconds
     duration: float | None = None  # decode only, seconds
     skip_damaged: bool = False  # decode only: silence for damaged chunks instead of failing
-
-
-@dataclasses.dataclass(frozen=True)
-class Loading:
-    """How a process (the CLI's or a `--jobs` worker) loads its codecs."""
-
-    weights: str | None = None  # None: the installed default of each kind
-    device: str = "auto"
-    quiet: bool = False  # no warning about untrained weights
-    precision: str | None = None  # None: $APCODEC_PRECISION, else auto
-
-
-def warn(message: str, quiet: bool) -> None:
-    if not quiet:
-        click.echo(f"apcodec: warning: {message}", err=True)
-
-
-def fail(message: str) -> None:
-    click.echo(f"apcodec: error: {message}", err=True)
-    sys.exit(EXIT_FAILED)
-
-
-class Codecs:
-    """The codecs of one process, each loaded once, on first use, as `loading` says.
-
-    The CLI's process makes one in `run` and hands it to every conversion; each `--jobs`
-    worker makes its own when it starts (`batch.run_jobs`' `prepare`).
-    """
-
-    def __init__(self, loading: Loading) -> None:
-        self.loading = loading
-        # by streamable (the newest release), "explicit" (--weights), or the (weights,
-        # tables) paths of a release that a file needs
-        self._loaded: dict[Any, Codec] = {}
-
-    def get(self, streamable: bool, shared: Any = None) -> Codec:
-        """The codec for the full (False) or the streamable (True) model: --weights if given
-        (whatever model it holds, but streaming needs the streamable one), else the
-        installed default of that kind. `shared`: the full model's codec whose forward
-        passes a folder shares (`batch.convert_files`), used instead of this process's."""
-        if shared is not None and not streamable:
-            return shared
-        loading = self.loading
-        key = "explicit" if loading.weights else streamable
-        if key not in self._loaded:
-            from ..codec import Codec  # deferred: `apcodec --help` and `info` stay fast
-
-            loaded = Codec.load(loading.weights, device=loading.device, streamable=streamable,
-                                precision=loading.precision)
-            if not loaded.weights.trained:
-                warn(f"{loaded.weights.path} holds UNTRAINED weights (random initialisation): "
-                     "the decoded audio will not resemble the input", loading.quiet)
-            self._loaded[key] = loaded
-        found = self._loaded[key]
-        if streamable and not found.config.causal:
-            from ..models.weights import WeightsError
-
-            raise WeightsError(f"{found.weights.path} holds the full (non-streamable) model; "
-                             "streaming needs the streamable one: pass other --weights")
-        return found
-
-    def for_file(self, source: str | BinaryIO, shared: Any = None) -> Codec:
-        """The codec that can decode `source` (a path or seekable file): by its header
-        (`shared` as for `get`)."""
-        from ..format.bitstream import peek_header
-
-        if isinstance(source, str):
-            with open(source, "rb") as f:
-                return self.for_header(peek_header(f), shared)
-        return self.for_header(peek_header(source), shared)
-
-    def for_header(self, header: Any, shared: Any = None) -> Codec:
-        """The codec that decodes a file with this header: --weights (or $APCODEC_WEIGHTS,
-        $APCODEC_STREAM_WEIGHTS) if given, else the installed release that made it
-        (`releases.find`), loaded once (`shared` as for `get`, when it is that one)."""
-        from ..models.weights import ENV_VAR, STREAM_ENV_VAR
-
-        streamable = header.streamable
-        if self.loading.weights or os.environ.get(STREAM_ENV_VAR if streamable else ENV_VAR):
-            return self.get(streamable, shared)
-        for found in ([shared] if shared is not None and not streamable else []) + \
-                [c for k, c in self._loaded.items() if k != "explicit"]:
-            if found.config.causal == streamable and found.matches(header):
-                return found
-        from ..codec import Codec
-        from ..models.releases import require
-
-        match = require(header)
-        key = (str(match.path), str(match.tables))
-        if key not in self._loaded:
-            self._loaded[key] = Codec.load(match.path, device=self.loading.device,
-                                           precision=self.loading.precision,
-                                           tables=match.tables)
-        return self._loaded[key]
-
-    @property
-    def full(self) -> Codec | None:
-        """The installed full model's codec once loaded (not an explicit --weights')."""
-        return self._loaded.get(False)
 
 
 def _open_input(path: str) -> str | BinaryIO:
@@ -290,7 +187,7 @@ def run(opts: Options, sources: tuple[str, ...], output: str) -> None:
         start = time.monotonic()
         summary = _run_single(opts, codecs, jobs[0], note) if single else \
             _run_batch(opts, codecs, jobs, note)
-    _report(opts, summary, single, time.monotonic() - start)
+    report(opts.command, opts.quiet, summary, single, time.monotonic() - start)
 
 
 def _load_first(opts: Options, codecs: Codecs, jobs: list[Job]) -> None:
@@ -315,7 +212,7 @@ def _run_single(opts: Options, codecs: Codecs, job: Job, note: Callable[[Outcome
                 ) -> Summary:
     convert = encode_one if opts.command == "encode" else decode_one
     ranged = getattr(opts, "start", 0) or getattr(opts, "duration", None) is not None
-    total = None if ranged or job.source == "-" else _duration(job.source)
+    total = None if ranged or job.source == "-" else duration(job.source)
     with _progress_bar(opts, desc=Path(job.source).name, unit="s", total=total,
                        bar_format="{desc}: {n:.1f} s [{elapsed}]" if total is None else
                        "{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]") as bar:
@@ -370,7 +267,7 @@ def _check_decode_target(opts: Options, job: Job) -> None:
                 "--start, --duration and non-WAV outputs, or decode without --streaming")
         return
     if opts.start and job.source != "-":
-        length = _duration(job.source)
+        length = duration(job.source)
         if length is not None and opts.start >= length:
             raise click.UsageError(f"--start {opts.start:g} is at or past the end of "
                                    f"{job.source} ({length:.3f} s)")
@@ -421,59 +318,3 @@ def _first_kind(opts: Options, jobs: list[Job]) -> bool | None:
         return None
 
 
-def _duration(source: str) -> float | None:
-    """Seconds of audio in a source file (audio or a `.apc` file that is not a live
-    stream); None when unknown."""
-    try:
-        if source.endswith(APC_EXTENSION):
-            from ..format.bitstream import peek_header
-            with open(source, "rb") as f:
-                header = peek_header(f)
-            return None if header.live else header.duration
-        from ..format.audio import probe, resampled_length
-        info, rate = probe(source), SAMPLE_RATE  # every preset codes at 48 kHz
-        return resampled_length(info.frames, info.sample_rate, rate) / rate
-    except Exception:  # the conversion itself reports unreadable inputs
-        return None
-
-
-def _report(opts: Options, summary: Summary, single: bool, elapsed: float) -> None:
-    for job, error in summary.failed:
-        click.echo(f"apcodec: error: {job.source}: {error}", err=True)
-    if not single and not opts.quiet:
-        click.echo(f"apcodec: {len(summary.done)} converted, {len(summary.skipped)} skipped "
-                   f"(already exist; --force to redo), {len(summary.failed)} failed", err=True)
-        if summary.done:
-            click.echo(f"apcodec: {_totals(opts.command, summary.done, elapsed)}", err=True)
-    if summary.failed:
-        sys.exit(EXIT_FAILED)
-
-
-def _totals(command: str, done: list[Job], elapsed: float) -> str:
-    """Sizes, bitrate and speed of the converted files, in one line."""
-    seconds = size_in = size_out = 0.0
-    for job in done:
-        try:
-            apc = job.target if command == "encode" else job.source
-            size_in += os.path.getsize(job.source)
-            size_out += os.path.getsize(job.target)
-            seconds += _duration(apc) or 0.0
-        except OSError:  # moved away meanwhile: counted as far as it goes
-            continue
-    apc_bytes = size_out if command == "encode" else size_in
-    line = f"{counted(len(done), 'file')}, {seconds:.1f} s of audio: {_size(size_in)} in, " \
-           f"{_size(size_out)} out"
-    if seconds:
-        line += f", {apc_bytes * 8 / seconds / 1000:.2f} kbit/s coded"
-    line += f"; {elapsed:.1f} s"
-    if seconds and elapsed:
-        line += f" ({seconds / elapsed:.1f}x real time)"
-    return line
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB"):
-        if n < 1000:
-            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"

@@ -14,7 +14,8 @@ import click
 from .. import __version__
 from ..errors import ApcodecError, describe
 from ..options import DEVICE_HELP, Device, Seconds, stoppable
-from .convert import EXIT_FAILED, Options, fail, run
+from .convert import Options, run
+from .report import EXIT_FAILED, fail
 
 
 def _split(paths: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
