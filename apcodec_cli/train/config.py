@@ -52,7 +52,8 @@ class LossWeights:
     how far each band's envelope strays from the true one's (0: the published losses).
     `hop_lines` > 0 adds that weight times `losses.hop_line_loss`, the
     error of the decoded waveform's component of period one STFT hop, a buzz at multiples
-    of the frame rate (0: the published losses). `coherence` > 0 adds that weight times
+    of the frame rate (0: the published losses); with `hop_lines_excess`, only the power
+    its lines hold beyond the true ones' is penalised, not their phase. `coherence` > 0 adds that weight times
     `losses.coherence_loss`, how much more steadily each decoded bin's phasor keeps to one
     of the rates of the code's 8-frame pattern than the true one's, over 53 ms: a locked
     phase, which the inverse STFT turns into lines at multiples of 150 Hz and 1.2 kHz (0:
@@ -77,6 +78,7 @@ class LossWeights:
     neurogram: float = 0.0
     band_levels: float = 0.0
     hop_lines: float = 0.0
+    hop_lines_excess: bool = False
     coherence: float = 0.0
 
     @property

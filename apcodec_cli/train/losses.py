@@ -171,7 +171,13 @@ def long_stft_loss(wav: torch.Tensor, wav_hat: torch.Tensor,
     return total / len(windows)
 
 
-def hop_line_loss(wav: torch.Tensor, wav_hat: torch.Tensor, hop: int) -> torch.Tensor:
+#: `hop_line_loss(excess_only=True)` lets each decoded line hold up to this many times the
+#: true line's power (1 dB) before it is penalised.
+HOP_EXCESS_MARGIN = 10 ** 0.1
+
+
+def hop_line_loss(wav: torch.Tensor, wav_hat: torch.Tensor, hop: int,
+                  excess_only: bool = False) -> torch.Tensor:
     """Error of the decoded (B, 1, T) waveform's component of period `hop` samples, as a
     share of each true crop's power (mean over crops), in float32.
 
@@ -183,7 +189,11 @@ def hop_line_loss(wav: torch.Tensor, wav_hat: torch.Tensor, hop: int) -> torch.T
     a buzz no other term singles out: it is a few bins of each spectrum. Trained against
     (docs/training.md, "Tried and not kept"), it removed most of the buzz and no metric
     improved. Off by default
-    (`LossWeights.hop_lines`)."""
+    (`LossWeights.hop_lines`).
+
+    With `excess_only`, only what each of the component's harmonics (the lines) holds
+    beyond the true crop's power in it, plus HOP_EXCESS_MARGIN, is penalised: its phase and
+    any line the source has are left to the other terms (`LossWeights.hop_lines_excess`)."""
     with torch.autocast(wav.device.type, enabled=False):
         length = wav.shape[-1] // hop * hop
 
@@ -192,8 +202,15 @@ def hop_line_loss(wav: torch.Tensor, wav_hat: torch.Tensor, hop: int) -> torch.T
             cycle = folded.mean(dim=1)
             return cycle - cycle.mean(dim=-1, keepdim=True)
 
-        error = (periodic(wav_hat) - periodic(wav)).square().mean(dim=-1)
         power = wav.detach().float().square().mean(dim=(1, 2)).clamp(min=1e-8)
+        if excess_only:
+            # (B, hop // 2 + 1) power of each harmonic, scaled so that they sum to the
+            # component's mean square (Parseval, one-sided)
+            def lines(x: torch.Tensor) -> torch.Tensor:
+                return torch.fft.rfft(periodic(x), dim=-1).abs().square() * (2 / hop ** 2)
+            excess = F.relu(lines(wav_hat) - HOP_EXCESS_MARGIN * lines(wav).detach())
+            return (excess.sum(dim=-1) / power).mean()
+        error = (periodic(wav_hat) - periodic(wav)).square().mean(dim=-1)
         return (error / power).mean()
 
 

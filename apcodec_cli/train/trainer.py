@@ -182,7 +182,8 @@ class Trainer:
                                if self.neurogram is not None else (None, None))
             texture = texture if loss_weights.neurogram > 0 else None  # logged as 0
             levels = levels if loss_weights.band_levels > 0 else None
-            lines = (hop_line_loss(wav, out.wav, self.config.codec.hop_length)
+            lines = (hop_line_loss(wav, out.wav, self.config.codec.hop_length,
+                                   loss_weights.hop_lines_excess)
                      if loss_weights.hop_lines > 0 else None)
             losses = generator_loss(out, target, self.log_mel(out.wav), adversarial, feature,
                                     self.config.codec, loss_weights, distill, long_stft,

@@ -233,6 +233,25 @@ def test_hop_line_loss_sees_a_buzz_at_the_frame_rate_and_not_noise() -> None:
     assert torch.isfinite(decoded.grad).all() and decoded.grad.abs().sum() > 0
 
 
+def test_hop_line_excess_costs_louder_lines_and_not_their_phase() -> None:
+    wav = _wav(batch=2, samples=8000)
+    assert losses.hop_line_loss(wav, wav, 40, excess_only=True).item() == 0
+    g = torch.Generator().manual_seed(6)
+    cycle = 0.03 * torch.randn(40, generator=g)
+    buzzed = wav + cycle.repeat(200).view(1, 1, -1)
+    excess = losses.hop_line_loss(wav, buzzed, 40, excess_only=True)
+    # Over a source with no lines to speak of, both forms read the buzz's share of power.
+    assert excess.item() == pytest.approx(losses.hop_line_loss(wav, buzzed, 40).item(),
+                                          rel=0.05)
+    # The same lines with another phase: the excess form is content, the other is not.
+    turned = wav + cycle.roll(10).repeat(200).view(1, 1, -1)
+    assert losses.hop_line_loss(buzzed, turned, 40, excess_only=True).item() < 1e-2 * \
+        losses.hop_line_loss(buzzed, turned, 40).item()
+    decoded = buzzed.clone().requires_grad_()
+    losses.hop_line_loss(wav, decoded, 40, excess_only=True).backward()
+    assert torch.isfinite(decoded.grad).all() and decoded.grad.abs().sum() > 0
+
+
 def test_coherence_loss_costs_a_phase_locked_to_the_code_pattern_and_not_a_free_one() -> None:
     g = torch.Generator().manual_seed(3)
     frames = 2 * losses.COHERENCE_FRAMES + 10  # two whole windows; the rest is left out
