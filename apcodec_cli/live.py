@@ -26,7 +26,8 @@ import torch
 from .engine.stream import StreamDecoder, StreamEncoder, StreamEngine
 from .format import bitstream
 from .format.audio import WavStreamWriter, check_finite
-from .format.bitstream import ApcError, Header, TrailingDataError
+from .format.bitstream import ApcError, ChecksumError, Header, TrailingDataError
+from .format.damaged import silenced
 from .format.entropy import CodeTables
 from .format.live import LiveReader, LiveWriter
 from .format.wavstream import WavStreamReader
@@ -78,7 +79,8 @@ def encode(model: torch.nn.Module, header: Header, blocks: Iterator[np.ndarray],
 
 
 def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavStreamWriter,
-           progress: Progress | None = None, tables: CodeTables | None = None) -> int:
+           progress: Progress | None = None, tables: CodeTables | None = None,
+           on_damaged: Callable[[str], None] | None = None) -> int:
     """Decode a `.apc` stream (live, or a file read front to back) from `source` (positioned
     after the header) to `sink`, writing samples as soon as they are final.
 
@@ -88,23 +90,34 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     A range-coded (version 2) file, decoded with `tables`, is read whole first: its chunk
     index is at its end.
 
+    A damaged record (or chunk) raises ChecksumError; with `on_damaged`, its frames are
+    decoded as code 0, its samples are written as silence, and `on_damaged(label)` is
+    called as it arrives.
+
     Returns:
         Samples written per channel.
     """
     StreamEngine(model).check_channels(header.channels)
+    skip = on_damaged is not None
     if header.live:
-        reader = LiveReader(source, header)
+        reader = LiveReader(source, header, skip_damaged=skip)
         records: Iterator[np.ndarray] = iter(reader)
+        damaged = reader.damaged
         limit = None
     else:
-        records = _chunks(header, source, tables)
+        damaged = []
+        records = _chunks(header, source, tables, damaged if skip else None)
         limit = header.coded_length
-    decoder, written = StreamDecoder(model), 0
+    decoder, written, told = StreamDecoder(model), 0, 0
+    spans: list[tuple[int, int]] = []  # damaged samples [start, stop)
+    per_frame = header.samples_per_frame
 
     def emit(audio: np.ndarray) -> None:
         nonlocal written
         if limit is not None:
             audio = audio[:, :max(0, limit - written)]
+        if spans:
+            audio = next(silenced([audio], written, spans))
         sink.write(audio)
         written += audio.shape[1]
         if progress:
@@ -113,6 +126,10 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     for codes in records:
         if limit is None and reader.file_header is not None:
             limit = reader.file_header.coded_length
+        for label, first, end in damaged[told:]:
+            spans.append((first * per_frame, end * per_frame))
+            on_damaged(label)  # type: ignore[misc]  # damaged stays empty without it
+        told = len(damaged)
         emit(decoder.push(torch.from_numpy(codes)).numpy())
     if limit is None:
         limit = reader.file_header.coded_length
@@ -120,16 +137,28 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     return written
 
 
-def _chunks(header: Header, source: BinaryIO, tables: CodeTables | None
-            ) -> Iterator[np.ndarray]:
-    if header.coded:
-        yield from bitstream.ApcReader(io.BytesIO(header.to_bytes() + source.read()), tables)
-        return
+def _chunks(header: Header, source: BinaryIO, tables: CodeTables | None,
+            damaged: list[tuple[str, int, int]] | None = None) -> Iterator[np.ndarray]:
+    """The codes of a file read front to back, chunk by chunk; with `damaged`, a damaged
+    chunk is read as code 0 and appended there as (label, first frame, end frame)."""
+    reader = bitstream.ApcReader(io.BytesIO(header.to_bytes() + source.read()), tables) \
+        if header.coded else None
     for index in range(header.n_chunks):
-        size = header.chunk_size(index)
-        data = source.read(size)
-        yield bitstream.decode_chunk(header, index, data)
-    if source.read(1):
+        start, stop = header.chunk_frame_range(index)
+        try:
+            if reader is not None:
+                reader.check_chunk(index)
+                yield reader.read_frames(start, stop)
+                continue
+            data = source.read(header.chunk_size(index))
+            codes = bitstream.decode_chunk(header, index, data)
+        except ChecksumError:
+            if damaged is None:
+                raise
+            damaged.append((bitstream.chunk_label(header, index), start, stop))
+            codes = np.zeros((header.channels, header.n_codebooks, stop - start), np.int64)
+        yield codes
+    if reader is None and source.read(1):
         raise TrailingDataError("unexpected bytes after the last chunk")
 
 
@@ -166,9 +195,11 @@ def encode_pipe(codec: "Codec", source: str, target: str, mono: bool, packet: in
 
 
 def decode_pipe(codec_for: Callable[[Header], "Codec"], source: str, target: str,
-                float32: bool, progress: Progress | None = None) -> None:
+                float32: bool, progress: Progress | None = None,
+                on_damaged: Callable[[str], None] | None = None) -> None:
     """`apcodec decode --streaming` with '-' as `source` or `target`: audio is written as
-    the codes arrive. `codec_for(header)` gives the codec that decodes the stream."""
+    the codes arrive. `codec_for(header)` gives the codec that decodes the stream;
+    `on_damaged` as for `decode` (--skip-damaged)."""
     import sys
 
     from .format.atomic import atomic_write
@@ -183,11 +214,13 @@ def decode_pipe(codec_for: Callable[[Header], "Codec"], source: str, target: str
         if target == "-":
             sink = WavStreamWriter(sys.stdout.buffer, header.sample_rate, header.channels,
                                    float32)
-            decode(codec.model, header, src, sink, progress, codec.weights.code_tables)
+            decode(codec.model, header, src, sink, progress, codec.weights.code_tables,
+                   on_damaged)
             return
         with atomic_write(target) as f:
             sink = WavStreamWriter(f, header.sample_rate, header.channels, float32)
-            decode(codec.model, header, src, sink, progress, codec.weights.code_tables)
+            decode(codec.model, header, src, sink, progress, codec.weights.code_tables,
+                   on_damaged)
             sink.finish()
 
     if source == "-":

@@ -127,7 +127,11 @@ def decode_one(opts: Options, codecs: Codecs, job: Job,
     fmt, subtype = output_format(job.target, opts.float32)
     if _live(opts, job):
         from ..live import decode_pipe
-        return decode_pipe(codecs.for_header, job.source, job.target, opts.float32, progress)
+
+        def damaged(label: str) -> None:
+            warn(f"{job.source}: {label} is damaged: wrote silence there", opts.quiet)
+        return decode_pipe(codecs.for_header, job.source, job.target, opts.float32, progress,
+                           damaged if opts.skip_damaged else None)
     source = _open_input(job.source)
     found = codecs.for_file(source, shared)
     result = _write_output(job.target, lambda f: found.decode_file(

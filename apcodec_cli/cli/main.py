@@ -143,8 +143,9 @@ def encode(paths: tuple[str, ...], **options: Any) -> None:
 @click.option("--duration", type=Seconds(), metavar="SECONDS",
               help="Decode only this many seconds.")
 @click.option("--skip-damaged", is_flag=True,
-              help="Write silence for damaged chunks (each named in a warning) instead of "
-                   "failing; by default a damaged chunk fails the file before any decoding.")
+              help="Write silence for damaged chunks, or a live stream's damaged records "
+                   "(each named in a warning), instead of failing; by default a damaged "
+                   "chunk fails the file before any decoding.")
 @stoppable
 def decode(paths: tuple[str, ...], **options: Any) -> None:
     """Decode .apc files into WAV files of exactly the source's length.

@@ -105,15 +105,22 @@ class LiveReader:
     header with the stream's lengths once its lengths record has been read (before the
     last frames are yielded, in streams that send it early).
 
+    With `skip_damaged`, a frame record whose checksum fails is yielded as code 0 and
+    named in `damaged` (its label, first frame, end frame) instead of raising; a damaged
+    lengths record still raises.
+
     Raises (while iterating): TruncatedError, ChecksumError, TrailingDataError, ApcError.
     """
 
-    def __init__(self, fileobj: BinaryIO, header: Header | None = None) -> None:
+    def __init__(self, fileobj: BinaryIO, header: Header | None = None,
+                 skip_damaged: bool = False) -> None:
         self.header = bitstream.read_header(fileobj) if header is None else header
         if not self.header.live:
             raise ApcError("not a live stream")
         self._file = fileobj
+        self._skip = skip_damaged
         self.file_header: Header | None = None
+        self.damaged: list[tuple[str, int, int]] = []
 
     def __iter__(self) -> Iterator[np.ndarray]:
         h, index, frames, need = self.header, 0, 0, None
@@ -137,11 +144,18 @@ class LiveReader:
                 raise ApcError(f"{what} claims {count} frames, more than {h.chunk_frames}")
             size = (count * per_frame * h.bits_per_code + 7) // 8
             body = head + _read_exactly(self._file, size + 4, what)
-            self._check_crc(index, body, what)
+            try:
+                self._check_crc(index, body, what)
+                codes = bitstream.unpack_frames(h, body[2:-4], count, what, index)
+            except ChecksumError:
+                if not self._skip:
+                    raise
+                self.damaged.append((what, frames, frames + count))
+                codes = np.zeros((h.channels, h.n_codebooks, count), np.int64)
             frames += count
             if need is not None and frames > need:
                 raise ApcError(f"the stream holds more than the {need} frames its lengths need")
-            yield bitstream.unpack_frames(h, body[2:-4], count, what, index)
+            yield codes
             index += 1
         self._check_end()
 

@@ -118,6 +118,27 @@ def test_damaged_live_streams_are_refused(damage, error) -> None:
         list(live.LiveReader(io.BytesIO(data)))
 
 
+def _record_ends(data: bytes) -> list[int]:
+    """Where each frame record of a live stream ends, in bytes."""
+    f = io.BytesIO(data)
+    return [f.tell() for _ in live.LiveReader(f)]
+
+
+def test_skip_damaged_reads_a_damaged_record_as_code_0_and_names_it() -> None:
+    codes = np.random.default_rng(2).integers(1, 1024, (2, 4, 40))
+    data = _live_bytes(codes, [40], coded=12_480)  # records of 15, 15 and 10 frames
+    damaged = flip(data, _record_ends(data)[0] + 10, 1)  # inside the second record
+    with pytest.raises(ChecksumError, match="record 1"):
+        list(live.LiveReader(io.BytesIO(damaged)))
+    reader = live.LiveReader(io.BytesIO(damaged), skip_damaged=True)
+    got = np.concatenate(list(reader), axis=2)
+    assert [(first, end) for _, first, end in reader.damaged] == [(15, 30)]
+    assert reader.damaged[0][0].startswith("record 1")
+    assert not got[:, :, 15:30].any()
+    assert np.array_equal(np.delete(got, np.s_[15:30], axis=2),
+                          np.delete(codes, np.s_[15:30], axis=2))
+
+
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT", "PCM_U8"])
 def test_wav_streams_of_unknown_length_read_like_files(subtype: str) -> None:
     audio = tone(0.1, 44_100, 2)
@@ -130,6 +151,32 @@ def test_wav_streams_of_unknown_length_read_like_files(subtype: str) -> None:
     expected, _ = sf.read(io.BytesIO(buffer.getvalue()), dtype="float32")
     assert (reader.sample_rate, reader.channels) == (44_100, 2)
     np.testing.assert_allclose(got, expected.T, atol=1e-6)
+
+
+def test_a_damaged_live_stream_fails_or_decodes_with_silence(cli, tiny_stream_weights: Path,
+                                                             tmp_path: Path) -> None:
+    write_audio(tmp_path / "in.wav", 1.0)
+    w = tiny_stream_weights
+    encoded = cli("encode", "-s", "-q", "-w", w, "-", "-",
+                  input=(tmp_path / "in.wav").read_bytes())
+    assert encoded.exit_code == 0, encoded.output
+    ends = _record_ends(encoded.stdout_bytes)  # records of 15 frames, 100 ms
+    damaged = flip(encoded.stdout_bytes, ends[3] + 10, 1)  # record 4: 0.4-0.5 s
+    failed = cli("decode", "-s", "-w", w, "-", tmp_path / "x.wav", input=damaged)
+    assert failed.exit_code == 1 and "record 4" in failed.stderr
+    assert not (tmp_path / "x.wav").exists()
+    kept = cli("decode", "-s", "--skip-damaged", "-w", w, "-", tmp_path / "x.wav",
+               input=damaged)
+    assert kept.exit_code == 0, kept.output
+    assert "record 4 (after 0.40 s) is damaged: wrote silence there" in kept.stderr
+    clean = cli("decode", "-s", "-w", w, "-", tmp_path / "clean.wav",
+                input=encoded.stdout_bytes)
+    assert clean.exit_code == 0, clean.output
+    audio, reference = sf.read(tmp_path / "x.wav")[0], sf.read(tmp_path / "clean.wav")[0]
+    assert len(audio) == len(reference) == 48_000
+    assert not audio[int(0.4 * 48_000):int(0.5 * 48_000)].any()
+    assert reference[int(0.4 * 48_000):int(0.5 * 48_000)].any()
+    assert np.array_equal(audio[:int(0.35 * 48_000)], reference[:int(0.35 * 48_000)])
 
 
 def test_streaming_pipes_code_like_files(cli, tiny_stream_weights: Path,
