@@ -106,8 +106,8 @@ def test_the_neurogram_and_hop_line_terms_join_the_total_when_weighted() -> None
 
 def test_the_cpu_trunk_preset_trains_the_kept_recipe() -> None:
     """The recipe docs/training.md keeps: the cpu preset's codec and batch, lr 5e-4, no GAN,
-    the phase losses weighted by amplitude, the long-window, neurogram and phase-lock terms
-    on."""
+    the phase losses weighted by amplitude, the long-window, neurogram, phase-lock and
+    frame-rate line terms on."""
     cpu, trunk = get_train_preset("cpu"), get_train_preset("cpu-trunk")
     changed = {k for k, v in trunk.to_dict().items() if v != cpu.to_dict()[k]}
     assert changed == {"name", "lr", "gan_start", "loss"}
@@ -118,6 +118,7 @@ def test_the_cpu_trunk_preset_trains_the_kept_recipe() -> None:
     losses = trainer.step(wav).generator
     assert losses.long_stft.item() > 0 and losses.neurogram.item() > 0
     assert trunk.loss.coherence == 100 and math.isfinite(losses.coherence.item())
+    assert trunk.loss.hop_lines == 2000 and losses.hop_lines.item() > 0
     assert losses.adversarial.item() == 0 and losses.feature.item() == 0
 
 
