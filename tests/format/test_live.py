@@ -179,6 +179,34 @@ def test_a_damaged_live_stream_fails_or_decodes_with_silence(cli, tiny_stream_we
     assert np.array_equal(audio[:int(0.35 * 48_000)], reference[:int(0.35 * 48_000)])
 
 
+@pytest.mark.parametrize("coded", [False, True], ids=["fixed-width", "range-coded"])
+def test_a_damaged_file_piped_to_a_streaming_decode_keeps_the_rest(
+        cli, tiny_stream_weights: Path, tmp_path: Path, coded: bool) -> None:
+    """Fixed-width chunks (untrained tiny weights, no code tables) are read one by one; a
+    range-coded file (the installed streamable release, with its tables) is read whole."""
+    write_audio(tmp_path / "in.wav", 3.0)
+    w = [] if coded else ["-w", tiny_stream_weights]
+    assert cli("encode", "-s", "-q", *w, tmp_path / "in.wav", tmp_path / "x.apc"
+               ).exit_code == 0
+    with open(tmp_path / "x.apc", "rb") as f:
+        header = bitstream.peek_header(f)
+    assert header.coded == coded
+    data = (tmp_path / "x.apc").read_bytes()
+    # chunks follow the header back to back (a range-coded file's index comes last)
+    second = len(header.to_bytes()) + bitstream.ApcReader(io.BytesIO(data)).chunk_bytes(0)
+    assert coded or second == header.chunk_offset(1)
+    damaged = flip(data, second + 10, 1)  # chunk 1: 1-2 s
+    failed = cli("decode", "-s", *w, "-", tmp_path / "y.wav", input=damaged)
+    assert failed.exit_code == 1 and "chunk 1" in failed.stderr
+    kept = cli("decode", "-s", "--skip-damaged", *w, "-", tmp_path / "y.wav",
+               input=damaged)
+    assert kept.exit_code == 0, kept.output
+    assert "chunk 1 (1.00–2.00 s) is damaged: wrote silence there" in kept.stderr
+    audio = sf.read(tmp_path / "y.wav")[0]
+    assert len(audio) == 3 * 48_000 and not audio[48_000:2 * 48_000].any()
+    assert audio[:48_000].any() and audio[2 * 48_000 + 1000:].any()
+
+
 def test_streaming_pipes_code_like_files(cli, tiny_stream_weights: Path,
                                          tmp_path: Path) -> None:
     write_audio(tmp_path / "in.wav", 1.3, rate=44_100, channels=2)
