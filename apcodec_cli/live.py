@@ -126,9 +126,10 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     for codes in records:
         if limit is None and reader.file_header is not None:
             limit = reader.file_header.coded_length
-        for label, first, end in damaged[told:]:
+        for label, first, end in damaged[told:]:  # empty unless on_damaged is given
             spans.append((first * per_frame, end * per_frame))
-            on_damaged(label)  # type: ignore[misc]  # damaged stays empty without it
+            if on_damaged is not None:
+                on_damaged(label)
         told = len(damaged)
         emit(decoder.push(torch.from_numpy(codes)).numpy())
     if limit is None:

@@ -186,9 +186,9 @@ def hop_line_loss(wav: torch.Tensor, wav_hat: torch.Tensor, hop: int,
     hop at 48 kHz). The component is the crop folded at that period and averaged (its mean
     removed); in the weights shipped on 2026-12-06 (network `ca236ba8a4d963bb`) it held 4 to
     140 times the source's share of the power (8 validation clips), most in quiet passages,
-    a buzz no other term singles out: it is a few bins of each spectrum. Trained against
-    (docs/training.md, "Tried and not kept"), it removed most of the buzz and no metric
-    improved. Off by default
+    a buzz no other term singles out: it is a few bins of each spectrum. Against a twin
+    branch without it, it takes 1.3-1.8 dB off the line peaks out of source at no cost in
+    PESQ-WB (docs/training.md, "What we keep"); on in the `cpu-trunk` preset
     (`LossWeights.hop_lines`).
 
     With `excess_only`, only what each of the component's harmonics (the lines) holds
