@@ -50,10 +50,10 @@ class LossWeights:
     published losses). `band_levels` > 0 adds that weight times the other term of
     `neurogram.neurogram_losses`, the mean absolute dB difference of the two neurograms:
     how far each band's envelope strays from the true one's (0: the published losses).
-    `hop_lines` > 0 adds that weight times `losses.hop_line_loss`, the
-    error of the decoded waveform's component of period one STFT hop, a buzz at multiples
-    of the frame rate (0: the published losses); with `hop_lines_excess`, only the power
-    its lines hold beyond the true ones' is penalised, not their phase. `coherence` > 0 adds that weight times
+    `hop_lines` > 0 adds that weight times `losses.hop_line_loss`, the error of the decoded
+    waveform's component of period one STFT hop, a buzz at multiples of the frame rate (0:
+    the published losses); with `hop_lines_excess`, only the power its lines hold beyond
+    the true ones' is penalised, not their phase. `coherence` > 0 adds that weight times
     `losses.coherence_loss`, how much more steadily each decoded bin's phasor keeps to one
     of the rates of the code's 8-frame pattern than the true one's, over 53 ms: a locked
     phase, which the inverse STFT turns into lines at multiples of 150 Hz and 1.2 kHz (0:
@@ -319,9 +319,8 @@ PRESETS: dict[str, TrainConfig] = {
 #: losses weighted by amplitude, the long-window, neurogram, phase-lock (`coherence`) and
 #: frame-rate line (`hop_lines`) losses. Measured as the continuation of trained weights
 #: (`--init`); weights for shipping come from short branches of it with a decaying lr and
-#: three quarters speech (`--set
-#: lr=1e-4 --set lr_decay=0.7 --set steps_per_epoch=500 --set steps=4000 --set
-#: speech_share=0.75`).
+#: three quarters speech (`--set lr=1e-4 --set lr_decay=0.7 --set steps_per_epoch=500
+#: --set steps=4000 --set speech_share=0.75`).
 PRESETS["cpu-trunk"] = dataclasses.replace(
     PRESETS["cpu"], name="cpu-trunk", lr=5e-4, gan_start=100_000_000,
     loss=LossWeights(phase_power=1.0, long_stft=15.0, long_stft_windows=(1024, 2048, 4096),
