@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
 from ..units import SAMPLE_RATE, counted
-from .plan import APC_EXTENSION
-
-if TYPE_CHECKING:  # `warn` and `fail` serve `apcodec eval` too, without the batch machinery
-    from .batch import Summary
-    from .plan import Job
+from .batch import Summary
+from .plan import APC_EXTENSION, Job
 
 EXIT_FAILED = 1  # some input could not be converted (usage errors exit with 2)
 

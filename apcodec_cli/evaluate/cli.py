@@ -94,14 +94,13 @@ def _score(clips: list["Clip"], settings: "Settings", codec: "Codec", jobs: int,
     --jobs is capped as `apcodec encode` caps it: by the clips, cores and memory."""
     from tqdm import tqdm
 
-    from ..cli.report import warn
     from ..runtime import usable_workers
     from .run import evaluate_all
 
     if jobs > 1:
         jobs, why = usable_workers(min(jobs, len(clips)))
-        if why:
-            warn(why, quiet)
+        if why and not quiet:
+            click.echo(f"apcodec: warning: {why}", err=True)
 
     try:
         with tqdm(total=len(clips), unit="clip", disable=quiet or not sys.stderr.isatty(),
