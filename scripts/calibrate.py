@@ -29,11 +29,13 @@ from apcodec_cli.train.data import find_clips
               help="Calibrated weights file to write.")
 @click.option("--clips", default=96, show_default=True, help="Training windows measured.")
 @click.option("--seconds", default=4.0, show_default=True, help="Length of each window.")
+@click.option("--shortest", default=1.0, show_default=True,
+              help="Shorter clips, down to this many seconds, count as whole windows.")
 @click.option("--threads", default=0, help="torch threads (0: default).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite --out.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def main(source: str, data: str, out: str, clips: int, seconds: float, threads: int,
-         force: bool, quiet: bool) -> None:
+def main(source: str, data: str, out: str, clips: int, seconds: float, shortest: float,
+         threads: int, force: bool, quiet: bool) -> None:
     """Calibrate the decoded level of a weights file (see apcodec_cli/train/calibrate.py)."""
     if os.path.exists(out) and not force:
         raise click.UsageError(f"{out} exists (use --force to overwrite)")
@@ -42,8 +44,9 @@ def main(source: str, data: str, out: str, clips: int, seconds: float, threads: 
     model = loaded.model
     hop = model.config.samples_per_frame
     samples = int(seconds * model.config.sample_rate) // hop * hop
-    windows = pick_windows(find_clips(data), clips, samples)
-    delta = calibrate(model, windows, samples, quiet=quiet)
+    windows = pick_windows(find_clips(data), clips, samples,
+                           shortest=int(shortest * model.config.sample_rate), multiple=hop)
+    delta = calibrate(model, windows, quiet=quiet)
     db = delta * 20 / math.log(10)
     info = {**loaded.info, "calibrated_from": loaded.fingerprint.hex(),
             "calibration_windows": len(windows)}

@@ -46,6 +46,7 @@ class Clip:
         split: "train" or "validation".
         native: The file is 48 kHz mono, so windows can be read without resampling.
         category: "speech", "music", "other", or "" where the data folder does not say.
+        package: The source the clip comes from (a corpus manifest's "package"), or "".
     """
 
     path: str
@@ -54,6 +55,7 @@ class Clip:
     split: str
     native: bool = True
     category: str = ""
+    package: str = ""
 
 
 def find_clips(root: str | os.PathLike) -> list[Clip]:
@@ -63,7 +65,7 @@ def find_clips(root: str | os.PathLike) -> list[Clip]:
         raise DataError(f"data folder not found: {root}")
     if (root / MANIFEST).is_file():
         clips = [_file_clip(root / row["path"], row.get("split", "train"),
-                            row.get("category", ""))
+                            row.get("category", ""), row.get("package", ""))
                  for row in read_manifest(root / MANIFEST)]
     elif (root / INDEX_NAME).is_file():
         clips = [Clip(str(root / e["file"]), int(e["offset"]), int(e["frames"]),
@@ -82,14 +84,14 @@ def _folder_split(relative: str) -> str:
     return "validation" if split_score(relative) < FOLDER_VAL_FRACTION else "train"
 
 
-def _file_clip(path: Path, split: str, category: str = "") -> Clip:
+def _file_clip(path: Path, split: str, category: str = "", package: str = "") -> Clip:
     try:
         info = probe(str(path))
     except AudioError as exc:
         raise DataError(str(exc)) from None
     native = info.sample_rate == SAMPLE_RATE and info.channels == 1
     frames = resampled_length(info.frames, info.sample_rate, SAMPLE_RATE)
-    return Clip(str(path), 0, frames, split, native, category)
+    return Clip(str(path), 0, frames, split, native, category, package)
 
 
 def read_clip(clip: Clip) -> np.ndarray:

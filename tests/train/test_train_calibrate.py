@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from apcodec_cli.models import weights
-from apcodec_cli.train.calibrate import bin_energy_ratio, calibrate, pick_windows
+from apcodec_cli.train.calibrate import bin_energy_ratio, calibrate, measure, pick_windows
 from apcodec_cli.train.data import Clip
 
 from helpers import invoke, script
@@ -32,16 +32,20 @@ def test_calibration_matches_the_energy_per_bin_and_keeps_the_codes(tmp_path, ti
     hop = model.config.samples_per_frame
     samples = 12000 // hop * hop
     windows = pick_windows(_clips(tmp_path), 8, samples)
-    assert all(clip.split == "train" for clip, _ in windows)
+    assert all(clip.split == "train" for clip, _, _ in windows)
     wav = torch.from_numpy(sf.read(tmp_path / "c1.wav", dtype="float32")[0][:samples]).view(1, 1, -1)
     codes_before = model(wav).quantized.codes.clone()
-    before = bin_energy_ratio(model, windows, samples, quiet=True)
-    calibrate(model, windows, samples, passes=3, quiet=True)
-    after = bin_energy_ratio(model, windows, samples, quiet=True)
+    before, levels_before = measure(model, windows, quiet=True)
+    calibrate(model, windows, passes=3, quiet=True)
+    after, levels_after = measure(model, windows, quiet=True)
     db_before = 10 * torch.log10(before).abs().mean()
     db_after = 10 * torch.log10(after).abs().mean()
     assert db_before > 1.0  # random weights are far off
     assert db_after < 0.25 * db_before
+    # The last step sets the mean of the windows' levels in dB to 0.
+    assert abs(float(levels_before.mean())) > 1.0
+    assert abs(float(levels_after.mean())) < 0.01
+    assert torch.equal(bin_energy_ratio(model, windows, quiet=True), after)
     assert torch.equal(model(wav).quantized.codes, codes_before)
 
 
@@ -51,12 +55,28 @@ def test_windows_are_shared_equally_between_categories() -> None:
     short = [Clip(f"t{i}.wav", 0, 1_000, "train", True, "speech") for i in range(50)]
     held = [Clip("v.wav", 0, 96_000, "validation", True, "speech")]
     picked = pick_windows(long + speech + short + held, 9, 48_000)
-    categories = [clip.category for clip, _ in picked]
+    categories = [clip.category for clip, _, _ in picked]
     # 5 of the 9 go to music (the odd one to the first category), 4 to speech; never a
     # clip shorter than the window, never a validation clip.
     assert categories.count("music") == 5 and categories.count("speech") == 4
-    assert all(clip.frames >= 48_000 and clip.split == "train" for clip, _ in picked)
+    assert all(clip.frames >= 48_000 and clip.split == "train" and length == 48_000
+               for clip, _, length in picked)
     assert picked == pick_windows(long + speech + short + held, 9, 48_000)  # deterministic
+
+
+def test_packages_of_short_clips_get_their_turn() -> None:
+    """A package whose clips are all shorter than a window still gives windows (whole
+    clips, cut to a multiple of the hop), as many as a package of long clips."""
+    words = [Clip(f"w{i}.wav", 0, 30_000 + i, "train", True, "speech", "words")
+             for i in range(40)]
+    read = [Clip(f"r{i}.wav", 0, 200_000, "train", True, "speech", "read") for i in range(3)]
+    tiny = [Clip(f"t{i}.wav", 0, 500, "train", True, "speech", "clicks") for i in range(9)]
+    picked = pick_windows(words + read + tiny, 6, 96_000, shortest=24_000, multiple=320)
+    packages = [clip.package for clip, _, _ in picked]
+    assert packages.count("words") == 3 and packages.count("read") == 3
+    for clip, start, length in picked:
+        assert length == min(96_000, clip.frames) // 320 * 320
+        assert start == (clip.frames - length) // 2 and start + length <= clip.frames
 
 
 def test_calibrating_a_file_keeps_its_code_tables(tmp_path, tiny_weights) -> None:
