@@ -1,6 +1,6 @@
 """What the chunk layout costs in quality: the same clips coded with several layouts.
 
-    python scripts/chunk_quality.py --weights weights/apcodec-r1-750a8b1b89c5a49f.pt --data data/corpus \
+    python scripts/chunk_quality.py --weights weights/apcodec-r4-7aea9d63b2b27a9b.pt --data data/corpus \
         --layouts whole,150:16,50:16,25:16 --max-clips 16
 
 Each layout is CHUNK:CONTEXT code frames (`whole`: one chunk the length of the clip, so

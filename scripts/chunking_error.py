@@ -1,6 +1,6 @@
 """Measure how far chunked coding is from whole-signal coding, per context size.
 
-    python scripts/chunking_error.py --weights weights/apcodec-r1-750a8b1b89c5a49f.pt AUDIO [AUDIO ...]
+    python scripts/chunking_error.py --weights weights/apcodec-r4-7aea9d63b2b27a9b.pt AUDIO [AUDIO ...]
 
 For each context size it prints: the share of codes identical to those of one whole-signal
 forward pass, and the SNR of the chunk-decoded audio against the whole-signal decode of the

@@ -1,6 +1,6 @@
 """Estimate the range coder's code tables from training audio and store them in the weights.
 
-    python scripts/code_tables.py --weights weights/apcodec-r1-750a8b1b89c5a49f.pt --data data/corpus \\
+    python scripts/code_tables.py --weights weights/apcodec-r4-7aea9d63b2b27a9b.pt --data data/corpus \\
         --max-minutes 30 --speech-share 0.5 --measure
 
 Encodes the corpus's training segments (manifest.jsonl rows with split "train", in an

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,12 @@ GOLDEN = ROOT / "tests" / "data" / "releases"
 RELEASES = releases.scan([WEIGHTS])
 GOLDEN_FILES = sorted(GOLDEN.glob("*.apc"))
 MAX_LSB, MAX_SHARE = 4, 0.01
+#: Release files that have left the package (the wheel's size policy, README "What the
+#: package keeps"), and the commit that still holds each: the model card's section
+#: "Releases no longer in the package" says `git show COMMIT:weights/FILE` for each.
+RETIRED = {name: commit for commit, name in re.findall(
+    r"git show ([0-9a-f]{7,40}):weights/(apcodec-[\w.-]+\.pt)",
+    (WEIGHTS / "README.md").read_text().split("## Releases no longer in the package")[-1])}
 
 
 @pytest.fixture
@@ -55,8 +62,29 @@ def _stem(golden: Path) -> str:
     return golden.name.split("-tables")[0].removesuffix(".apc").removesuffix(".live")
 
 
+def _retired(stem: str, folder: Path) -> None:
+    """Put the files of retired release `stem` in `folder`, from the commits that hold
+    them; skips where there is no git history (an unpacked source archive)."""
+    files = [name for name in RETIRED if name.startswith(f"{stem}.") or
+             name.startswith(f"{stem}-tables")]
+    assert files, f"{stem} is neither in weights/ nor among the retired releases"
+    if not (ROOT / ".git").exists():
+        pytest.skip(f"{stem} has left the package and there is no git history to fetch it")
+    folder.mkdir(exist_ok=True)
+    for name in files:
+        blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{RETIRED[name]}:weights/{name}"],
+                              check=True, capture_output=True).stdout
+        (folder / name).write_bytes(blob)
+
+
 def test_every_release_has_its_golden_pair() -> None:
-    assert {r.name for r in RELEASES} >= {"apcodec-r1", "apcodec-s-r1"}
+    assert {r.name for r in RELEASES} >= {"apcodec-r2", "apcodec-s-r1"}
+    installed = {r.stem for r in RELEASES}
+    for reference in GOLDEN.glob("*.flac"):  # a release gone from weights/ is retired
+        if reference.stem not in installed:
+            assert any(name.startswith(reference.stem) for name in RETIRED), reference.name
+    for name in RETIRED:
+        assert not (WEIGHTS / name).exists(), f"{name} is both retired and installed"
     for release in RELEASES:
         assert (GOLDEN / f"{release.stem}.flac").is_file(), \
             f"{release.name}: no reference decode; run scripts/add_release.py"
@@ -97,10 +125,14 @@ def _compare(decoded: np.ndarray, reference: np.ndarray, what: str) -> None:
 @pytest.mark.weights
 @pytest.mark.parametrize("golden", GOLDEN_FILES, ids=[g.name for g in GOLDEN_FILES])
 def test_golden_files_decode_with_the_default_install(cli, one_thread, default_install,
-                                                      golden: Path, tmp_path: Path) -> None:
+                                                      golden: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the package's releases; a retired release's files decode as the README tells
+    users to do it: its files from git history in a folder of $APCODEC_WEIGHTS_PATH."""
     stem = _stem(golden)
     if not (WEIGHTS / f"{stem}.pt").is_file():
-        pytest.skip(f"{stem} is no longer in the package (README: old releases)")
+        _retired(stem, tmp_path / "old")
+        monkeypatch.setenv(releases.PATH_ENV, str(tmp_path / "old"))
     result = cli("decode", "-q", golden, tmp_path / "out.wav")
     assert result.exit_code == 0, result.output
     decoded, rate = sf.read(tmp_path / "out.wav", dtype="int16")
@@ -130,7 +162,7 @@ def test_encode_uses_the_newest_release(cli, one_thread, default_install, tmp_pa
 def test_todays_files_decode_unchanged_once_a_next_release_is_there(
         cli, one_thread, default_install, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A (tiny) next release of both kinds in the user's folder becomes what encode uses;
-    the files of release 1 still decode to their reference."""
+    the files of the oldest releases in the package still decode to their reference."""
     user = tmp_path / "user"
     following = {False: releases.newest(False).number + 1,
                  True: releases.newest(True).number + 1}
@@ -143,8 +175,10 @@ def test_todays_files_decode_unchanged_once_a_next_release_is_there(
     for streamable in (False, True):
         assert releases.newest(streamable).number == following[streamable]
         assert releases.newest(streamable).path.parent == user
-    for golden in (GOLDEN / "apcodec-r1-750a8b1b89c5a49f-tables2-13be4731e75a8dce.apc",
-                   GOLDEN / "apcodec-s-r1-7abaa366db3037cf-tables2-3b8be61b961222e5.live.apc"):
+    oldest = [min((r for r in RELEASES if r.streamable == streamable), key=lambda r: r.number)
+              for streamable in (False, True)]
+    for golden in (GOLDEN / f"{oldest[0].tables[-1].stem}.apc",
+                   GOLDEN / f"{oldest[1].stem}.live.apc"):
         result = cli("decode", "-q", "-f", golden, tmp_path / "out.wav")
         assert result.exit_code == 0, result.output
         reference = sf.read(GOLDEN / f"{_stem(golden)}.flac", dtype="int16")[0]
