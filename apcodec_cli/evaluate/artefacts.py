@@ -10,6 +10,11 @@
     hop_peaks_db       the lines themselves: how far the decoded long-term spectrum's peak
                        at each of those six multiples stands above its +-40 Hz
                        surroundings, beyond the source's peak there; the largest of six
+    off_peaks_db       the same measure away from the lines: the largest of six at the
+                       multiples plus 75, 525, 675 and 1125 Hz (never a multiple of the
+                       150 Hz code frame rate either), averaged over the four offsets. A
+                       codec that adds peaks anywhere (or a noisy clip) scores on both;
+                       frame-rate lines show as hop_peaks_db well above off_peaks_db
     code_lines_db      the same kind of buzz at multiples of the code frame rate (150 Hz):
                        how far lines there stand above their +-40 Hz surroundings in the
                        decoded long-term spectrum, beyond what they do in the source's,
@@ -32,6 +37,7 @@ from typing import Callable
 import numpy as np
 
 HOP_LINES = 6  # hop lines scored: the first six multiples of the frame rate
+OFF_LINES_HZ = (75.0, 525.0, 675.0, 1125.0)  # where off_peaks_db looks, past each multiple
 LTAS_FFT = 8192  # long-term spectrum: 5.9 Hz bins at 48 kHz, Hann frames, half overlap
 QUIET_BELOW_DB = 30.0  # a frame this far below the loud frames is quiet
 BANDWIDTH_DB = 60.0  # the bandwidth ends where the long-term spectrum falls this far
@@ -76,6 +82,24 @@ def hop_peaks_db(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int
         source, ours = (_prominence_db(x, centre, half, gap) for x in spectra)
         out.append(ours - source)
     return np.array(out)
+
+
+def off_peaks_db(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int) -> float:
+    """`hop_peaks_db`'s largest of six, measured OFF_LINES_HZ past each multiple instead of
+    at it, and averaged over those offsets: what the peak measure reads where no frame-rate
+    line can be."""
+    n = min(len(reference), len(decoded))
+    spectra = [ltas_db(x[:n]) for x in (reference, decoded)]
+    half, gap = _ring(rate)
+    largest = []
+    for offset in OFF_LINES_HZ:
+        excess = []
+        for k in range(1, HOP_LINES + 1):
+            centre = round((k * rate / hop + offset) * LTAS_FFT / rate)
+            source, ours = (_prominence_db(x, centre, half, gap) for x in spectra)
+            excess.append(ours - source)
+        largest.append(max(excess))
+    return float(np.mean(largest))
 
 
 def _ring(rate: int) -> tuple[int, int]:
@@ -137,9 +161,10 @@ def bandwidth_hz(x: np.ndarray, rate: int, band: int = 32) -> float:
 
 def clip_artefacts(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int,
                    samples_per_frame: int) -> dict[str, float]:
-    """The five clip fields of the module docstring."""
+    """The six clip fields of the module docstring."""
     return {"hop_lines_db": float(hop_lines_db(reference, decoded, rate, hop).max()),
             "hop_peaks_db": float(hop_peaks_db(reference, decoded, rate, hop).max()),
+            "off_peaks_db": off_peaks_db(reference, decoded, rate, hop),
             "code_lines_db": code_lines_db(reference, decoded, rate, samples_per_frame),
             "quiet_floor_db": quiet_floor_db(reference, decoded, rate),
             "bandwidth_loss_khz": (bandwidth_hz(reference, rate)

@@ -25,7 +25,7 @@ from .report import mean_se
 
 #: Metric -> +1 where higher is better, -1 where lower is better, 0 where nearer 0 is.
 METRICS = {"visqol": 1, "pesq": 1, "estoi": 1, "lsd": -1, "mel": -1, "level": 0,
-           "hop_lines": -1, "hop_peaks": -1, "code_lines": -1, "quiet_floor": -1}
+           "hop_lines": -1, "hop_peaks": -1, "off_peaks": -1, "code_lines": -1, "quiet_floor": -1}
 
 
 def by_clip(rows: Iterable[dict[str, Any]], system: str | None = None,

@@ -14,6 +14,7 @@ Every metric takes two aligned mono float arrays (reference, degraded) of shape 
     level       0          any         level of degraded over reference, dB
     hop_lines   lower      as given    buzz at multiples of the frame rate, dB (`artefacts`)
     hop_peaks   lower      as given    the same lines as peaks above their surroundings, dB
+    off_peaks   lower      as given    the same peak measure away from the lines, dB
     code_lines  lower      as given    buzz at multiples of the code frame rate, dB
     quiet_floor lower      as given    noise in the reference's quiet passages, dB
     bandwidth_loss lower   as given    bandwidth lost, kHz
@@ -245,6 +246,12 @@ def hop_peaks(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
     return float(artefacts.hop_peaks_db(reference, degraded, rate, HOP_LENGTH).max())
 
 
+def off_peaks(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """`hop_peaks` measured away from the multiples of the frame rate
+    (`artefacts.off_peaks_db`): what it reads where there is no line."""
+    return artefacts.off_peaks_db(reference, degraded, rate, HOP_LENGTH)
+
+
 def code_lines(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
     """Excess prominence (dB) of lines at multiples of the code frame rate, 150 Hz
     (`artefacts.code_lines_db`)."""
@@ -260,7 +267,7 @@ def bandwidth_loss(reference: np.ndarray, degraded: np.ndarray, rate: int) -> fl
 METRICS: dict[str, Metric] = {"visqol": visqol, "pesq": pesq_wb, "estoi": estoi,
                               "lsd": log_spectral_distance, "mel": log_mel_distance,
                               "level": level, "hop_lines": hop_lines,
-                              "hop_peaks": hop_peaks,
+                              "hop_peaks": hop_peaks, "off_peaks": off_peaks,
                               "code_lines": code_lines,
                               "quiet_floor": artefacts.quiet_floor_db,
                               "bandwidth_loss": bandwidth_loss}

@@ -17,6 +17,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("level", "level dB", 2),
     ("hop_lines", "hop lines dB ↓", 1),
     ("hop_peaks", "hop peaks dB ↓", 1),
+    ("off_peaks", "off peaks dB ↓", 1),
     ("code_lines", "code lines dB ↓", 1),
     ("quiet_floor", "quiet floor dB ↓", 1),
     ("bandwidth_loss", "band lost kHz ↓", 1),

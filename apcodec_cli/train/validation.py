@@ -12,7 +12,8 @@ Every validation codes and decodes the same clips (float32, one whole-signal pas
     music_visqol   music    ViSQOL v3 audio mode, 1-4.75 (higher is better)
     perplexity     all      mean over codebooks of exp(entropy of code usage)
     usage          all      mean over codebooks of the fraction of entries used
-    hop_lines_db, hop_peaks_db, code_lines_db, quiet_floor_db, bandwidth_loss_khz
+    hop_lines_db, hop_peaks_db, off_peaks_db, code_lines_db, quiet_floor_db,
+    bandwidth_loss_khz
                    all      the artefacts of `evaluate.artefacts` (0 is right)
     tone_*_level_db, sweep_level_db, tone_*_shift_hz
                    tones    sines at 1, 2 and 8 kHz and a sweep at -20 dBFS (`tones=True`):
@@ -60,6 +61,7 @@ class ValidationResult:
     music_visqol: float = math.nan
     hop_lines_db: float = math.nan
     hop_peaks_db: float = math.nan
+    off_peaks_db: float = math.nan
     code_lines_db: float = math.nan
     quiet_floor_db: float = math.nan
     bandwidth_loss_khz: float = math.nan

@@ -28,6 +28,7 @@ def test_a_copy_has_no_artefacts(music: np.ndarray) -> None:
     found = artefacts.clip_artefacts(music, music.copy(), RATE, 40, 320)
     assert found["hop_lines_db"] == pytest.approx(0, abs=1e-9)
     assert found["hop_peaks_db"] == pytest.approx(0, abs=1e-9)
+    assert found["off_peaks_db"] == pytest.approx(0, abs=1e-9)
     assert found["code_lines_db"] == pytest.approx(0, abs=1e-9)
     assert found["quiet_floor_db"] == pytest.approx(0, abs=1e-9)
     assert found["bandwidth_loss_khz"] == 0
@@ -66,6 +67,21 @@ def test_hop_peaks_read_lines_not_a_broad_spectral_error() -> None:
     line = noise + 6e-3 * np.sin(2 * np.pi * 2400 * t)  # 2.4 kHz: the second line
     peaks = artefacts.hop_peaks_db(noise, line, RATE, 40)
     assert peaks[1] > 6 and abs(np.delete(peaks, 1)).max() < 1.5
+
+
+def test_off_peaks_read_peaks_away_from_the_lines() -> None:
+    """A line at 2.4 kHz reads on hop_peaks and not off_peaks; one at 1.2 kHz + 525 Hz on
+    off_peaks (a quarter of it: one of four offsets) and not on hop_peaks."""
+    rng = np.random.default_rng(3)
+    noise = 0.05 * rng.standard_normal(4 * RATE)
+    t = np.arange(noise.size) / RATE
+    on = noise + 6e-3 * np.sin(2 * np.pi * 2400 * t)
+    off = noise + 6e-3 * np.sin(2 * np.pi * 1725 * t)
+    assert artefacts.hop_peaks_db(noise, on, RATE, 40).max() > 6
+    assert abs(artefacts.off_peaks_db(noise, on, RATE, 40)) < 1.0
+    assert artefacts.off_peaks_db(noise, off, RATE, 40) > 1.5
+    assert abs(artefacts.hop_peaks_db(noise, off, RATE, 40)).max() < 1.5
+    assert artefacts.off_peaks_db(noise, noise, RATE, 40) == pytest.approx(0, abs=1e-9)
 
 
 def test_quiet_floor_needs_quiet_frames() -> None:

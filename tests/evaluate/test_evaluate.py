@@ -151,8 +151,8 @@ def test_pesq_and_estoi_rank_clean_above_noisy() -> None:
     assert metrics.estoi(x, x, RATE) > 0.99 > metrics.estoi(x, noisy(x, 0.05), RATE)
     assert math.isnan(metrics.estoi(x[:4000], x[:4000], RATE))  # too few frames: NaN
     assert set(metrics.score(x, x, RATE, speech=False)) == {
-        "visqol", "lsd", "mel", "level", "hop_lines", "hop_peaks", "code_lines", "quiet_floor",
-        "bandwidth_loss"}
+        "visqol", "lsd", "mel", "level", "hop_lines", "hop_peaks", "off_peaks", "code_lines",
+        "quiet_floor", "bandwidth_loss"}
     assert metrics.score(x, 0.5 * x, RATE, speech=False)["level"] == pytest.approx(-6.02, abs=0.01)
 
 
