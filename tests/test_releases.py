@@ -42,12 +42,9 @@ GOLDEN = ROOT / "tests" / "data" / "releases"
 RELEASES = releases.scan([WEIGHTS])
 GOLDEN_FILES = sorted(GOLDEN.glob("*.apc"))
 MAX_LSB, MAX_SHARE = 4, 0.01
-#: Release files that have left the package (the wheel's size policy, README "What the
-#: package keeps"), and the commit that still holds each: the model card's section
-#: "Releases no longer in the package" says `git show COMMIT:weights/FILE` for each.
-RETIRED = {name: commit for commit, name in re.findall(
-    r"git show ([0-9a-f]{7,40}):weights/(apcodec-[\w.-]+\.pt)",
-    (WEIGHTS / "README.md").read_text().split("## Releases no longer in the package")[-1])}
+#: Release files that have left the package, and the commit that still holds each.
+RETIRED = {name: r.commit for r in releases.RETIRED for name in r.files}
+CARD = (WEIGHTS / "README.md").read_text()
 
 
 @pytest.fixture
@@ -85,6 +82,27 @@ def test_every_release_has_its_golden_pair() -> None:
             assert any(name.startswith(reference.stem) for name in RETIRED), reference.name
     for name in RETIRED:
         assert not (WEIGHTS / name).exists(), f"{name} is both retired and installed"
+        # The model card tells users where it is (and the doc test checks the commit has it).
+        section = CARD.split("## Releases no longer in the package")[1].split("\n## ")[0]
+        assert f"git show {RETIRED[name]}:weights/{name}" in section, name
+
+
+@pytest.mark.weights
+def test_a_retired_release_s_files_say_where_its_weights_are(cli, default_install) -> None:
+    """decode and info name the release that wrote a file and the commit that holds its
+    files, when that release has left the package."""
+    for gone in releases.RETIRED:
+        golden = next(GOLDEN.glob(f"{gone.files[0][:-3]}*.apc"))
+        with open(golden, "rb") as f:
+            assert releases.retired(peek_header(f)) == gone
+        result = cli("decode", "-q", golden, "-")
+        assert result.exit_code != 0
+        assert gone.name in result.output and f"commit {gone.commit}" in result.output
+        assert releases.PATH_ENV in result.output
+        info = cli("info", golden)
+        assert f"release {gone.name} left the package" in info.output
+    with open(GOLDEN_FILES[-1], "rb") as f:
+        assert releases.retired(peek_header(f)) is None
     for release in RELEASES:
         assert (GOLDEN / f"{release.stem}.flac").is_file(), \
             f"{release.name}: no reference decode; run scripts/add_release.py"

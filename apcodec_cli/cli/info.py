@@ -77,7 +77,7 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
         f"{path}",
         f"  model        {h.model_name}{' (streamable)' if h.streamable else ''}, "
         f"weights {h.fingerprint.hex()}",
-        f"  decodes with {model or _NOT_INSTALLED}",
+        f"  decodes with {model or _not_installed(h)}",
         f"  source       {h.channels} ch, {h.source_sample_rate} Hz, {h.source_length} samples",
         f"  duration     {_human(h.duration)} at {h.sample_rate} Hz",
         f"  codes        {h.n_codebooks} x {h.bits_per_code} bit at {h.frame_rate:g} frames/s "
@@ -96,6 +96,13 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
 
 
 _NOT_INSTALLED = "not installed: no release in the searched folders has it (apcodec models)"
+
+
+def _not_installed(h: Header) -> str:
+    from ..models.releases import retired
+
+    gone = retired(h)
+    return _NOT_INSTALLED if gone is None else f"not installed: release {gone.how_to_get()}"
 
 
 def _model(h: Header) -> str | None:

@@ -58,6 +58,57 @@ class NotInstalledError(ApcodecError):
     """No installed weights can decode a file, or no release of a kind is installed."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Retired:
+    """A release that has left the package (the wheel stays under 60 MB: README, "What the
+    package keeps"), and the commit of the apcodec repository that still holds its files.
+
+    Attributes:
+        name: The release, e.g. "apcodec-r1".
+        files: Its files in weights/ at `commit`, network first.
+        fingerprints: The weights fingerprints its files were written with (the network's
+            and those it makes with each of its tables; older files name one of them).
+        commit: A commit that holds the files (`git show COMMIT:weights/FILE`).
+        left: The date it left.
+    """
+
+    name: str
+    files: tuple[str, ...]
+    fingerprints: frozenset[bytes]
+    commit: str
+    left: str
+
+    def names(self, header: "Header") -> bool:
+        """Whether a file with this header was written by this release."""
+        return header.fingerprint in self.fingerprints or (
+            header.network_fingerprint is not None
+            and header.network_fingerprint in self.fingerprints)
+
+    def how_to_get(self) -> str:
+        """Where its files are, in a sentence."""
+        return (f"{self.name} left the package on {self.left}; its files are in the apcodec "
+                f"repository at commit {self.commit} (git show {self.commit}:weights/FILE for "
+                f"{', '.join(self.files)}; weights/README.md, \"Releases no longer in the "
+                f"package\")")
+
+
+#: Every release that has left the package, oldest first (weights/README.md lists them too).
+RETIRED: tuple[Retired, ...] = (
+    Retired("apcodec-r1",
+            ("apcodec-r1-750a8b1b89c5a49f.pt",
+             "apcodec-r1-750a8b1b89c5a49f-tables1-00d660394d36824d.pt",
+             "apcodec-r1-750a8b1b89c5a49f-tables2-13be4731e75a8dce.pt"),
+            frozenset(bytes.fromhex(f) for f in ("750a8b1b89c5a49f", "00d660394d36824d",
+                                                  "13be4731e75a8dce")),
+            "e57bcf6", "2026-12-07"),
+)
+
+
+def retired(header: "Header") -> Retired | None:
+    """The retired release that wrote a file with this header, if one did."""
+    return next((r for r in RETIRED if r.names(header)), None)
+
+
 def kind_name(streamable: bool) -> str:
     """The file-name prefix of a kind of model."""
     return "apcodec-s" if streamable else "apcodec"
@@ -286,10 +337,13 @@ def require(header: Header, where: Iterable[Path] | None = None) -> Match:
              f"{header.fingerprint.hex()}" if header.coded else
              f"weights {header.fingerprint.hex()}")
     kind = "streamable model" if header.streamable else "model"
+    gone = retired(header)
+    where = (f"release {gone.how_to_get()}; put them" if gone else
+             "put that release's files (or the weights file that made it)")
     raise NotInstalledError(
         f"no installed weights decode this file: it needs the {kind} {header.model_name!r}, "
-        f"{needs}; put that release's files (or the weights file that made it) in a folder "
-        f"of ${PATH_ENV} (README: old releases), or pass --weights")
+        f"{needs}; {where} in a folder of ${PATH_ENV} (README: old releases), or pass "
+        f"--weights")
 
 
 # ---- adding a release ---------------------------------------------------------------------
