@@ -318,3 +318,5 @@ def test_models_lists_the_installed_releases(cli, tiny_install: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     assert "apcodec-r1" in result.output and "newest" in result.output
     assert str(tiny_install) in result.output
+    for gone in releases.RETIRED:  # not installed here: listed with where its files are
+        assert f"{gone.how_to_get()}" in result.output

@@ -7,7 +7,8 @@ from ..models import releases
 
 def describe_models() -> str:
     """The releases in every searched folder, newest of each kind marked, then the other
-    weights files of those folders and the folders themselves."""
+    weights files of those folders, the releases that have left the package (unless a
+    searched folder has them) and the folders themselves."""
     found = releases.scan()
     newest = {}
     for release in found:
@@ -31,6 +32,12 @@ def describe_models() -> str:
     if others:
         lines.append("other weights files (fingerprinted when a file needs them):")
         lines += [f"  {path}" for path in others]
+    here = {release.network_fingerprint for release in found}
+    gone = [r for r in releases.RETIRED if not r.fingerprints & here]
+    if gone:
+        lines.append("no longer in the package (their files decode from $"
+                     f"{releases.PATH_ENV}):")
+        lines += [f"  {r.how_to_get()}" for r in gone]
     lines.append(f"searched, in order (${releases.PATH_ENV} first): "
                  + ", ".join(str(f) for f in releases.folders()))
     return "\n".join(lines)
