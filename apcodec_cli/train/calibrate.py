@@ -86,8 +86,9 @@ def measure(model: APCodec, windows: list[tuple[Clip, int, int]],
     """Decode each window; returns (ratio, levels). `ratio` (n_bins,) is the sum over
     windows of the source's STFT energy per bin over the decoded's, each window's energies
     divided by its source's total so that every window counts alike (pooled raw energies
-    let the loudest windows set the level of all). `levels` (windows,) is each window's
-    decoded level against its source in dB, as `apcodec eval` reports it per clip."""
+    let the loudest windows set the level of all). `levels` is each window's decoded level
+    against its source in dB, as `apcodec eval` reports it per clip, for the windows where
+    neither is silent (the RMS thresholds of `metrics.level_db`)."""
     config = model.config
     source = torch.zeros(config.n_bins, dtype=torch.float64)
     decoded = torch.zeros(config.n_bins, dtype=torch.float64)
@@ -101,7 +102,8 @@ def measure(model: APCodec, windows: list[tuple[Clip, int, int]],
         scale = src.sum().clamp(min=1e-20)
         source += src / scale
         decoded += dec / scale
-        levels.append(10 * math.log10(max(float(dec.sum() / scale), 1e-20)))
+        if float(wav.square().mean()) > 1e-12 and float(out.square().mean()) > 1e-18:
+            levels.append(10 * math.log10(float(dec.sum() / scale)))  # as eval: not silence
     return source / decoded.clamp(min=1e-20), torch.tensor(levels, dtype=torch.float64)
 
 
@@ -128,7 +130,7 @@ def calibrate(model: APCodec, windows: list[tuple[Clip, int, int]], passes: int 
         total += delta
     _, levels = measure(model, windows, quiet)
     # A log-amplitude offset c scales the decoded waveform by e^c: 20 c / ln 10 dB.
-    shift = float(-levels.mean()) * math.log(10) / 20
+    shift = float(-levels.mean()) * math.log(10) / 20 if len(levels) else 0.0
     head.bias.data += shift
     total += shift
     return total

@@ -102,3 +102,17 @@ def test_calibrating_a_file_keeps_its_code_tables(tmp_path, tiny_weights) -> Non
         assert np.array_equal(after.code_tables.to_arrays()[key], value)
     assert after.tables_info == {"data": "tones"}
     assert done.output.split("fingerprint ")[1].split(";")[0] == after.fingerprint.hex()
+
+
+def test_a_silent_window_has_no_level_and_does_not_move_the_offset(tmp_path, tiny_weights):
+    model = weights.load(tiny_weights).model
+    hop = model.config.samples_per_frame
+    samples = 12000 // hop * hop
+    clips = _clips(tmp_path)
+    sf.write(tmp_path / "silent.wav", np.zeros(samples, np.float32), 48000, subtype="FLOAT")
+    silent = Clip(str(tmp_path / "silent.wav"), 0, samples, "train", True, "music", "quiet")
+    windows = pick_windows(clips, 8, samples)
+    _, levels = measure(model, windows, quiet=True)
+    _, with_silence = measure(model, windows + [(silent, 0, samples)], quiet=True)
+    assert len(with_silence) == len(levels) and torch.equal(with_silence, levels)
+    assert torch.isfinite(levels).all()
