@@ -96,13 +96,15 @@ def measure(model: APCodec, windows: list[tuple[Clip, int, int]],
     for clip, start, length in tqdm(windows, desc="calibrating", unit="clip", file=sys.stderr,
                                     disable=quiet or not sys.stderr.isatty()):
         wav = torch.from_numpy(read_window(clip, start, length)).float().view(1, 1, -1)
+        if float(wav.square().mean()) <= 1e-12:  # silence: no level, and no weight
+            continue
         out = model(wav).wav
         src = spectral.stft(wav, config).abs().square().sum(dim=(0, 2)).double()
         dec = spectral.stft(out, config).abs().square().sum(dim=(0, 2)).double()
         scale = src.sum().clamp(min=1e-20)
         source += src / scale
         decoded += dec / scale
-        if float(wav.square().mean()) > 1e-12 and float(out.square().mean()) > 1e-18:
+        if float(out.square().mean()) > 1e-18:
             levels.append(10 * math.log10(float(dec.sum() / scale)))  # as eval: not silence
     return source / decoded.clamp(min=1e-20), torch.tensor(levels, dtype=torch.float64)
 

@@ -104,7 +104,7 @@ def test_calibrating_a_file_keeps_its_code_tables(tmp_path, tiny_weights) -> Non
     assert done.output.split("fingerprint ")[1].split(";")[0] == after.fingerprint.hex()
 
 
-def test_a_silent_window_has_no_level_and_does_not_move_the_offset(tmp_path, tiny_weights):
+def test_a_silent_window_counts_for_nothing(tmp_path, tiny_weights):
     model = weights.load(tiny_weights).model
     hop = model.config.samples_per_frame
     samples = 12000 // hop * hop
@@ -112,7 +112,8 @@ def test_a_silent_window_has_no_level_and_does_not_move_the_offset(tmp_path, tin
     sf.write(tmp_path / "silent.wav", np.zeros(samples, np.float32), 48000, subtype="FLOAT")
     silent = Clip(str(tmp_path / "silent.wav"), 0, samples, "train", True, "music", "quiet")
     windows = pick_windows(clips, 8, samples)
-    _, levels = measure(model, windows, quiet=True)
-    _, with_silence = measure(model, windows + [(silent, 0, samples)], quiet=True)
+    ratio, levels = measure(model, windows, quiet=True)
+    ratio_silence, with_silence = measure(model, windows + [(silent, 0, samples)], quiet=True)
     assert len(with_silence) == len(levels) and torch.equal(with_silence, levels)
+    assert torch.equal(ratio_silence, ratio)
     assert torch.isfinite(levels).all()
