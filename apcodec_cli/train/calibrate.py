@@ -87,8 +87,9 @@ def measure(model: APCodec, windows: list[tuple[Clip, int, int]],
     windows of the source's STFT energy per bin over the decoded's, each window's energies
     divided by its source's total so that every window counts alike (pooled raw energies
     let the loudest windows set the level of all). `levels` is each window's decoded level
-    against its source in dB, as `apcodec eval` reports it per clip, for the windows where
-    neither is silent (the RMS thresholds of `metrics.level_db`)."""
+    against its source in dB, as `apcodec eval` reports it per clip, where the decoded
+    window is not silent. A silent source window (RMS below 1e-6, as in `metrics.level_db`)
+    is left out of both."""
     config = model.config
     source = torch.zeros(config.n_bins, dtype=torch.float64)
     decoded = torch.zeros(config.n_bins, dtype=torch.float64)
