@@ -73,33 +73,33 @@ def hop_peaks_db(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int
                  ) -> np.ndarray:
     """(HOP_LINES,) excess prominence in dB of the decoded long-term spectrum's peaks at
     the first multiples of rate / hop over the source's peaks there (`_prominence_db`)."""
-    n = min(len(reference), len(decoded))
-    spectra = [ltas_db(x[:n]) for x in (reference, decoded)]
-    half, gap = _ring(rate)
-    out = []
-    for k in range(1, HOP_LINES + 1):
-        centre = round(k * rate / hop * LTAS_FFT / rate)
-        source, ours = (_prominence_db(x, centre, half, gap) for x in spectra)
-        out.append(ours - source)
-    return np.array(out)
+    return _excess_prominence(reference, decoded, rate,
+                              [k * rate / hop for k in range(1, HOP_LINES + 1)])
 
 
 def off_peaks_db(reference: np.ndarray, decoded: np.ndarray, rate: int, hop: int) -> float:
     """`hop_peaks_db`'s largest of six, measured OFF_LINES_HZ past each multiple instead of
     at it, and averaged over those offsets: what the peak measure reads where no frame-rate
     line can be."""
+    lines = [k * rate / hop for k in range(1, HOP_LINES + 1)]
+    excess = _excess_prominence(reference, decoded, rate,
+                                [f + offset for offset in OFF_LINES_HZ for f in lines])
+    return float(excess.reshape(len(OFF_LINES_HZ), HOP_LINES).max(axis=1).mean())
+
+
+def _excess_prominence(reference: np.ndarray, decoded: np.ndarray, rate: int,
+                       freqs: list[float]) -> np.ndarray:
+    """(len(freqs),) how far the decoded long-term spectrum's peak at each frequency (Hz)
+    stands above its surroundings, minus the same for the source (`_prominence_db`)."""
     n = min(len(reference), len(decoded))
     spectra = [ltas_db(x[:n]) for x in (reference, decoded)]
     half, gap = _ring(rate)
-    largest = []
-    for offset in OFF_LINES_HZ:
-        excess = []
-        for k in range(1, HOP_LINES + 1):
-            centre = round((k * rate / hop + offset) * LTAS_FFT / rate)
-            source, ours = (_prominence_db(x, centre, half, gap) for x in spectra)
-            excess.append(ours - source)
-        largest.append(max(excess))
-    return float(np.mean(largest))
+    out = []
+    for freq in freqs:
+        centre = round(freq * LTAS_FFT / rate)
+        source, ours = (_prominence_db(x, centre, half, gap) for x in spectra)
+        out.append(ours - source)
+    return np.array(out)
 
 
 def _ring(rate: int) -> tuple[int, int]:
@@ -121,16 +121,9 @@ def code_lines_db(reference: np.ndarray, decoded: np.ndarray, rate: int,
     """Mean excess prominence (dB) of the decoded long-term spectrum's lines at multiples
     of the code frame rate (rate / samples_per_frame, 150 Hz) up to CODE_LINES_HZ, over the
     source's prominence there: a buzz at the rate the decoder's frames repeat."""
-    n = min(len(reference), len(decoded))
-    spectra = [ltas_db(x[:n]) for x in (reference, decoded)]
     step = rate / samples_per_frame
-    half, gap = _ring(rate)
-    excess = []
-    for k in range(2, int(CODE_LINES_HZ / step) + 1):
-        centre = round(k * step * LTAS_FFT / rate)
-        source, ours = (_prominence_db(x, centre, half, gap) for x in spectra)
-        excess.append(ours - source)
-    return float(np.mean(excess))
+    return float(np.mean(_excess_prominence(
+        reference, decoded, rate, [k * step for k in range(2, int(CODE_LINES_HZ / step) + 1)])))
 
 
 def quiet_floor_db(reference: np.ndarray, decoded: np.ndarray, rate: int) -> float:
