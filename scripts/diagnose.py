@@ -17,8 +17,10 @@ and scored with the metrics of `apcodec eval` (ViSQOL, LSD, log-mel; PESQ-WB and
 speech) plus the level error in dB. If `unquantized` is no better than `codec`, the decoder
 (not the bitrate) is what limits quality; `true-amp` and `true-phase` say which half of the
 decoder costs more. The tables carry the artefacts of `evaluate.artefacts` too (hop and code
-lines, the quiet floor, the bandwidth lost), and a last table the level and pitch of sines
-at 1, 2 and 8 kHz and of a sweep through the codec.
+lines, the quiet floor, the bandwidth lost); a second table sets the peak measures beside
+their chance level (`artefacts.peak_spread`: what the largest of six bins drawn at random
+reads, and the mean and spread of the excess prominence over all bins), and a last table
+the level and pitch of sines at 1, 2 and 8 kHz and of a sweep through the codec.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ def diagnose_clip(model: APCodec, clip: Clip, seconds: float, seed: int = 0) -> 
         row: dict[str, Any] = {"clip": clip.name, "category": clip.category, "system": system}
         row.update(metrics.score(audio.astype(np.float64), out, RATE,
                                  speech=clip.category == "speech"))
+        spread = artefacts.peak_spread(audio.astype(np.float64), out, RATE)
+        row.update({f"spread_{k}": v for k, v in spread.items()})
         rows.append(row)
     return rows
 
@@ -98,6 +102,30 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+PEAK_COLUMNS = (("hop_peaks", "hop peaks dB"), ("off_peaks", "off peaks dB"),
+                ("spread_random_max", "six random bins dB"),
+                ("spread_mean", "mean excess dB"), ("spread_std", "excess sd dB"))
+
+
+def peaks_markdown(rows: list[dict]) -> str:
+    """One table per category: the peak measures beside their chance level
+    (`artefacts.peak_spread`). A line shows as hop peaks above the six random bins."""
+    out = []
+    for category in sorted({r["category"] for r in rows}):
+        mine = [r for r in rows if r["category"] == category]
+        clips = len({r["clip"] for r in mine})
+        out.append(f"### {category}: peaks against their chance level\n")
+        out.append("| system | " + " | ".join(h for _, h in PEAK_COLUMNS) + " |")
+        out.append("|---|" + "---:|" * len(PEAK_COLUMNS))
+        for system in dict.fromkeys(r["system"] for r in mine):
+            cells = [report.format_stat(report.mean_se(r.get(k) for r in mine
+                                                       if r["system"] == system), 2, clips)
+                     for k, _ in PEAK_COLUMNS]
+            out.append(f"| {system} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @clip_study_options(default_clips=8)
 def main(weights_path: str, data: str, category: str | None, max_clips: int, seconds: float,
@@ -112,6 +140,7 @@ def main(weights_path: str, data: str, category: str | None, max_clips: int, sec
     click.echo(f"weights {weights_path}, {len(clips)} clips, first {seconds:g} s each, "
                "whole-signal float32 passes\n")
     click.echo(markdown(rows))
+    click.echo(peaks_markdown(rows))
     click.echo(tones_markdown(model))
 
 

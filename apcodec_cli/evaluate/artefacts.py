@@ -15,6 +15,14 @@
                        150 Hz code frame rate either), averaged over the four offsets. A
                        codec that adds peaks anywhere (or a noisy clip) scores on both;
                        frame-rate lines show as hop_peaks_db well above off_peaks_db
+    peak_spread        what the peak measures read where nothing is special
+                       (`peak_spread`): the excess prominence at every bin from 100 Hz to
+                       7 kHz, its mean and spread, and the largest of six drawn at random
+                       frequencies (the chance level of hop_peaks_db and off_peaks_db). A
+                       codec whose fine structure strays from the source's scores several
+                       dB on both measures with no line at all: true amplitude with a random
+                       phase, which can hold none, scores 4.1 dB hop_peaks_db on held-out
+                       speech (docs/training.md, step 6)
     code_lines_db      the same kind of buzz at multiples of the code frame rate (150 Hz):
                        how far lines there stand above their +-40 Hz surroundings in the
                        decoded long-term spectrum, beyond what they do in the source's,
@@ -100,6 +108,43 @@ def _excess_prominence(reference: np.ndarray, decoded: np.ndarray, rate: int,
         source, ours = (_prominence_db(x, centre, half, gap) for x in spectra)
         out.append(ours - source)
     return np.array(out)
+
+
+SPREAD_HZ = (100.0, 7000.0)  # where peak_spread looks
+
+
+def peak_spread(reference: np.ndarray, decoded: np.ndarray, rate: int, draws: int = HOP_LINES
+                ) -> dict[str, float]:
+    """{mean, std, random_max} in dB of the excess prominence (`_excess_prominence`) at every
+    long-term spectrum bin in SPREAD_HZ: its mean (above 0: the codec adds peaks; below: it
+    flattens the source's), its standard deviation over the bins, and the expected largest of
+    `draws` bins drawn at random without replacement, the level `hop_peaks_db` reads for a
+    codec with no line (exact, from the order statistics)."""
+    n = min(len(reference), len(decoded))
+    half, gap = _ring(rate)
+    lo, hi = (round(f * LTAS_FFT / rate) for f in SPREAD_HZ)
+    centres = np.arange(lo, hi)
+    prominences = []
+    for x in (reference, decoded):
+        spectrum = ltas_db(x[:n])
+        windows = np.lib.stride_tricks.sliding_window_view(spectrum, 2 * half + 1)[centres - half]
+        around = np.concatenate([windows[:, :half - gap], windows[:, half + gap + 1:]], axis=1)
+        prominences.append(windows[:, half - 2:half + 3].max(axis=1) - np.median(around, axis=1))
+    excess = np.sort(prominences[1] - prominences[0])
+    # P(the largest of `draws` is the i-th smallest) = C(i - 1, draws - 1) / C(len, draws)
+    i = np.arange(1, len(excess) + 1)
+    log_weight = _log_choose(i - 1, draws - 1) - _log_choose(len(excess), draws)
+    return {"mean": float(excess.mean()), "std": float(excess.std()),
+            "random_max": float(np.sum(np.exp(log_weight) * excess))}
+
+
+def _log_choose(n: np.ndarray | int, k: int) -> np.ndarray:
+    """log C(n, k), -inf where n < k."""
+    n = np.asarray(n, np.float64)
+    with np.errstate(invalid="ignore"):
+        out = (np.vectorize(math.lgamma)(n + 1) - math.lgamma(k + 1)
+               - np.vectorize(math.lgamma)(np.maximum(n - k, 0) + 1))
+    return np.where(n >= k, out, -np.inf)
 
 
 def _ring(rate: int) -> tuple[int, int]:

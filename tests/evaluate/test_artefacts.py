@@ -107,3 +107,30 @@ def test_tone_errors_read_level_and_pitch() -> None:
     for x in signals.values():
         assert 20 * np.log10(np.sqrt(np.mean(np.square(x.astype(np.float64))))) == \
             pytest.approx(artefacts.TONE_DBFS, abs=0.05)
+
+
+def test_peak_spread_is_the_chance_level_of_the_peak_measures() -> None:
+    """A copy spreads nothing; independent noise of the source's own spectrum adds no peak
+    on average (mean near 0) but its fine structure differs bin by bin, so the largest of
+    six random bins reads more than its spread; added sines raise the mean; the exact expectation
+    agrees with drawing six bins at random."""
+    rng = np.random.default_rng(4)
+    noise = 0.05 * rng.standard_normal(4 * RATE)
+    copy = artefacts.peak_spread(noise, noise.copy(), RATE)
+    assert copy == {"mean": pytest.approx(0, abs=1e-9), "std": pytest.approx(0, abs=1e-9),
+                    "random_max": pytest.approx(0, abs=1e-9)}
+    other = 0.05 * rng.standard_normal(noise.size)
+    spread = artefacts.peak_spread(noise, other, RATE)
+    assert abs(spread["mean"]) < 0.2 and spread["std"] > 0.5
+    assert spread["random_max"] > 1.2 * spread["std"]  # the largest of six normals: 1.27 sd
+    t = np.arange(noise.size) / RATE
+    sines = other + sum(6e-3 * np.sin(2 * np.pi * f * t) for f in range(230, 7000, 170))
+    assert artefacts.peak_spread(noise, sines, RATE)["mean"] > spread["mean"] + 1
+    # the same bins through the loop helper, and six drawn at random
+    rate_bins = RATE / artefacts.LTAS_FFT
+    freqs = [k * rate_bins for k in range(round(artefacts.SPREAD_HZ[0] / rate_bins),
+                                          round(artefacts.SPREAD_HZ[1] / rate_bins))]
+    excess = artefacts._excess_prominence(noise, other, RATE, freqs)
+    assert excess.std() == pytest.approx(spread["std"])
+    drawn = [rng.choice(excess, 6, replace=False).max() for _ in range(20_000)]
+    assert np.mean(drawn) == pytest.approx(spread["random_max"], abs=0.05)

@@ -27,6 +27,7 @@ def test_diagnose_prints_systems_artefacts_and_tones(tiny_weights: Path, tmp_pat
                     "--category", "music", "--seconds", 1, "-q")
     assert result.exit_code == 0, result.output
     for text in ("| codec |", "| true-phase |", "hop lines dB", "code lines dB",
-                 "quiet floor dB", "band lost kHz", "### tones at -20 dBFS",
+                 "quiet floor dB", "band lost kHz", "### music: peaks against their chance level",
+                 "six random bins dB", "### tones at -20 dBFS",
                  "| tone_8k |", "| sweep |"):
         assert text in result.output, text
