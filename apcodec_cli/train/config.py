@@ -57,7 +57,10 @@ class LossWeights:
     `losses.coherence_loss`, how much more steadily each decoded bin's phasor keeps to one
     of the rates of the code's 8-frame pattern than the true one's, over 53 ms: a locked
     phase, which the inverse STFT turns into lines at multiples of 150 Hz and 1.2 kHz (0:
-    the published losses).
+    the published losses). `phase_lag` > 0 adds that weight times
+    `losses.phase_lag_loss`, the phase-time-difference loss over `phase_lags` frames instead
+    of one: how far each decoded bin's frequency strays, which one frame cannot see (0: the
+    published losses).
     """
 
     amplitude: float = 45.0
@@ -80,6 +83,8 @@ class LossWeights:
     hop_lines: float = 0.0
     hop_lines_excess: bool = False
     coherence: float = 0.0
+    phase_lag: float = 0.0
+    phase_lags: tuple[int, ...] = (8, 32)
 
     @property
     def uses_neurogram(self) -> bool:

@@ -292,3 +292,35 @@ def test_coherence_weight_adds_its_term_to_the_total() -> None:
     assert weighted.coherence.item() > 0.1
     assert weighted.total.item() == pytest.approx(
         plain.total.item() + 300 * weighted.coherence.item(), rel=1e-5)
+
+
+def test_phase_lag_loss_sees_a_frequency_error_that_one_frame_hides() -> None:
+    """A decoded frequency slightly off adds the same small error every frame: the
+    one-frame difference (L_PTD) barely sees it, the loss over 32 frames sees it 32 times
+    larger; a copy costs nothing, a constant offset costs nothing (only advances count),
+    lags longer than the spectra are skipped, and the term enters the total at its weight."""
+    frames, bins = 100, 9
+    g = torch.Generator().manual_seed(0)
+    true = (torch.rand(2, bins, frames, generator=g) * 2 - 1) * math.pi
+    drift = true + 0.02 * torch.arange(frames)  # 0.02 rad per frame: a small frequency error
+    assert losses.phase_lag_loss(true, true, None, (8, 32)).item() == pytest.approx(0, abs=1e-6)
+    assert losses.phase_lag_loss(true, true + 1.0, None, (8, 32)).item() == pytest.approx(
+        0, abs=1e-5)
+    ptd = losses.phase_losses(true, drift)[2].item()
+    assert ptd == pytest.approx(0.02, rel=1e-3)
+    assert losses.phase_lag_loss(true, drift, None, (32,)).item() == pytest.approx(0.64, rel=1e-3)
+    weight = torch.rand(2, bins, frames, generator=g) + 0.1
+    assert losses.phase_lag_loss(true, drift, weight, (32,)).item() == pytest.approx(0.64, rel=1e-3)
+    assert losses.phase_lag_loss(true, drift, None, (8, 1000)).item() == pytest.approx(
+        0.16, rel=1e-3)
+    assert losses.phase_lag_loss(true, drift, None, (1000,)).item() == 0
+    out, target, mel = _perfect_reconstruction(samples=8000)
+    zero = torch.zeros(())
+    shifted = dataclasses.replace(out, phase=out.phase + 0.02 * torch.arange(out.phase.shape[-1]))
+    plain = losses.generator_loss(shifted, target, mel, zero, zero, CONFIG, LossWeights())
+    assert plain.phase_lag.item() == 0
+    weighted = losses.generator_loss(shifted, target, mel, zero, zero, CONFIG,
+                                     LossWeights(phase_lag=50))
+    assert weighted.phase_lag.item() > 0.1
+    assert weighted.total.item() == pytest.approx(
+        plain.total.item() + 50 * weighted.phase_lag.item(), rel=1e-5)
