@@ -105,12 +105,14 @@ def test_the_neurogram_and_hop_line_terms_join_the_total_when_weighted() -> None
 
 
 def test_the_cpu_trunk_preset_trains_the_kept_recipe() -> None:
-    """The recipe docs/training.md keeps: the cpu preset's codec and batch, lr 5e-4, no GAN,
-    the phase losses weighted by amplitude, the long-window, neurogram, phase-lock and
-    frame-rate line terms on."""
+    """The recipe docs/training.md keeps: the cpu preset's codec and samples per step (in
+    crops twice as long), lr 5e-4, no GAN, the phase losses weighted by amplitude, the
+    long-window (up to 8 192 samples), neurogram, phase-lock and frame-rate line terms on."""
     cpu, trunk = get_train_preset("cpu"), get_train_preset("cpu-trunk")
     changed = {k for k, v in trunk.to_dict().items() if v != cpu.to_dict()[k]}
-    assert changed == {"name", "lr", "gan_start", "loss"}
+    assert changed == {"name", "lr", "gan_start", "loss", "segment", "batch_size"}
+    assert trunk.segment * trunk.batch_size == cpu.segment * cpu.batch_size
+    assert trunk.segment > max(trunk.loss.long_stft_windows) == 8192
     assert trunk.gan_start > trunk.steps and trunk.lr == 5e-4
     config = trunk.override({"batch_size": "2", "revive_every": "0"})
     trainer = Trainer(config, Process(0, 1, torch.device("cpu")))
