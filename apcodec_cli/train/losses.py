@@ -61,10 +61,11 @@ def phase_lag_loss(phase: torch.Tensor, phase_hat: torch.Tensor,
 
     A bin's phase advance over L frames is 2π·f·L·hop / rate: a decoded frequency 5 Hz off
     misses it by 0.026 rad over one 40-sample hop, invisible beside the other errors, and by
-    0.84 rad over 32 hops (27 ms). Over long spectra such errors are what keeps the decoded
-    fine structure from the source's (`artefacts.peak_spread`): a loss over longer lags
-    sees the frequency of each bin's content, not only its frame-to-frame jitter. Off by
-    default (`LossWeights.phase_lag`)."""
+    0.84 rad over 32 hops (27 ms): a loss over longer lags sees the frequency of each bin's
+    content, not only its frame-to-frame jitter. It was aimed at the spread of the decoded
+    long-term fine structure (`artefacts.peak_spread`) and did not narrow it in a branch of
+    2 000 steps (docs/training.md, "Tried and not kept"). Off by default
+    (`LossWeights.phase_lag`)."""
     error = phase - phase_hat
     terms = []
     for lag in lags:
