@@ -172,12 +172,19 @@ def log_mel_distance(reference: np.ndarray, degraded: np.ndarray, rate: int) -> 
     return float(np.mean(np.abs(log_mel(ref, rate) - log_mel(deg, rate)))) if len(ref) else math.nan
 
 
+#: RMS at or below which `level_db` calls a source, and a decoded signal, silent.
+SILENT_SOURCE_RMS = 1e-6
+SILENT_DECODED_RMS = 1e-9
+
+
 def level_db(reference: np.ndarray, degraded: np.ndarray) -> float:
     """Level of `degraded` against `reference` (ratio of RMS, dB; 0 is right); NaN if either
     is silent."""
     ref, deg = _aligned(reference, degraded)
     ref_rms, deg_rms = math.sqrt(float(np.mean(ref ** 2))), math.sqrt(float(np.mean(deg ** 2)))
-    return 20.0 * math.log10(deg_rms / ref_rms) if ref_rms > 1e-6 and deg_rms > 1e-9 else math.nan
+    if ref_rms > SILENT_SOURCE_RMS and deg_rms > SILENT_DECODED_RMS:
+        return 20.0 * math.log10(deg_rms / ref_rms)
+    return math.nan
 
 
 @functools.lru_cache(maxsize=1)

@@ -33,6 +33,7 @@ import click
 import torch
 from tqdm import tqdm
 
+from ..evaluate.metrics import SILENT_DECODED_RMS, SILENT_SOURCE_RMS
 from ..models import weights
 from ..nn import spectral
 from ..nn.model import APCodec
@@ -88,8 +89,8 @@ def measure(model: APCodec, windows: list[tuple[Clip, int, int]],
     divided by its source's total so that every window counts alike (pooled raw energies
     let the loudest windows set the level of all). `levels` is each window's decoded level
     against its source in dB, as `apcodec eval` reports it per clip, where the decoded
-    window is not silent. A silent source window (RMS below 1e-6, as in `metrics.level_db`)
-    is left out of both."""
+    window is not silent. A silent source window (as `metrics.level_db` calls one) is left
+    out of both."""
     config = model.config
     source = torch.zeros(config.n_bins, dtype=torch.float64)
     decoded = torch.zeros(config.n_bins, dtype=torch.float64)
@@ -97,7 +98,7 @@ def measure(model: APCodec, windows: list[tuple[Clip, int, int]],
     for clip, start, length in tqdm(windows, desc="calibrating", unit="clip", file=sys.stderr,
                                     disable=quiet or not sys.stderr.isatty()):
         wav = torch.from_numpy(read_window(clip, start, length)).float().view(1, 1, -1)
-        if float(wav.square().mean()) <= 1e-12:  # silence: no level, and no weight
+        if math.sqrt(float(wav.square().mean())) <= SILENT_SOURCE_RMS:  # no level, no weight
             continue
         out = model(wav).wav
         src = spectral.stft(wav, config).abs().square().sum(dim=(0, 2)).double()
@@ -105,8 +106,8 @@ def measure(model: APCodec, windows: list[tuple[Clip, int, int]],
         scale = src.sum().clamp(min=1e-20)
         source += src / scale
         decoded += dec / scale
-        if float(out.square().mean()) > 1e-18:
-            levels.append(10 * math.log10(float(dec.sum() / scale)))  # as eval: not silence
+        if math.sqrt(float(out.square().mean())) > SILENT_DECODED_RMS:  # as eval
+            levels.append(10 * math.log10(float(dec.sum() / scale)))
     return source / decoded.clamp(min=1e-20), torch.tensor(levels, dtype=torch.float64)
 
 
