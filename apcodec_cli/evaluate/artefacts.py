@@ -120,17 +120,9 @@ def peak_spread(reference: np.ndarray, decoded: np.ndarray, rate: int, draws: in
     flattens the source's), its standard deviation over the bins, and the expected largest of
     `draws` bins drawn at random without replacement, the level `hop_peaks_db` reads for a
     codec with no line (exact, from the order statistics)."""
-    n = min(len(reference), len(decoded))
-    half, gap = _ring(rate)
     lo, hi = (round(f * LTAS_FFT / rate) for f in SPREAD_HZ)
-    centres = np.arange(lo, hi)
-    prominences = []
-    for x in (reference, decoded):
-        spectrum = ltas_db(x[:n])
-        windows = np.lib.stride_tricks.sliding_window_view(spectrum, 2 * half + 1)[centres - half]
-        around = np.concatenate([windows[:, :half - gap], windows[:, half + gap + 1:]], axis=1)
-        prominences.append(windows[:, half - 2:half + 3].max(axis=1) - np.median(around, axis=1))
-    excess = np.sort(prominences[1] - prominences[0])
+    excess = np.sort(_excess_prominence(reference, decoded, rate,
+                                        [k * rate / LTAS_FFT for k in range(lo, hi)]))
     # P(the largest of `draws` is the i-th smallest) = C(i - 1, draws - 1) / C(len, draws)
     i = np.arange(1, len(excess) + 1)
     log_weight = _log_choose(i - 1, draws - 1) - _log_choose(len(excess), draws)
