@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 import click
 import numpy as np
@@ -83,44 +83,37 @@ def diagnose_clip(model: APCodec, clip: Clip, seconds: float, seed: int = 0) -> 
 
 def markdown(rows: list[dict]) -> str:
     """One table per category: each system's metrics (mean ± standard error) and level."""
-    out = []
-    for category in sorted({r["category"] for r in rows}):
-        mine = [r for r in rows if r["category"] == category]
-        systems = list(dict.fromkeys(r["system"] for r in mine))
-        columns = [(k, h, d) for k, h, d in report.COLUMNS if k != "kbps"
-                   if any(k in r for r in mine)]
-        clips = len({r["clip"] for r in mine})
-        out.append(f"### {category} ({clips} clips)\n")
-        out.append("| system | " + " | ".join(h for _, h, _ in columns) + " |")
-        out.append("|---|" + "---:|" * len(columns))
-        for system in systems:
-            cells = [report.format_stat(report.mean_se(r.get(k) for r in mine
-                                                       if r["system"] == system), d, clips)
-                     for k, _, d in columns]
-            out.append(f"| {system} | " + " | ".join(cells) + " |")
-        out.append("")
-    return "\n".join(out)
+    columns = [(k, h, d) for k, h, d in report.COLUMNS if k != "kbps"]
+    return _tables(rows, columns, "{category} ({clips} clips)")
 
 
-PEAK_COLUMNS = (("hop_peaks", "hop peaks dB"), ("off_peaks", "off peaks dB"),
-                ("spread_random_max", "six random bins dB"),
-                ("spread_mean", "mean excess dB"), ("spread_std", "excess sd dB"))
+PEAK_COLUMNS = (("hop_peaks", "hop peaks dB", 2), ("off_peaks", "off peaks dB", 2),
+                ("spread_random_max", "six random bins dB", 2),
+                ("spread_mean", "mean excess dB", 2), ("spread_std", "excess sd dB", 2))
 
 
 def peaks_markdown(rows: list[dict]) -> str:
     """One table per category: the peak measures beside their chance level
     (`artefacts.peak_spread`). A line shows as hop peaks above the six random bins."""
+    return _tables(rows, PEAK_COLUMNS, "{category}: peaks against their chance level")
+
+
+def _tables(rows: list[dict], columns: Sequence[tuple[str, str, int]], title: str) -> str:
+    """One table per category of `rows`, headed `title` (formatted with the category and
+    its number of clips): a line per system, a cell per (key, header, decimals) column
+    that any of the category's rows has, the mean ± standard error over its clips."""
     out = []
     for category in sorted({r["category"] for r in rows}):
         mine = [r for r in rows if r["category"] == category]
+        present = [(k, h, d) for k, h, d in columns if any(k in r for r in mine)]
         clips = len({r["clip"] for r in mine})
-        out.append(f"### {category}: peaks against their chance level\n")
-        out.append("| system | " + " | ".join(h for _, h in PEAK_COLUMNS) + " |")
-        out.append("|---|" + "---:|" * len(PEAK_COLUMNS))
+        out.append(f"### {title.format(category=category, clips=clips)}\n")
+        out.append("| system | " + " | ".join(h for _, h, _ in present) + " |")
+        out.append("|---|" + "---:|" * len(present))
         for system in dict.fromkeys(r["system"] for r in mine):
             cells = [report.format_stat(report.mean_se(r.get(k) for r in mine
-                                                       if r["system"] == system), 2, clips)
-                     for k, _ in PEAK_COLUMNS]
+                                                       if r["system"] == system), d, clips)
+                     for k, _, d in present]
             out.append(f"| {system} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
