@@ -1,6 +1,6 @@
 """Latency and per-frame compute of the streamable model, on one CPU thread.
 
-    python scripts/streaming_latency.py [--weights weights/apcodec-s-r1-7abaa366db3037cf.pt] [--seconds 10]
+    python scripts/streaming_latency.py [--weights weights/apcodec-s-r3-15e6d42560dee695.pt] [--seconds 10]
 
 Prints (markdown):
 * the algorithmic latency, computed from the configuration and measured: an impulse is

@@ -101,6 +101,13 @@ RETIRED: tuple[Retired, ...] = (
             frozenset(bytes.fromhex(f) for f in ("750a8b1b89c5a49f", "00d660394d36824d",
                                                   "13be4731e75a8dce")),
             "e57bcf6", "2026-12-07"),
+    Retired("apcodec-s-r1",
+            ("apcodec-s-r1-7abaa366db3037cf.pt",
+             "apcodec-s-r1-7abaa366db3037cf-tables1-a54eb7abf3f2267a.pt",
+             "apcodec-s-r1-7abaa366db3037cf-tables2-3b8be61b961222e5.pt"),
+            frozenset(bytes.fromhex(f) for f in ("7abaa366db3037cf", "a54eb7abf3f2267a",
+                                                  "3b8be61b961222e5")),
+            "38f044b", "2026-12-07"),
 )
 
 

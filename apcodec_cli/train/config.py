@@ -304,7 +304,7 @@ PRESETS: dict[str, TrainConfig] = {
         val_every=2000, save_every=1000, val_clips=8),
     # The streamable model, distilled from the newest full model (release apcodec-r5) and
     # started from the streamable release's weights (pass --init
-    # weights/apcodec-s-r2-405e1cab559c2f0b.pt); `--set teacher=` trains it without.
+    # weights/apcodec-s-r3-15e6d42560dee695.pt); `--set teacher=` trains it without.
     "stream-cpu": TrainConfig(
         name="stream-cpu", codec=get_preset("apcodec-s-48k-small"), batch_size=8,
         steps=200_000, gan_start=20_000, grad_clip=1000.0,
