@@ -42,7 +42,8 @@ def main(baseline: Path, candidate: Path, systems: tuple[str, str] | None) -> No
     for r in records:
         click.echo(f"| {r['category']} | {r['system']} | {r['metric']} | {r['clips']} "
                    f"| {r['baseline']:.3f} | {r['candidate']:.3f} "
-                   f"| {r['difference']:+.3f} ± {r['se']:.3f} | {r['better']}/{r['clips']} |")
+                   f"| {r['difference']:+.3f} ± {r['se']:.3f} "
+                   f"| {'–' if r['better'] is None else r['better']}/{r['clips']} |")
 
 
 if __name__ == "__main__":

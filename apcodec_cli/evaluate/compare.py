@@ -9,7 +9,10 @@ baseline) ± the standard error of that difference, and on how many clips the ca
 better (higher for ViSQOL, PESQ and ESTOI; lower for LSD, the log-mel distance and the
 artefacts, the hop and code lines and the quiet floor; nearer 0 dB for the level). Pairing
 clip by clip removes the spread between clips, which is most of the spread of each file's
-own means. With `--systems BASE CAND` it pairs two systems instead, BASE's rows of the
+own means. The pooled line peaks (`artefacts.pooled_peaks`) are a figure of the set of
+clips, not of each: their record compares the two files' figures on the clips both
+scored, with the standard error of the difference from resampling those clips (paired,
+2 000 draws), and counts no clips better. With `--systems BASE CAND` it pairs two systems instead, BASE's rows of the
 first file against CAND's of the second (the same file twice: apcodec against Opus in one
 run).
 """
@@ -21,6 +24,9 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
+
+from . import artefacts
 from .report import mean_se
 
 #: Metric -> +1 where higher is better, -1 where lower is better, 0 where nearer 0 is.
@@ -62,6 +68,32 @@ def compare(baseline: dict, candidate: dict) -> Iterable[dict[str, Any]]:
                    "baseline": sum(b for b, _ in pairs) / n,
                    "candidate": sum(c for _, c in pairs) / n,
                    "difference": diff.mean, "se": diff.se, "better": better}
+        pooled = _pooled([baseline[k] for k in clips], [candidate[k] for k in clips])
+        if pooled:
+            yield {"category": category, "system": system, **pooled}
+
+
+RESAMPLES = 2000  # draws of the clips for the pooled figure's standard error
+
+
+def _pooled(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]]
+            ) -> dict[str, Any] | None:
+    """The pooled-peaks record of paired rows (those with a `hop_peak_profile` in both),
+    or None where fewer than two clips have one."""
+    pairs = [(b["hop_peak_profile"], c["hop_peak_profile"]) for b, c in zip(baseline, candidate)
+             if b.get("hop_peak_profile") and c.get("hop_peak_profile")]
+    base, cand = (np.array([p[i] for p in pairs], np.float64).reshape(-1, artefacts.HOP_LINES)
+                  for i in (0, 1))
+    kept = np.isfinite(base).all(axis=1) & np.isfinite(cand).all(axis=1)
+    base, cand = base[kept], cand[kept]
+    if len(base) < 2:
+        return None
+    b, c = artefacts.pooled_peaks(base)[0], artefacts.pooled_peaks(cand)[0]
+    draws = np.random.default_rng(0).integers(0, len(base), (RESAMPLES, len(base)))
+    diffs = base[draws].mean(axis=1).max(axis=1), cand[draws].mean(axis=1).max(axis=1)
+    return {"metric": "pooled_peaks", "clips": len(base), "baseline": b, "candidate": c,
+            "difference": c - b, "se": float(np.std(diffs[1] - diffs[0], ddof=1)),
+            "better": None}
 
 
 def _number(value: Any) -> bool:

@@ -253,6 +253,12 @@ def hop_peaks(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
     return float(artefacts.hop_peaks_db(reference, degraded, rate, HOP_LENGTH).max())
 
 
+def hop_peak_profile(reference: np.ndarray, degraded: np.ndarray, rate: int) -> list[float]:
+    """The excess prominence (dB) at each of the first multiples of the codec's frame rate
+    (`artefacts.hop_peaks_db`): what `artefacts.pooled_peaks` averages over clips."""
+    return [float(v) for v in artefacts.hop_peaks_db(reference, degraded, rate, HOP_LENGTH)]
+
+
 def off_peaks(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
     """`hop_peaks` measured away from the multiples of the frame rate
     (`artefacts.off_peaks_db`): what it reads where there is no line."""

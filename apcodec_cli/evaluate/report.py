@@ -6,6 +6,10 @@ import dataclasses
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
+
+from . import artefacts
+
 #: Table columns: row key, header (the arrow says which way is better), decimals.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("kbps", "kbit/s", 2),
@@ -17,6 +21,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("level", "level dB", 2),
     ("hop_lines", "hop lines dB ↓", 1),
     ("hop_peaks", "hop peaks dB ↓", 1),
+    ("pooled_peaks", "pooled peaks dB ↓", 1),
     ("off_peaks", "off peaks dB ↓", 1),
     ("code_lines", "code lines dB ↓", 1),
     ("quiet_floor", "quiet floor dB ↓", 1),
@@ -48,15 +53,28 @@ def mean_se(values: Iterable[float | None]) -> Stat:
     return Stat(mean, math.sqrt(variance / n), n)
 
 
+#: Columns that are a statistic of the whole set of clips, not a mean over them.
+POOLED = frozenset({"pooled_peaks"})
+
+
 def summarize(rows: Sequence[Mapping[str, Any]]) -> Summary:
     """Statistics of every column per category and system (systems in order of appearance)."""
     groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
     for row in rows:
         groups.setdefault(row["category"], {}).setdefault(row["system"], []).append(row)
-    return {category: {system: {key: mean_se(r.get(key) for r in members)
+    return {category: {system: {key: (_pooled(members) if key in POOLED else
+                                      mean_se(r.get(key) for r in members))
                                 for key, _, _ in COLUMNS}
                        for system, members in systems.items()}
             for category, systems in sorted(groups.items())}
+
+
+def _pooled(members: Sequence[Mapping[str, Any]]) -> Stat:
+    """`artefacts.pooled_peaks` of the clips whose rows hold a `hop_peak_profile` (rows
+    written before it have none: no value)."""
+    profiles = [r["hop_peak_profile"] for r in members if r.get("hop_peak_profile")]
+    mean, se = artefacts.pooled_peaks(np.array(profiles)) if profiles else (math.nan, math.nan)
+    return Stat(mean, se, len(profiles) if math.isfinite(mean) else 0)
 
 
 def format_stat(stat: Stat, decimals: int, clips: int) -> str:

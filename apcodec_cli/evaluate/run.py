@@ -190,6 +190,7 @@ def evaluate_clip(codec: "Codec", clip: Clip, settings: Settings) -> list[Row]:
             rows.append({"clip": clip.name, "path": clip.path, "category": clip.category,
                          "system": system, "seconds": round(seconds, 4), "bytes": size,
                          "kbps": size * 8 / seconds / 1000 if seconds else math.nan, **scores,
+                         "hop_peak_profile": metrics.hop_peak_profile(wav, audio, RATE),
                          "coding_s": round(coding_s, 3),
                          "scoring_s": round(time.perf_counter() - start, 3)})
     if settings.report:

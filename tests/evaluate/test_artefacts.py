@@ -134,3 +134,21 @@ def test_peak_spread_is_the_chance_level_of_the_peak_measures() -> None:
     assert excess.std() == pytest.approx(spread["std"])
     drawn = [rng.choice(excess, 6, replace=False).max() for _ in range(20_000)]
     assert np.mean(drawn) == pytest.approx(spread["random_max"], abs=0.05)
+
+
+def test_pooled_peaks_keep_a_line_and_average_the_scatter_away() -> None:
+    """Clips whose six excess prominences scatter around 0 read well above 0 as the mean
+    of each clip's largest (hop_peaks_db), near 0 pooled; a line of 3 dB at the second
+    multiple in every clip reads 3 dB pooled, with the standard error of that line."""
+    rng = np.random.default_rng(5)
+    scatter = rng.normal(0, 3, (200, artefacts.HOP_LINES))
+    mean, se = artefacts.pooled_peaks(scatter)
+    assert scatter.max(axis=1).mean() > 3 and abs(mean) < 4 * se < 1.5
+    lined = scatter.copy()
+    lined[:, 1] += 10
+    mean, se = artefacts.pooled_peaks(lined)
+    assert mean == pytest.approx(10 + scatter[:, 1].mean())
+    assert se == pytest.approx(scatter[:, 1].std(ddof=1) / math.sqrt(200))
+    with_nan = np.vstack([lined, np.full(artefacts.HOP_LINES, np.nan)])
+    assert artefacts.pooled_peaks(with_nan) == (mean, se)  # a clip not measured
+    assert all(math.isnan(v) for v in artefacts.pooled_peaks(lined[:1]))

@@ -190,6 +190,19 @@ def test_one_table_per_category_with_only_measured_columns() -> None:
     assert "| opus-6k-cbr | 6.00 (n=1) |" in speech_part  # fewer clips than the category
     summary = report.summary_json(report.summarize(rows))
     assert summary["music"]["apcodec"]["pesq"] == {"mean": None, "se": None, "n": 0}
+    assert summary["speech"]["apcodec"]["pooled_peaks"]["n"] == 0  # rows without profiles
+
+
+def test_pooled_peaks_are_a_statistic_of_the_set_of_clips() -> None:
+    """The pooled column averages each multiple's excess over the clips, then takes the
+    largest: two clips with their largest at different multiples pool to less."""
+    rows = [_row("speech", "apcodec", hop_peaks=4.0, hop_peak_profile=[4, 0, 0, 0, 0, 0]),
+            _row("speech", "apcodec", hop_peaks=4.0, hop_peak_profile=[0, 4, 0, 0, 0, 1]),
+            _row("speech", "apcodec", hop_peaks=2.0, hop_peak_profile=[2, 0, 0, 0, 0, 0])]
+    stat = report.summarize(rows)["speech"]["apcodec"]["pooled_peaks"]
+    assert stat.mean == pytest.approx(2.0) and stat.n == 3
+    assert stat.se == pytest.approx(np.std([4, 0, 2], ddof=1) / np.sqrt(3))
+    assert "pooled peaks dB" in report.markdown_report(report.summarize(rows))
 
 
 # ---- clips -----------------------------------------------------------------------------------
@@ -274,6 +287,7 @@ def test_command_end_to_end(tmp_path, tiny_weights) -> None:
     document = json.loads((tmp_path / "out.json").read_text())
     (row,) = document["rows"]
     assert row["system"] == "apcodec" and row["kbps"] > 6.0 and row["visqol"] is not None
+    assert len(row["hop_peak_profile"]) == 6
     again = invoke(evaluate, *args)
     assert again.exit_code == 2 and "--force" in again.output
 
@@ -344,6 +358,31 @@ def test_compare_pairs_clips_and_counts_the_better_side(tmp_path) -> None:
          "system": "apcodec", "visqol": 3.0} for folder in ("a", "b")]}))
     assert [r["clips"] for r in compare.compare(compare.read_rows(twins), compare.read_rows(twins))] \
         == [2]
+
+
+def test_compare_pools_the_line_peaks_of_the_clips_both_scored(tmp_path) -> None:
+    """The pooled figure of each file over the paired clips, their difference, a resampled
+    standard error, and no count of clips better (it is not a figure of one clip)."""
+    import json
+    from apcodec_cli.evaluate import compare
+    compare_runs = script("compare_runs").main
+    rng = np.random.default_rng(6)
+    scatter = rng.normal(0, 1, (40, 6))
+    lined = scatter + np.array([0, 3, 0, 0, 0, 0])
+
+    def rows(profiles):
+        return {"rows": [{"clip": f"c{i}", "category": "speech", "system": "apcodec",
+                          "hop_peak_profile": list(p)} for i, p in enumerate(profiles)]}
+    base, cand = tmp_path / "a.json", tmp_path / "b.json"
+    base.write_text(json.dumps(rows(lined)))
+    cand.write_text(json.dumps(rows(scatter[:30])))  # ten clips fewer: pairs only 30
+    (record,) = compare.compare(compare.read_rows(base), compare.read_rows(cand))
+    assert record["metric"] == "pooled_peaks" and record["clips"] == 30
+    assert record["baseline"] == pytest.approx(lined[:30].mean(0).max())
+    assert record["difference"] == pytest.approx(scatter[:30].mean(0).max() - record["baseline"])
+    assert record["difference"] < -2 and 0 < record["se"] < 0.5 and record["better"] is None
+    result = invoke(compare_runs, base, cand)
+    assert result.exit_code == 0 and "| pooled_peaks | 30 |" in result.output and "| –/30 |" in result.output
 
 
 def test_bands_command_end_to_end(tmp_path, tiny_weights, monkeypatch) -> None:

@@ -76,7 +76,9 @@ def _paired(rows: Sequence[Mapping[str, Any]], category: str, opus: str) -> str:
         d = _DECIMALS[r["metric"]]
         lines.append([_NAMES[r["metric"]], f"{r['candidate']:.{d}f}", f"{r['baseline']:.{d}f}",
                       f"{r['difference']:+.{d}f} ± {r['se']:.{d}f}" if r["clips"] > 1
-                      else f"{r['difference']:+.{d}f}", f"{r['better']} of {r['clips']}"])
+                      else f"{r['difference']:+.{d}f}",
+                      f"{r['clips']} pooled" if r["better"] is None
+                      else f"{r['better']} of {r['clips']}"])
     return (f"<p>APCodec against <b>{_e(opus)}</b>, paired clip by clip (level: better is "
             f"nearer 0 dB):</p>\n" + _table(["metric", "apcodec", opus, "difference ± SE",
                                             "apcodec better on"], lines))
