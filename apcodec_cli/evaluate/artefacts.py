@@ -29,8 +29,8 @@
                        same frequencies in every clip and survives the average; the
                        fine-structure scatter that gives hop_peaks_db its chance level
                        does not (held-out speech, 48 clips: a streamable model with a
-                       buzz 3.5 dB, release 5 1.3 dB, Opus at 12 kbit/s 0.0 dB, where
-                       hop_peaks_db reads 7.2, 3.2 and 3.0 dB). Six means are still a
+                       buzz 3.5 dB, release 5 1.4 dB, Opus at 12 kbit/s 0.0 dB, where
+                       hop_peaks_db reads 7.2, 3.3 and 3.0 dB). Six means are still a
                        largest of six: with no line it reads about one standard error
                        above 0
     code_lines_db      the same kind of buzz at multiples of the code frame rate (150 Hz):

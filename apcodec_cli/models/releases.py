@@ -108,6 +108,11 @@ RETIRED: tuple[Retired, ...] = (
             frozenset(bytes.fromhex(f) for f in ("7abaa366db3037cf", "a54eb7abf3f2267a",
                                                   "3b8be61b961222e5")),
             "38f044b", "2026-12-07"),
+    Retired("apcodec-r2",
+            ("apcodec-r2-b4607f97d1d64462.pt",
+             "apcodec-r2-b4607f97d1d64462-tables1-1f5b84105cbfc51c.pt"),
+            frozenset(bytes.fromhex(f) for f in ("b4607f97d1d64462", "1f5b84105cbfc51c")),
+            "49fcb8b", "2026-12-07"),
 )
 
 

@@ -302,7 +302,7 @@ PRESETS: dict[str, TrainConfig] = {
         grad_clip=1000.0,
         mpd_channels=(16, 64, 128, 256, 256), mrd_channels=16, log_every=50,
         val_every=2000, save_every=1000, val_clips=8),
-    # The streamable model, distilled from the newest full model (release apcodec-r5) and
+    # The streamable model, distilled from the newest full model (release apcodec-r6) and
     # started from the streamable release's weights (pass --init
     # weights/apcodec-s-r3-15e6d42560dee695.pt); `--set teacher=` trains it without.
     "stream-cpu": TrainConfig(
@@ -310,7 +310,7 @@ PRESETS: dict[str, TrainConfig] = {
         steps=200_000, gan_start=20_000, grad_clip=1000.0,
         mpd_channels=(16, 64, 128, 256, 256), mrd_channels=16, log_every=50,
         val_every=2000, save_every=1000, val_clips=8,
-        teacher="weights/apcodec-r5-f25480767f31588e.pt"),
+        teacher="weights/apcodec-r6-c0a206d5c539f766.pt"),
     "tiny": TrainConfig(
         name="tiny", codec=get_preset("tiny"), segment=1600, batch_size=2, steps=20,
         mpd_channels=(4, 8, 8, 8, 8), mrd_channels=4, log_every=1, val_every=0,
