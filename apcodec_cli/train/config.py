@@ -325,8 +325,9 @@ PRESETS: dict[str, TrainConfig] = {
 #: frame-rate line (`hop_lines`) losses, crops of 16 000 samples (batch 4: the samples of a
 #: step unchanged) and a fourth long window of 8 192. Measured as the continuation of
 #: trained weights (`--init`); weights for shipping come from short branches of it with a
-#: decaying lr and three quarters speech (`--set lr=1e-4 --set lr_decay=0.7
-#: --set steps_per_epoch=500 --set steps=4000 --set speech_share=0.75`).
+#: decaying lr, three quarters speech and crops of 32 000 samples (release 6: `--set lr=5e-5
+#: --set lr_decay=0.7 --set steps_per_epoch=500 --set steps=2000 --set speech_share=0.75
+#: --set segment=32000 --set batch_size=2`).
 PRESETS["cpu-trunk"] = dataclasses.replace(
     PRESETS["cpu"], name="cpu-trunk", lr=5e-4, gan_start=100_000_000, segment=16_000,
     batch_size=4,
