@@ -60,7 +60,9 @@ class LossWeights:
     the published losses). `phase_lag` > 0 adds that weight times
     `losses.phase_lag_loss`, the phase-time-difference loss over `phase_lags` frames instead
     of one: how far each decoded bin's frequency strays, which one frame cannot see (0: the
-    published losses).
+    published losses). `level` > 0 adds that weight times `losses.level_loss`, the dB error
+    of each crop's decoded energy in 12 bands: the level clip by clip (0: the published
+    losses).
     """
 
     amplitude: float = 45.0
@@ -85,6 +87,7 @@ class LossWeights:
     coherence: float = 0.0
     phase_lag: float = 0.0
     phase_lags: tuple[int, ...] = (8, 32)
+    level: float = 0.0
 
     @property
     def uses_neurogram(self) -> bool:

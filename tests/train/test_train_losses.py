@@ -324,3 +324,42 @@ def test_phase_lag_loss_sees_a_frequency_error_that_one_frame_hides() -> None:
     assert weighted.phase_lag.item() > 0.1
     assert weighted.total.item() == pytest.approx(
         plain.total.item() + 50 * weighted.phase_lag.item(), rel=1e-5)
+
+
+def test_level_loss_reads_each_band_s_energy_over_the_crop() -> None:
+    """0 for the true spectrum; a decoded spectrum 2 dB louder everywhere reads 2 dB, one
+    louder in one band reads that band's share; a band far below the loudest does not count;
+    the phase and the spread of energy over frames within a band do not matter."""
+    g = torch.Generator().manual_seed(0)
+    spec = torch.randn(2, 513, 40, dtype=torch.complex64, generator=g)
+    assert losses.level_loss(spec, spec).item() == pytest.approx(0, abs=1e-5)
+    louder = spec * 10 ** (2 / 20)
+    assert losses.level_loss(spec, louder).item() == pytest.approx(2, rel=1e-4)
+    turned = spec * torch.exp(1j * torch.rand(spec.shape, generator=g))
+    assert losses.level_loss(spec, turned).item() == pytest.approx(0, abs=1e-4)
+    moved = spec.clone()
+    moved[..., :20] *= math.sqrt(1.5)
+    moved[..., 20:] *= math.sqrt(0.5)  # each bin's energy over the crop is unchanged
+    assert losses.level_loss(spec, moved).item() == pytest.approx(0, abs=0.3)
+    top = spec.clone()
+    top[:, 400:] *= 10 ** (6 / 20)  # the last band starts below bin 400: part of it
+    part = losses.level_loss(spec, top).item()
+    assert 0 < part < 6
+    quiet = spec.clone()
+    quiet[:, 400:] *= 1e-5  # 100 dB down: that band no longer counts
+    assert losses.level_loss(quiet, quiet * 2).item() == pytest.approx(20 * math.log10(2), rel=1e-4)
+    decoded = spec.clone().requires_grad_(True)
+    losses.level_loss(spec, decoded * 2).backward()
+    assert decoded.grad is not None and decoded.grad.abs().sum() > 0
+
+
+def test_level_loss_joins_the_total_when_weighted() -> None:
+    out, target, mel = _perfect_reconstruction(samples=8000)
+    zero = torch.zeros(())
+    louder = dataclasses.replace(out, log_amp=out.log_amp + 0.3)
+    plain = losses.generator_loss(louder, target, mel, zero, zero, CONFIG, LossWeights())
+    assert plain.level.item() == 0
+    weighted = losses.generator_loss(louder, target, mel, zero, zero, CONFIG, LossWeights(level=5))
+    assert weighted.level.item() == pytest.approx(20 * 0.3 / math.log(10), rel=1e-3)
+    assert weighted.total.item() == pytest.approx(
+        plain.total.item() + 5 * weighted.level.item(), rel=1e-5)
