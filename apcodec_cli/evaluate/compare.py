@@ -12,9 +12,9 @@ clip by clip removes the spread between clips, which is most of the spread of ea
 own means. The pooled line peaks (`artefacts.pooled_peaks`) are a figure of the set of
 clips, not of each: their record compares the two files' figures on the clips both
 scored, with the standard error of the difference from resampling those clips (paired,
-2 000 draws), and counts no clips better. With `--systems BASE CAND` it pairs two systems instead, BASE's rows of the
-first file against CAND's of the second (the same file twice: apcodec against Opus in one
-run).
+2 000 draws), and counts no clips better. With `--systems BASE CAND` it pairs two systems
+instead, BASE's rows of the first file against CAND's of the second (the same file twice:
+apcodec against Opus in one run).
 """
 
 from __future__ import annotations

@@ -72,9 +72,11 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> Summary:
 def _pooled(members: Sequence[Mapping[str, Any]]) -> Stat:
     """`artefacts.pooled_peaks` of the clips whose rows hold a `hop_peak_profile` (rows
     written before it have none: no value)."""
-    profiles = [r["hop_peak_profile"] for r in members if r.get("hop_peak_profile")]
-    mean, se = artefacts.pooled_peaks(np.array(profiles)) if profiles else (math.nan, math.nan)
-    return Stat(mean, se, len(profiles) if math.isfinite(mean) else 0)
+    profiles = np.array([r["hop_peak_profile"] for r in members if r.get("hop_peak_profile")],
+                        np.float64).reshape(-1, artefacts.HOP_LINES)
+    mean, se = artefacts.pooled_peaks(profiles)
+    n = int(np.isfinite(profiles).all(axis=1).sum())
+    return Stat(mean, se, n if math.isfinite(mean) else 0)
 
 
 def format_stat(stat: Stat, decimals: int, clips: int) -> str:

@@ -198,7 +198,8 @@ def test_pooled_peaks_are_a_statistic_of_the_set_of_clips() -> None:
     largest: two clips with their largest at different multiples pool to less."""
     rows = [_row("speech", "apcodec", hop_peaks=4.0, hop_peak_profile=[4, 0, 0, 0, 0, 0]),
             _row("speech", "apcodec", hop_peaks=4.0, hop_peak_profile=[0, 4, 0, 0, 0, 1]),
-            _row("speech", "apcodec", hop_peaks=2.0, hop_peak_profile=[2, 0, 0, 0, 0, 0])]
+            _row("speech", "apcodec", hop_peaks=2.0, hop_peak_profile=[2, 0, 0, 0, 0, 0]),
+            _row("speech", "apcodec", hop_peaks=math.nan, hop_peak_profile=[math.nan] * 6)]
     stat = report.summarize(rows)["speech"]["apcodec"]["pooled_peaks"]
     assert stat.mean == pytest.approx(2.0) and stat.n == 3
     assert stat.se == pytest.approx(np.std([4, 0, 2], ddof=1) / np.sqrt(3))
