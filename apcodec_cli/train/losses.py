@@ -95,6 +95,8 @@ def level_loss(spec: torch.Tensor, spec_hat: torch.Tensor, bands: int = LEVEL_BA
     energy by an amount that depends on the content: the decoded level then strays by
     recording (held-out speech, release 6: a spread of 1.9 dB from clip to clip). This
     term matches the energy of a whole crop, as the level a listener and `level_db` read.
+    In a branch of 2 000 steps at weight 20 it narrowed that spread on the training
+    packages and widened it on held-out ones (docs/training.md, "Tried and not kept").
     Off by default (`LossWeights.level`)."""
     n_bins = spec.shape[1]
     edges = torch.unique(torch.round(torch.logspace(0, math.log10(n_bins), bands + 1)).long())
