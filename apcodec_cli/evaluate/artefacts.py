@@ -120,12 +120,19 @@ def _excess_prominence(reference: np.ndarray, decoded: np.ndarray, rate: int,
     return np.array(out)
 
 
+def measured_profiles(profiles: np.ndarray | list) -> np.ndarray:
+    """(clips, HOP_LINES) float64: the clips' `hop_peaks_db` rows, those with a NaN left
+    out (what `pooled_peaks` pools)."""
+    profiles = np.asarray(profiles, np.float64).reshape(-1, HOP_LINES)
+    return profiles[np.isfinite(profiles).all(axis=1)]
+
+
 def pooled_peaks(profiles: np.ndarray) -> tuple[float, float]:
     """(mean, standard error) in dB, over the clips, of the excess prominence at the
     frame-rate multiple where that mean is largest: `profiles` is (clips, HOP_LINES), each
-    row a clip's `hop_peaks_db`. Clips with a NaN are left out; NaNs for fewer than two."""
-    profiles = np.asarray(profiles, np.float64).reshape(-1, HOP_LINES)
-    profiles = profiles[np.isfinite(profiles).all(axis=1)]
+    row a clip's `hop_peaks_db`. Clips with a NaN are left out (`measured_profiles`); NaNs
+    for fewer than two."""
+    profiles = measured_profiles(profiles)
     if len(profiles) < 2:
         return math.nan, math.nan
     means = profiles.mean(axis=0)

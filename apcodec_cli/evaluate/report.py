@@ -6,8 +6,6 @@ import dataclasses
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
-
 from . import artefacts
 
 #: Table columns: row key, header (the arrow says which way is better), decimals.
@@ -72,11 +70,10 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> Summary:
 def _pooled(members: Sequence[Mapping[str, Any]]) -> Stat:
     """`artefacts.pooled_peaks` of the clips whose rows hold a `hop_peak_profile` (rows
     written before it have none: no value)."""
-    profiles = np.array([r["hop_peak_profile"] for r in members if r.get("hop_peak_profile")],
-                        np.float64).reshape(-1, artefacts.HOP_LINES)
+    profiles = artefacts.measured_profiles(
+        [r["hop_peak_profile"] for r in members if r.get("hop_peak_profile")])
     mean, se = artefacts.pooled_peaks(profiles)
-    n = int(np.isfinite(profiles).all(axis=1).sum())
-    return Stat(mean, se, n if math.isfinite(mean) else 0)
+    return Stat(mean, se, len(profiles) if math.isfinite(mean) else 0)
 
 
 def format_stat(stat: Stat, decimals: int, clips: int) -> str:
