@@ -32,7 +32,7 @@ from .engine.chunked import ChunkedEngine, default_batch_size
 from .engine.runners import LocalRunner
 from .engine.stream import StreamEngine
 from .errors import ApcodecError
-from .format import bitstream, damaged
+from .format import bitstream, damaged, levels
 from .format.atomic import atomic_write
 from .format.audio import AudioWriter, check_finite, read_blocks, resampled_length
 from .format.bitstream import ApcReader, ApcWriter, Header
@@ -166,17 +166,25 @@ class Codec:
 
     # ---- files ----------------------------------------------------------------------------
 
+    @property
+    def level_frames(self) -> int:
+        """Code frames per level segment of the files this codec writes: about
+        `levels.SEGMENT_SECONDS`, and a divisor of the chunk."""
+        wanted = max(1, round(levels.SEGMENT_SECONDS * self.config.sample_rate
+                              / self.config.samples_per_frame))
+        return math.gcd(wanted, self.chunk_frames)
+
     def file_header(self, channels: int, source_sample_rate: int, source_length: int,
                     coded_length: int, packet: int | None = None) -> Header:
-        """The header of the file these weights make of such audio: range-coded (format
-        version 2) when the weights hold code tables, else bit-packed (version 1).
+        """The header of the file these weights make of such audio: format version 3,
+        range-coded where the weights hold code tables (else every chunk bit-packed and
+        both fingerprints the network's), with level gains (`levels.py`).
 
         With `packet`, the header of a live stream (`live.py`) in records of `packet`
-        frames: lengths 0 (they follow in the stream), always bit-packed, and naming the
-        network alone, since records use no code tables.
+        frames: version 1, lengths 0 (they follow in the stream), always bit-packed, and
+        naming the network alone, since records use no code tables.
         """
         live = packet is not None
-        coded = self.weights.code_tables is not None and not live
         return Header(
             sample_rate=self.config.sample_rate,
             samples_per_frame=self.config.samples_per_frame,
@@ -191,26 +199,46 @@ class Codec:
             model_name=self.config.name,
             streamable=self.config.causal,
             live=live,
-            version=bitstream.VERSION_CODED if coded else bitstream.VERSION,
-            network_fingerprint=self.weights.network_fingerprint if coded else None,
+            version=bitstream.VERSION if live else bitstream.VERSION_LEVELS,
+            network_fingerprint=None if live else self.weights.network_fingerprint,
+            level_frames=0 if live else self.level_frames,
         )
 
     def encode_file(self, source: str | BinaryIO, target: Target, mono: bool = False,
                     progress: Progress | None = None) -> Header:
-        """Encode an audio file (any format soundfile reads) into a `.apc` file."""
+        """Encode an audio file (any format soundfile reads) into a `.apc` file.
+
+        The level gains (`levels.py`) come from analysis by synthesis: the codes are
+        decoded as they are made, a chunk behind the encoder, and each chunk is written
+        once the next one is decoded too (its last gain leans on the next chunk's first),
+        so the file leaves as it is made and memory stays flat. `progress` hears each
+        second twice, at half weight: once encoded, once decoded.
+        """
         info, total, blocks = read_blocks(source, self.config.sample_rate, mono=mono)
         header = self.file_header(1 if mono else info.channels, info.sample_rate,
                                   info.frames, total)
-        tables = self.weights.code_tables
+        meter = levels.LevelMeter(header.channels, header.level_samples,
+                                  header.n_level_segments)
+        coder = _Pipeline(self.engine.encode(meter.source(blocks), total, header.channels),
+                          header, progress)
+        per_chunk = header.chunk_frames // header.level_frames
         with _binary(target, "wb") as f:
-            writer = ApcWriter(f, header, tables)
-            done = 0  # samples coded so far, for progress (the last frame is padded)
-            for codes in self.engine.encode(blocks, total, header.channels):
-                writer.write(codes)
+            writer = ApcWriter(f, header, self.weights.code_tables)
+            written = decoded = 0  # chunks written; samples decoded
+            for block in self.engine.decode(coder.frames(), 0, total):
+                meter.decoded(block)
+                decoded += block.shape[1]
                 if progress:
-                    step = min(total - done, codes.shape[-1] * header.samples_per_frame)
-                    progress(step / header.sample_rate)
-                    done += step
+                    progress(block.shape[1] / header.sample_rate / 2)
+                # Chunk c is written once chunk c + 1 is decoded as well.
+                while written + 1 < header.n_chunks and decoded >= min(
+                        total, (written + 2) * header.chunk_frames * header.samples_per_frame):
+                    writer.write(*coder.chunk(written, meter.solve(
+                        (written + 2) * per_chunk, coder.gains)))
+                    written += 1
+            coder.finish()
+            for index in range(written, header.n_chunks):
+                writer.write(*coder.chunk(index, meter.solve(fixed=coder.gains)))
             writer.close()
         return header
 
@@ -233,6 +261,8 @@ class Codec:
                 w.network_fingerprint:  # this network with tables of its release: still it
             return
         if header.coded and header.network_fingerprint == w.network_fingerprint:
+            if not header.needs_tables:  # written without tables: every chunk bit-packed
+                return
             bitstream.check_tables(header, w.code_tables)  # raises: the tables differ
         raise bitstream.WeightsMismatchError(
             f"the file was made by other weights (model {header.model_name!r}, fingerprint "
@@ -259,7 +289,8 @@ class Codec:
         and their checksums are checked before anything is decoded: a damaged chunk
         raises ChecksumError at once, or with `skip_damaged` is written as silence (and
         named in the result's `damaged`). The output is exactly as long as the source
-        (or the range), at 48 kHz or, with `original_rate`, at the source's rate.
+        (or the range), at 48 kHz or, with `original_rate`, at the source's rate. A
+        version 3 file's level gains are applied (`levels.apply`).
         """
         with _binary(source, "rb") as f:
             self.check_compatible(bitstream.peek_header(f))
@@ -277,9 +308,14 @@ class Codec:
                 frames = header.source_length
             else:
                 frames = resampled_length(count, header.sample_rate, rate)
-            audio = damaged.silenced(self.engine.decode(
-                CodeFrames(read_frames, header.n_frames, header.chunk_frames), first, count),
-                first, damaged.damaged_spans(reader, bad) if bad else [])
+            audio = self.engine.decode(
+                CodeFrames(read_frames, header.n_frames, header.chunk_frames), first, count)
+            if header.has_levels and reader is not None:
+                gains = reader.levels(damaged.chunks_read(header, first, count),
+                                      {e.chunk for e in bad})
+                audio = levels.apply(audio, first, gains, header.level_samples)
+            audio = damaged.silenced(audio, first,
+                                     damaged.damaged_spans(reader, bad) if bad else [])
             with _binary(target, "wb") as out, AudioWriter(
                     out, header.sample_rate, rate, header.channels, frames, subtype,
                     format) as writer:
@@ -290,6 +326,58 @@ class Codec:
                 writer.write(np.zeros((header.channels, 0), np.float32), last=True)
         return DecodeResult(rate, header.channels, frames, writer.clipped,
                             tuple(bitstream.chunk_label(header, e.chunk) for e in bad))
+
+
+class _Pipeline:
+    """The encoder side of `Codec.encode_file`: codes made on demand, as the decode of
+    the same codes reads them, and handed to the writer chunk by chunk with their gains.
+
+    Args:
+        encoded: The engine's code arrays, in order.
+        header: The file's header.
+        progress: Told of each array's seconds at half weight.
+    """
+
+    def __init__(self, encoded: Iterator[np.ndarray], header: Header,
+                 progress: Progress | None) -> None:
+        self._encoded = encoded
+        self._header = header
+        self._progress = progress
+        self._codes = np.zeros((header.channels, header.n_codebooks, header.n_frames), np.int64)
+        self._have = 0
+        self._coded = 0  # samples coded so far, for progress (the last frame is padded)
+        self.gains = np.zeros((header.channels, 0), np.int8)  # those written
+
+    def _read(self, a: int, b: int) -> np.ndarray:
+        h = self._header
+        while self._have < b:
+            codes = next(self._encoded)
+            self._codes[..., self._have:self._have + codes.shape[-1]] = codes
+            self._have += codes.shape[-1]
+            if self._progress:
+                step = min(h.coded_length - self._coded, codes.shape[-1] * h.samples_per_frame)
+                self._progress(step / h.sample_rate / 2)
+                self._coded += step
+        return self._codes[..., a:b]
+
+    def frames(self) -> CodeFrames:
+        """The codes as the engine's decode reads them."""
+        return CodeFrames(self._read, self._header.n_frames, self._header.chunk_frames)
+
+    def finish(self) -> None:
+        """Encode whatever the decode did not ask for (the end of the signal)."""
+        self._read(0, self._header.n_frames)
+        for _ in self._encoded:  # the engine's generator ends cleanly
+            raise ApcodecError("the encoder made more code frames than the header announces")
+
+    def chunk(self, index: int, solved: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, gains) of chunk `index` for the writer, from `solved`, the gains of the
+        segments after those written, chunk `index`'s first."""
+        start, stop = self._header.chunk_frame_range(index)
+        first, last = self._header.chunk_level_range(index)
+        gains = solved[:, :last - first]
+        self.gains = np.concatenate([self.gains, gains], axis=1)
+        return self._codes[..., start:stop], gains
 
 
 def no_tf32() -> None:
@@ -310,10 +398,10 @@ def _frame_reader(f: BinaryIO, tables: CodeTables | None
                   ) -> tuple[Callable[[int, int], np.ndarray], Header, ApcReader | None]:
     """`read_frames(start, stop)` of a seekable `.apc` file, its header with lengths, and
     its reader (None for a live stream, which `format/live.py` reads whole first: it has no
-    random access). `tables` decode a range-coded (version 2) file."""
+    random access). `tables` decode a range-coded (version 2 or 3) file."""
     header = bitstream.peek_header(f)
     if not header.live:
-        reader = ApcReader(f, tables if header.coded else None)
+        reader = ApcReader(f, tables if header.needs_tables else None)
         return reader.read_frames, reader.header, reader
     from .format.live import LiveReader
 

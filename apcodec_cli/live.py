@@ -24,7 +24,7 @@ import soxr
 import torch
 
 from .engine.stream import StreamDecoder, StreamEncoder, StreamEngine
-from .format import bitstream
+from .format import bitstream, levels
 from .format.audio import WavStreamWriter, check_finite
 from .format.bitstream import ApcError, ChecksumError, Header, TrailingDataError
 from .format.damaged import silenced
@@ -87,8 +87,8 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     The output is trimmed to the exact length: a file's from its header, a live stream's
     from its lengths record (which comes before the frames that reach the end; a stream
     from before that order may have had up to 360 samples, 7.5 ms, written past its end).
-    A range-coded (version 2) file, decoded with `tables`, is read whole first: its chunk
-    index is at its end.
+    A version 2 or 3 file (range-coded with `tables`) is read whole first: its chunk
+    index is at its end; a version 3 file's level gains are applied (`levels.py`).
 
     A damaged record (or chunk) raises ChecksumError; with `on_damaged`, its frames are
     decoded as code 0, its samples are written as silence, and `on_damaged(label)` is
@@ -99,6 +99,7 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     """
     StreamEngine(model).check_channels(header.channels)
     skip = on_damaged is not None
+    gains = None
     if header.live:
         reader = LiveReader(source, header, skip_damaged=skip)
         records: Iterator[np.ndarray] = iter(reader)
@@ -106,7 +107,12 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
         limit = None
     else:
         damaged = []
-        records = _chunks(header, source, tables, damaged if skip else None)
+        indexed = bitstream.ApcReader(io.BytesIO(header.to_bytes() + source.read()),
+                                      tables if header.needs_tables else None) \
+            if header.coded else None
+        if header.has_levels:
+            gains = indexed.levels(skip=_damaged_chunks(indexed))
+        records = _chunks(header, source, indexed, damaged if skip else None)
         limit = header.coded_length
     decoder, written, told = StreamDecoder(model), 0, 0
     spans: list[tuple[int, int]] = []  # damaged samples [start, stop)
@@ -116,6 +122,8 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
         nonlocal written
         if limit is not None:
             audio = audio[:, :max(0, limit - written)]
+        if gains is not None:
+            audio = next(levels.apply([audio], written, gains, header.level_samples))
         if spans:
             audio = next(silenced([audio], written, spans))
         sink.write(audio)
@@ -138,12 +146,22 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
     return written
 
 
-def _chunks(header: Header, source: BinaryIO, tables: CodeTables | None,
+def _damaged_chunks(reader: bitstream.ApcReader) -> set[int]:
+    """The chunks of a file whose CRC fails."""
+    bad = set()
+    for index in range(reader.header.n_chunks):
+        try:
+            reader.check_chunk(index)
+        except ChecksumError:
+            bad.add(index)
+    return bad
+
+
+def _chunks(header: Header, source: BinaryIO, reader: bitstream.ApcReader | None,
             damaged: list[tuple[str, int, int]] | None = None) -> Iterator[np.ndarray]:
-    """The codes of a file read front to back, chunk by chunk; with `damaged`, a damaged
-    chunk is read as code 0 and appended there as (label, first frame, end frame)."""
-    reader = bitstream.ApcReader(io.BytesIO(header.to_bytes() + source.read()), tables) \
-        if header.coded else None
+    """The codes of a file read front to back, chunk by chunk (`reader`: a version 2 or 3
+    file's, already read whole); with `damaged`, a damaged chunk is read as code 0 and
+    appended there as (label, first frame, end frame)."""
     for index in range(header.n_chunks):
         start, stop = header.chunk_frame_range(index)
         try:

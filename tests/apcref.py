@@ -1,11 +1,16 @@
-"""An independent reader and writer of version 2 chunk payloads, from docs/format.md alone.
+"""An independent reader and writer of version 2 chunk payloads, and a reader of whole
+version 3 files with their level gains, from docs/format.md alone.
 
 Plain Python integers, no numpy tricks and no constriction: tests compare it with
-`entropy.py` word for word, so the specification in words and the implementation cannot
-drift apart.
+`entropy.py` word for word and with the package's reader and decoder, so the
+specification in words and the implementation cannot drift apart.
 """
 
 from __future__ import annotations
+
+import math
+import struct
+import zlib
 
 PRECISION = 24
 MASK = (1 << 64) - 1
@@ -131,3 +136,89 @@ def decode_chunk(words: list[int], tables: dict, channels: int, frames: int) -> 
     if not dec.finished():
         raise ValueError("words left over")
     return out
+
+
+# ---- whole version 3 files -----------------------------------------------------------------
+
+
+def _crc(seed: int, data: bytes) -> int:
+    return zlib.crc32(data, zlib.crc32(struct.pack("<I", seed)))
+
+
+def _unpack_bits(data: bytes, count: int, bits: int) -> list[int]:
+    value, have, out = 0, 0, []
+    for byte in data:
+        value, have = (value << 8) | byte, have + 8
+        while have >= bits and len(out) < count:
+            have -= bits
+            out.append((value >> have) & ((1 << bits) - 1))
+    if len(out) != count or value & ((1 << have) - 1):
+        raise ValueError("short chunk or padding bits set")
+    return out
+
+
+def read_v3(data: bytes, tables: dict | None) -> tuple[dict, list, list]:
+    """A whole version 3 file -> (header fields, codes[channel][codebook][frame],
+    gains[channel][segment] as signed steps). ValueError for anything invalid."""
+    (magic, version, flags, length, rate, spf, books, bits, chunk, channels, src_rate,
+     src_len, coded_len, weights, network, level_frames, n) = struct.unpack_from(
+        "<4sBBHIHBBHHIQQ8s8sHB", data)
+    if magic != b"\x89APC" or version != 3 or length != 63 + n:
+        raise ValueError("not a version 3 header")
+    if zlib.crc32(data[:59 + n]) != struct.unpack_from("<I", data, 59 + n)[0]:
+        raise ValueError("header CRC")
+    frames = -(-coded_len // spf) + (1 if flags & 1 and coded_len else 0)
+    n_chunks, segments = -(-frames // chunk), -(-frames // level_frames)
+    tail = data[-(4 * n_chunks + 8):]
+    if tail[-4:] != b"\x89IDX":
+        raise ValueError("no index mark")
+    entries = list(struct.unpack_from(f"<{n_chunks}I", tail))
+    if _crc(n_chunks, tail[:4 * n_chunks]) != struct.unpack_from("<I", tail, 4 * n_chunks)[0]:
+        raise ValueError("index CRC")
+    header = dict(version=version, flags=flags, sample_rate=rate, samples_per_frame=spf,
+                  codebooks=books, bits=bits, chunk_frames=chunk, channels=channels,
+                  source_rate=src_rate, source_length=src_len, coded_length=coded_len,
+                  weights=weights, network=network, level_frames=level_frames,
+                  model=data[59:59 + n].decode("ascii"), frames=frames, segments=segments)
+    codes = [[[] for _ in range(books)] for _ in range(channels)]
+    gains: list[list[int]] = [[] for _ in range(channels)]
+    pos = length
+    for i, entry in enumerate(entries):
+        size, packed = entry & 0x7FFFFFFF, entry >> 31
+        body = data[pos:pos + size]
+        pos += size
+        if _crc(i, body[:-4]) != struct.unpack_from("<I", body, size - 4)[0]:
+            raise ValueError(f"chunk {i} CRC")
+        first, end = i * chunk, min((i + 1) * chunk, frames)
+        g = (-(-end // level_frames) - first // level_frames) * channels
+        for k in range(0, g, channels):
+            for c in range(channels):
+                gains[c].append(body[k + c] - 256 if body[k + c] > 127 else body[k + c])
+        payload = body[g:-4]
+        if packed:
+            flat = _unpack_bits(payload, (end - first) * channels * books, bits)
+            for t in range(end - first):
+                for c in range(channels):
+                    for q in range(books):
+                        codes[c][q].append(flat[(t * channels + c) * books + q])
+        else:
+            words = list(struct.unpack(f"<{len(payload) // 4}I", payload))
+            chunk_codes = decode_chunk(words, tables, channels, end - first)
+            for c in range(channels):
+                for q in range(books):
+                    codes[c][q] += chunk_codes[c][q]
+    if pos != len(data) - len(tail):
+        raise ValueError("chunks do not fill the file")
+    return header, codes, gains
+
+
+def gain(gains: list[int], segment_samples: int, t: int) -> float:
+    """The amplitude factor of output sample t of one channel (docs/format.md)."""
+    a = [10.0 ** (q * 0.25 / 20.0) for q in gains]
+    m = len(a)
+    if m == 1:
+        return a[0]
+    u = min(max((t + 0.5) / segment_samples - 0.5, 0.0), m - 1)
+    j = min(math.floor(u), m - 2)
+    w = u - j
+    return (1.0 - w) * a[j] + w * a[j + 1]

@@ -1,10 +1,12 @@
-"""The codes and headers of the committed golden files `data/golden.apc` (format version 1)
-and `data/golden_v2.apc` (version 2, with the code tables `golden_tables`).
+"""The codes and headers of the committed golden files `data/golden.apc` (format version 1),
+`data/golden_v2.apc` (version 2, with the code tables `golden_tables`) and
+`data/golden_v3.apc` (version 3: the same codes and tables, with level gains).
 
-They were written once with `write_apc(GOLDEN_PATH, golden_header(), golden_codes())` and
+They were written once with `write_apc(GOLDEN_PATH, golden_header(), golden_codes())`,
 `write_apc(GOLDEN_V2_PATH, golden_v2_header(), golden_v2_codes(), golden_tables())` and
-must keep reading back to exactly these codes: they guard the format against silent
-changes. Never regenerate them to make a test pass.
+`write_apc(GOLDEN_V3_PATH, golden_v3_header(), golden_v2_codes(), golden_tables(),
+golden_v3_levels())` and must keep reading back to exactly these codes and gains: they
+guard the format against silent changes. Never regenerate them to make a test pass.
 """
 
 from __future__ import annotations
@@ -71,3 +73,20 @@ def golden_v2_header() -> Header:
     return dataclasses.replace(
         golden_header(), version=2, network_fingerprint=GOLDEN_NETWORK,
         fingerprint=golden_tables().weights_fingerprint(GOLDEN_NETWORK))
+
+
+# ---- format version 3 ---------------------------------------------------------------------
+
+GOLDEN_V3_PATH = Path(__file__).parent / "data" / "golden_v3.apc"
+
+
+def golden_v3_header() -> Header:
+    """`golden_v2_header` in version 3, with level segments of 30 frames (13 of them)."""
+    return dataclasses.replace(golden_v2_header(), version=3, level_frames=30)
+
+
+def golden_v3_levels() -> np.ndarray:
+    """(2, 13) int8 gains spread over the whole byte, -128 included."""
+    c, j = np.meshgrid(np.arange(2), np.arange(13), indexing="ij")
+    steps = (j * 53 + c * 101) % 256 - 128
+    return steps.astype(np.int8)

@@ -96,6 +96,15 @@ def invoke(command: click.Command, *args: object, input: bytes | None = None,
 
 # ---- damaged files -----------------------------------------------------------------------
 
+def chunk_offset(data: bytes, index: int) -> int:
+    """Byte offset of chunk `index` in the `.apc` file `data` (any version)."""
+    import io
+
+    from apcodec_cli.format.bitstream import ApcReader
+
+    return ApcReader(io.BytesIO(data)).chunk_offset(index)
+
+
 def flip(data: bytes, pos: int, mask: int = 0xFF) -> bytes:
     """`data` with the bits of `mask` flipped in byte `pos`."""
     return data[:pos] + bytes([data[pos] ^ mask]) + data[pos + 1:]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from apcodec_cli.format import live
-from apcodec_cli.format.header import MAGIC, VERSION, VERSION_CODED, Header
+from apcodec_cli.format.header import MAGIC, VERSION, VERSION_CODED, VERSION_LEVELS, Header
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMAT = (ROOT / "docs" / "format.md").read_text()
@@ -35,8 +35,8 @@ def _header(version: int) -> Header:
                   chunk_frames=151, channels=3, source_sample_rate=44101,
                   source_length=123457, coded_length=234568,
                   fingerprint=bytes(range(1, 9)), model_name=name, streamable=True,
-                  version=version,
-                  network_fingerprint=bytes(range(11, 19)) if version == VERSION_CODED else None)
+                  version=version, level_frames=151 if version == VERSION_LEVELS else 0,
+                  network_fingerprint=bytes(range(11, 19)) if version != VERSION else None)
 
 
 def _rows() -> list[tuple[str, str, str]]:
@@ -61,6 +61,7 @@ def _expected(field: str, h: Header, data: bytes, offset: int) -> bytes:
              ("coded length", struct.pack("<Q", h.coded_length)),
              ("weights fingerprint", h.fingerprint),
              ("network fingerprint", h.network_fingerprint or b""),
+             ("level_frames", struct.pack("<H", h.level_frames)),
              ("model name length", bytes([len(name)])), ("model name,", name),
              ("CRC-32", struct.pack("<I", zlib.crc32(data[:offset])))]
     found = [value for key, value in pairs if field.startswith(key) or f": {key}" in field
@@ -69,29 +70,30 @@ def _expected(field: str, h: Header, data: bytes, offset: int) -> bytes:
     return found[0]
 
 
-@pytest.mark.parametrize("version", [VERSION, VERSION_CODED])
+@pytest.mark.parametrize("version", [VERSION, VERSION_CODED, VERSION_LEVELS])
 def test_format_md_header_offsets_are_the_codes(version: int) -> None:
     h = _header(version)
     data = h.to_bytes()
     n = len(h.model_name)
     position = 0
     for offset_text, size_text, field in _rows():
-        if field.startswith("version 2 only") and version == VERSION:
+        if field.startswith("versions 2 and 3") and version == VERSION or \
+                field.startswith("version 3 only") and version != VERSION_LEVELS:
             continue
-        choices = [c.strip() for c in offset_text.split(" or ")]
-        offset = eval(choices[-1 if version == VERSION_CODED else 0], {"n": n})  # e.g. 49+n
+        choices = [c.strip() for c in re.split(r", | or ", offset_text)]  # one per version
+        offset = eval(choices[min(version, len(choices)) - 1], {"n": n})  # e.g. 49+n
         size = eval(size_text, {"n": n})
         assert offset == position, f"{field!r}: format.md says offset {offset}, it is {position}"
         assert data[offset:offset + size] == _expected(field, h, data, offset), field
         position += size
     assert position == len(data) == h.header_size
-    base = 53 if version == VERSION else 61
+    base = {VERSION: 53, VERSION_CODED: 61, VERSION_LEVELS: 63}[version]
     assert f"{base} + n" in FORMAT.split("## Header", 1)[1][:300]
     assert len(data) == base + n
 
 
 def test_format_md_live_records_are_the_codes() -> None:
-    section = FORMAT.split("A **live stream**", 1)[1].split("## Version 2 payload", 1)[0]
+    section = FORMAT.split("A **live stream**", 1)[1].split("## Version 2 and 3 payload", 1)[0]
     assert f"those {live._END.size} bytes" in section  # the lengths record before its CRC
     assert "u16 f" in section and live._COUNT.size == 2 and live._U32.size == 4
     assert "ends right after the end record" not in section

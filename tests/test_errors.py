@@ -67,7 +67,7 @@ def test_user_facing_errors_are_apcodec_errors(codec, tmp_path) -> None:
     header = codec.file_header(1, 48_000, 6000, 6000)
     codes = np.zeros((1, 4, header.n_frames), np.int64)
     from apcodec_cli.format.bitstream import write_apc
-    write_apc(str(tmp_path / "x.apc"), header, codes)
+    write_apc(str(tmp_path / "x.apc"), header, codes, levels=np.zeros((1, 1), np.int8))
     passes = SharedPasses(codec.model, 4)
     passes._stopped = True
     for call, base in [

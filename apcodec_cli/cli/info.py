@@ -8,7 +8,10 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from ..format.bitstream import ApcError, ApcReader, Header, peek_header
+from ..format.levels import STEP_DB, describe
 from ..models.limits import check_decodable
 
 
@@ -37,7 +40,7 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
     only names it); returns (text, intact). Never raises for a bad file."""
     try:
         with open(path, "rb") if fileobj is None else contextlib.nullcontext(fileobj) as f:
-            h, problems, chunks = _check(f)
+            h, problems, chunks, gains = _check(f)
             size = f.seek(0, os.SEEK_END)
     except (ApcError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -55,6 +58,9 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
         "live": chunks is not None,
         "weights_fingerprint": h.fingerprint.hex(),
         "network_fingerprint": h.network_fingerprint.hex() if h.coded else None,
+        "level_segment_s": h.level_samples / h.sample_rate if h.has_levels else None,
+        "level_gains_db": None if gains is None else  # per channel, segment by segment
+        [[round(float(g) * STEP_DB, 2) for g in channel] for channel in gains],
         "decodes_with": model,
         "channels": h.channels,
         "source_sample_rate": h.source_sample_rate,
@@ -82,7 +88,8 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
         f"  duration     {_human(h.duration)} at {h.sample_rate} Hz",
         f"  codes        {h.n_codebooks} x {h.bits_per_code} bit at {h.frame_rate:g} frames/s "
         f"= {h.nominal_bitrate:g} bit/s nominal, "
-        + ("range-coded (format 2)" if h.coded else "bit-packed (format 1)"),
+        + {1: "bit-packed (format 1)", 2: "range-coded (format 2)",
+           3: "range-coded with level gains (format 3)"}[h.version],
         f"  size         {size} bytes"
         + (f", {actual / 1000:.3f} kbit/s on disk ({100 * actual / h.nominal_bitrate:.1f} % "
            "of nominal)" if actual else ""),
@@ -91,6 +98,9 @@ def describe_file(path: str, as_json: bool = False, fileobj: BinaryIO | None = N
          f"  integrity    live stream, {chunks} records of up to {h.chunk_frames} frames: ")
         + ("all intact" if not problems else f"{len(problems)} damaged"),
     ]
+    if gains is not None:
+        lines.insert(6, f"  level gains  {h.n_level_segments} segments of "
+                     f"{h.level_samples / h.sample_rate:g} s: {describe(gains)}")
     lines += [f"    {p}" for p in problems]
     return "\n".join(lines), not problems
 
@@ -117,18 +127,26 @@ def _model(h: Header) -> str | None:
     return None if match is None else match.describe()
 
 
-def _check(f: object) -> tuple[Header, list[ApcError], int | None]:
-    """(header with lengths, problems, records of a live stream or None for a file).
-    A live stream is read to its end (its lengths record says where that is); a damaged
-    record raises, as a damaged header does."""
+def _check(f: object) -> tuple[Header, list[ApcError], int | None, np.ndarray | None]:
+    """(header with lengths, problems, records of a live stream or None for a file, the
+    level gains of a version 3 file (0 for damaged chunks) or None). A live stream is read
+    to its end (its lengths record says where that is); a damaged record raises, as a
+    damaged header does."""
     header = peek_header(f)
     check_decodable(header)  # what decode checks first: the same function
     if not header.live:
         reader = ApcReader(f)
-        return reader.header, reader.verify(), None
+        problems = reader.verify()
+        gains = None
+        if header.has_levels:
+            try:
+                gains = reader.levels(skip={getattr(p, "chunk", None) for p in problems})
+            except ApcError:  # a chunk cut short: its problem is listed already
+                pass
+        return reader.header, problems, None, gains
     from ..format.live import LiveReader
 
     reader = LiveReader(f)
     records = sum(1 for _ in reader)
     check_decodable(reader.file_header)
-    return reader.file_header, [], records
+    return reader.file_header, [], records, None

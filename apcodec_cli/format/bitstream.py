@@ -9,7 +9,9 @@ so that a reader can name the damaged chunk and its time and read any chunk on i
   chunk's size and place follow from the header;
 - version 2: each chunk is range-coded on its own with the code tables stored in the
   weights (`entropy.py`), or bit-packed as in version 1 where that is not larger; chunks
-  therefore differ in size, and a chunk index at the end of the file gives each one's size.
+  therefore differ in size, and a chunk index at the end of the file gives each one's size;
+- version 3: as version 2, and each chunk starts with the level gains of its segments
+  (`levels.py`), one signed byte per segment and channel.
 
 Readers reject a wrong magic, an unknown version, any CRC mismatch, non-zero padding bits,
 missing bytes and bytes after the end. This module needs numpy and struct, no torch.
@@ -21,16 +23,17 @@ import io
 import os
 import struct
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO, Iterator, Union
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Union
 
 import numpy as np
 
 from .chunks import (  # noqa: F401 - re-exported: the format's API in one place
-    INDEX_MARK, INDEX_PACKED, check_codes, check_tables, chunk_index, chunk_label,
-    decode_chunk, decode_coded_chunk, encode_chunk, encode_coded_chunk, index_entry,
-    indexed_crc, pack_codes, pack_frames, unpack_codes, unpack_frames)
+    INDEX_MARK, INDEX_PACKED, check_codes, check_levels, check_tables, chunk_index,
+    chunk_label, decode_chunk, decode_coded_chunk, encode_chunk, encode_coded_chunk,
+    index_entry, indexed_crc, pack_codes, pack_frames, split_levels, unpack_codes,
+    unpack_frames)
 from .header import (  # noqa: F401 - re-exported
-    MAGIC, VERSION, VERSION_CODED, VERSIONS, ApcError, BadMagicError, ChecksumError,
+    MAGIC, VERSION, VERSION_CODED, VERSION_LEVELS, VERSIONS, ApcError, BadMagicError, ChecksumError,
     CodeTablesMismatchError, Header, HeaderError, LiveStreamError, TrailingDataError,
     TruncatedError, UnsupportedVersionError, WeightsMismatchError, peek_header, read_header)
 
@@ -47,10 +50,13 @@ class ApcWriter:
     Args:
         fileobj: Binary file open for writing; not closed by the writer.
         header: The header; `header.n_frames` frames must be written before `close`.
-        tables: The code tables of a version 2 header (those its fingerprint names).
+        tables: The code tables of a version 2 or 3 header (those its fingerprint names).
+
+    A version 3 file's level gains come with the codes (`write`): a chunk is written once
+    its frames and the gains of its segments are there.
 
     Raises:
-        CodeTablesMismatchError: A version 2 header without its tables, or the reverse.
+        CodeTablesMismatchError: A version 2 or 3 header without its tables, or the reverse.
     """
 
     def __init__(self, fileobj: BinaryIO, header: Header, tables: CodeTables | None = None
@@ -62,6 +68,7 @@ class ApcWriter:
                                           "write it without code tables")
         self.header = header
         self._tables = tables
+        self._levels = np.zeros((header.channels, 0), np.int8)  # gains not yet written
         self._file = fileobj
         self._pending: list[np.ndarray] = []
         self._pending_frames = 0
@@ -71,48 +78,91 @@ class ApcWriter:
         self._index: list[int] = []
         fileobj.write(header.to_bytes())
 
-    def write(self, codes: np.ndarray) -> None:
-        """Append codes of shape (channels, n_codebooks, frames), any number of frames.
+    def write(self, codes: np.ndarray, levels: np.ndarray | None = None) -> None:
+        """Append codes of shape (channels, n_codebooks, frames), any number of frames, and
+        in version 3 the level gains of the next segments, (channels, segments) int8 (any
+        number: a chunk waits until its segments' gains are there).
 
         Raises:
-            ValueError: Wrong shape, dtype or values, or the writer is closed.
-            ApcError: More frames than the header announces.
+            ValueError: Wrong shape, dtype or values, gains in a file without them, or
+                the writer is closed.
+            ApcError: More frames or gains than the header announces.
         """
         if self._closed:
             raise ValueError("write to a closed ApcWriter")
         arr = check_codes(self.header, codes)
         if self._frames + arr.shape[2] > self.header.n_frames:
             raise ApcError(f"too many code frames: the header announces {self.header.n_frames}")
+        if levels is not None:
+            self._add_levels(levels)
         if arr.shape[2]:
             self._pending.append(arr)
             self._pending_frames += arr.shape[2]
             self._frames += arr.shape[2]
-        if self._pending_frames >= self.header.chunk_frames:
+        if self._pending_frames:
             self._emit(final=False)
+
+    def _add_levels(self, levels: np.ndarray) -> None:
+        h = self.header
+        arr = np.asarray(levels)
+        if not h.has_levels:
+            raise ValueError(f"a version {h.version} file holds no level gains")
+        if arr.ndim != 2 or arr.shape[0] != h.channels or (
+                arr.size and not np.issubdtype(arr.dtype, np.integer)):
+            raise ValueError(f"level gains must have shape (channels, segments) = "
+                             f"({h.channels}, segments), got {arr.shape}")
+        if arr.size and (arr.min() < -128 or arr.max() > 127):
+            raise ValueError("level gains must lie in -128..127")
+        written = h.chunk_level_range(self._next_chunk)[0] if self._next_chunk < h.n_chunks \
+            else h.n_level_segments
+        if written + self._levels.shape[1] + arr.shape[1] > h.n_level_segments:
+            raise ApcError(f"too many level gains: the header announces {h.n_level_segments}")
+        self._levels = np.concatenate([self._levels, arr.astype(np.int8)], axis=1)
+
+    def _ready(self, frames: int) -> bool:
+        """Whether the next chunk, of `frames` frames, has its level gains."""
+        if not self.header.has_levels:
+            return True
+        return self._levels.shape[1] >= -(-frames // self.header.level_frames)
 
     def _chunk(self, codes: np.ndarray) -> bytes:
         index = self._next_chunk
         self._next_chunk += 1
+        levels = None
+        if self.header.has_levels:
+            start, stop = self.header.chunk_level_range(index)
+            levels, self._levels = self._levels[:, :stop - start], self._levels[:, stop - start:]
         if self._tables is None:
-            return encode_chunk(self.header, index, codes)
-        data, packed = encode_coded_chunk(self.header, index, codes, self._tables)
-        self._index.append(index_entry(len(data), packed))
+            data, packed = encode_chunk(self.header, index, codes, levels), True
+        else:
+            data, packed = encode_coded_chunk(self.header, index, codes, self._tables, levels)
+        if self.header.coded:
+            self._index.append(index_entry(len(data), packed))
         return data
 
     def _emit(self, final: bool) -> None:
-        """Write every full pending chunk, and the partial rest too when `final`."""
-        step = self.header.chunk_frames
+        """Write every pending chunk that is whole (the file's last one: once every frame
+        is in) and has its level gains; with `final`, a chunk without them is an error."""
+        h = self.header
         block = np.concatenate(self._pending, axis=2) if self._pending else None
         pos, total = 0, self._pending_frames
-        while block is not None and (total - pos >= step or (final and pos < total)):
-            piece = block[:, :, pos : pos + step]
+        while block is not None and pos < total:
+            last = self._next_chunk == h.n_chunks - 1 and self._frames == h.n_frames
+            if total - pos < h.chunk_frames and not last:
+                break
+            piece = block[:, :, pos : pos + h.chunk_frames]
+            if not self._ready(piece.shape[2]):
+                if final:
+                    raise ApcError(f"{chunk_label(h, self._next_chunk)} has no level gains: "
+                                   "fewer were written than the header announces")
+                break
             self._file.write(self._chunk(piece))
             pos += piece.shape[2]
         self._pending = [block[:, :, pos:].copy()] if block is not None and pos < total else []
         self._pending_frames = total - pos
 
     def close(self) -> None:
-        """Write the last partial chunk (and a version 2 file's chunk index); the file
+        """Write the last partial chunk (and a version 2 or 3 file's chunk index); the file
         object itself stays open.
 
         Raises:
@@ -147,8 +197,9 @@ class ApcReader:
     Args:
         fileobj: Seekable binary file positioned at the header (wrap bytes from a pipe
             in io.BytesIO); it is not closed by the reader.
-        tables: Code tables for a version 2 file (from the weights that made it). Without
-            them its header, chunk index and CRCs can still be read and checked.
+        tables: Code tables for a version 2 or 3 file (from the weights that made it).
+            Without them its header, chunk index, CRCs and level gains can still be read
+            and checked.
 
     Raises:
         ValueError: `fileobj` is not seekable.
@@ -169,6 +220,8 @@ class ApcReader:
                                   "live.LiveReader")
         if self.header.coded and tables is not None:
             check_tables(self.header, tables)
+        elif self.header.coded and not self.header.needs_tables:
+            check_tables(self.header, None)
         self._tables = tables
         fileobj.seek(0, io.SEEK_END)
         size = fileobj.tell() - self._base
@@ -186,7 +239,7 @@ class ApcReader:
         return [(h.chunk_offset(i), h.chunk_size(i), True) for i in range(h.n_chunks)]
 
     def _read_index(self, actual: int) -> list[tuple[int, int, bool]]:
-        """A version 2 file's chunks, as (offset, size, packed), from its chunk index."""
+        """A version 2 or 3 file's chunks, as (offset, size, packed), from its chunk index."""
         h = self.header
         tail = h.n_chunks * _U32.size + _U32.size + len(INDEX_MARK)
         between = actual - h.header_size - tail  # bytes the chunks must fill
@@ -204,10 +257,11 @@ class ApcReader:
         chunks, offset = [], h.header_size
         for i, entry in enumerate(np.frombuffer(body, dtype="<u4").tolist()):
             size, packed = entry & ~INDEX_PACKED, bool(entry & INDEX_PACKED)
-            full = h.chunk_size(i)
-            # A bit-packed chunk has its version 1 size; a range-coded one is whole words
-            # plus the CRC, and smaller than bit-packed (else the writer packs it).
-            valid = size == full if packed else 8 <= size < full and size % 4 == 0
+            full, gains = h.chunk_size(i), h.level_bytes(i)
+            # A bit-packed chunk has its full size; a range-coded one is its level gains,
+            # whole words and the CRC, and smaller than bit-packed (else the writer packs it).
+            valid = size == full if packed else \
+                8 + gains <= size < full and (size - gains) % 4 == 0
             if not valid:
                 raise ApcError(f"the chunk index is invalid: entry {i} gives "
                                f"{'a bit-packed' if packed else 'a range-coded'} chunk of "
@@ -221,6 +275,11 @@ class ApcReader:
             raise TrailingDataError(f"{between - offset + h.header_size} unexpected bytes "
                                     "between the last chunk and the chunk index")
         return chunks
+
+    def chunk_offset(self, index: int) -> int:
+        """Byte offset of chunk `index` from the start of the file."""
+        self.header.chunk_frame_range(index)
+        return self._chunks[index][0]
 
     def chunk_bytes(self, index: int) -> int:
         """Bytes of chunk `index` in this file, its CRC included."""
@@ -258,11 +317,42 @@ class ApcReader:
             CodeTablesMismatchError: a range-coded chunk, and no tables.
         """
         payload, packed = self._load(index)
+        payload = split_levels(self.header, index, payload)[1]
         if not packed:
             return decode_coded_chunk(self.header, index, payload, self._tables)
         start, stop = self.header.chunk_frame_range(index)
         return unpack_frames(self.header, payload, stop - start, chunk_label(self.header, index),
                              index)
+
+    def read_levels(self, index: int) -> np.ndarray:
+        """Return chunk `index`'s level gains, (channels, its segments) int8 steps; (channels,
+        0) in a file without levels.
+
+        Raises:
+            IndexError: No such chunk. ApcError: the chunk is damaged or missing.
+        """
+        if not self.header.has_levels:
+            self.header.chunk_frame_range(index)
+            return np.zeros((self.header.channels, 0), np.int8)
+        return split_levels(self.header, index, self._load(index)[0])[0]
+
+    def levels(self, chunks: Iterable[int] | None = None, skip: Iterable[int] = ()
+               ) -> np.ndarray:
+        """The level gains (channels, header.n_level_segments) int8 of a version 3 file:
+        those of `chunks` (default: all) as stored; every other segment's, and those of
+        the chunks in `skip` (damaged ones, say), 0 (0 dB).
+
+        Raises:
+            ApcError: A chunk read is damaged or missing.
+        """
+        h = self.header
+        gains = np.zeros((h.channels, h.n_level_segments), np.int8)
+        left_out = set(skip)
+        for index in range(h.n_chunks) if chunks is None else chunks:
+            if index not in left_out:
+                start, stop = h.chunk_level_range(index)
+                gains[:, start:stop] = self.read_levels(index)
+        return gains
 
     def read_frames(self, start: int, stop: int) -> np.ndarray:
         """Return frames [start, stop), reading only the chunks that hold them.
@@ -305,23 +395,24 @@ class ApcReader:
 
 
 def write_apc(target: PathOrFile, header: Header, codes: np.ndarray,
-              tables: CodeTables | None = None) -> None:
+              tables: CodeTables | None = None, levels: np.ndarray | None = None) -> None:
     """Write a whole file: `codes` of shape (channels, n_codebooks, header.n_frames).
 
     Args:
         target: Path (written atomically), or binary file open for writing.
         header: The header.
         codes: All the codes.
-        tables: The code tables of a version 2 header.
+        tables: The code tables of a version 2 or 3 header.
+        levels: The level gains of a version 3 header (see `ApcWriter`).
     """
     if isinstance(target, (str, os.PathLike)):
         from .atomic import atomic_write  # a failure leaves no partial file
 
         with atomic_write(target) as fileobj:
-            write_apc(fileobj, header, codes, tables)
+            write_apc(fileobj, header, codes, tables, levels)
         return
     with ApcWriter(target, header, tables) as writer:
-        writer.write(codes)
+        writer.write(codes, levels)
 
 
 def read_apc(source: PathOrFile | bytes, tables: CodeTables | None = None

@@ -1,5 +1,6 @@
-"""The pieces of a `.apc` payload: bit-packed and range-coded chunks, their CRCs, the chunk
-index (layout: docs/format.md). `bitstream.py` puts them together into files."""
+"""The pieces of a `.apc` payload: bit-packed and range-coded chunks, the level gains that
+start a version 3 chunk, their CRCs, the chunk index (layout: docs/format.md).
+`bitstream.py` puts them together into files."""
 
 from __future__ import annotations
 
@@ -96,18 +97,52 @@ def check_codes(header: Header, codes: np.ndarray, frames: int | None = None) ->
     return arr.astype(np.int64, copy=False)
 
 
-def encode_chunk(header: Header, index: int, codes: np.ndarray) -> bytes:
-    """Encode chunk `index`: codes of shape (channels, n_codebooks, frames in chunk).
+def check_levels(header: Header, index: int, levels: np.ndarray | None) -> bytes:
+    """The level gains of chunk `index` (channels, its segments) as the bytes that start it:
+    segment by segment, within a segment channel by channel, int8 each; b"" without levels.
+
+    Raises:
+        ValueError: Levels for a file without them, or the reverse, or a wrong shape.
+    """
+    if not header.has_levels:
+        if levels is not None:
+            raise ValueError(f"a version {header.version} chunk holds no level gains")
+        return b""
+    start, stop = header.chunk_level_range(index)
+    arr = None if levels is None else np.asarray(levels)
+    if arr is None or arr.shape != (header.channels, stop - start) or (
+            arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"chunk {index} needs level gains of shape "
+                         f"{(header.channels, stop - start)}, got "
+                         f"{None if arr is None else arr.shape}")
+    if arr.size and (arr.min() < -128 or arr.max() > 127):
+        raise ValueError("level gains must lie in -128..127")
+    return arr.T.astype(np.int8).tobytes()
+
+
+def split_levels(header: Header, index: int, payload: bytes) -> tuple[np.ndarray, bytes]:
+    """A chunk's payload (CRC removed) as its level gains (channels, segments) int8 and the
+    bytes of its codes."""
+    n = header.level_bytes(index)
+    start, stop = header.chunk_level_range(index)
+    gains = np.frombuffer(payload[:n], dtype=np.int8).reshape(stop - start, header.channels)
+    return np.ascontiguousarray(gains.T), payload[n:]
+
+
+def encode_chunk(header: Header, index: int, codes: np.ndarray,
+                 levels: np.ndarray | None = None) -> bytes:
+    """Encode chunk `index`: codes of shape (channels, n_codebooks, frames in chunk), and
+    in version 3 its level gains (`check_levels`) before them.
 
     Returns:
-        The packed payload followed by its index-seeded CRC.
+        The payload, bit-packed, followed by its index-seeded CRC.
 
     Raises:
         IndexError: No such chunk. ValueError: wrong shape, dtype or values.
     """
     start, stop = header.chunk_frame_range(index)
     arr = check_codes(header, codes, stop - start)
-    payload = pack_frames(header, arr)
+    payload = check_levels(header, index, levels) + pack_frames(header, arr)
     return payload + _U32.pack(indexed_crc(index, payload))
 
 
@@ -149,26 +184,30 @@ def decode_chunk(header: Header, index: int, data: bytes) -> np.ndarray:
     payload = bytes(data[:-_U32.size])
     if indexed_crc(index, payload) != _U32.unpack_from(data, size - _U32.size)[0]:
         raise ChecksumError(f"{label} is damaged: checksum mismatch", index)
-    return unpack_frames(header, payload, stop - start, label, index)
+    return unpack_frames(header, split_levels(header, index, payload)[1], stop - start, label,
+                         index)
 
 
-def encode_coded_chunk(header: Header, index: int, codes: np.ndarray, tables: CodeTables
-                       ) -> tuple[bytes, bool]:
-    """Chunk `index` of a version 2 file: range-coded, or bit-packed where that is not larger.
+def encode_coded_chunk(header: Header, index: int, codes: np.ndarray, tables: CodeTables,
+                       levels: np.ndarray | None = None) -> tuple[bytes, bool]:
+    """Chunk `index` of a version 2 or 3 file: range-coded, or bit-packed where that is not
+    larger (version 3: its level gains first, either way).
 
     Returns:
         The chunk (its CRC included) and whether it is bit-packed.
     """
     start, stop = header.chunk_frame_range(index)
-    payload = tables.encode(check_codes(header, codes, stop - start))
+    payload = check_levels(header, index, levels) + \
+        tables.encode(check_codes(header, codes, stop - start))
     if len(payload) + _U32.size >= header.chunk_size(index):
-        return encode_chunk(header, index, codes), True
+        return encode_chunk(header, index, codes, levels), True
     return payload + _U32.pack(indexed_crc(index, payload)), False
 
 
 def decode_coded_chunk(header: Header, index: int, payload: bytes, tables: CodeTables | None
                        ) -> np.ndarray:
-    """Decode the range-coded payload (CRC already checked) of chunk `index`.
+    """Decode the range-coded payload (CRC already checked, level gains removed) of chunk
+    `index`.
 
     Raises:
         CodeTablesMismatchError: No tables. ChecksumError: the payload decodes to no
@@ -187,7 +226,7 @@ def decode_coded_chunk(header: Header, index: int, payload: bytes, tables: CodeT
 
 
 def chunk_index(entries: list[int]) -> bytes:
-    """The end of a version 2 file: its chunk index entries, their CRC, the index mark."""
+    """The end of a version 2 or 3 file: its chunk index entries, their CRC, the index mark."""
     body = np.asarray(entries, dtype="<u4").tobytes()
     return body + _U32.pack(indexed_crc(len(entries), body)) + INDEX_MARK
 
@@ -197,11 +236,18 @@ def index_entry(size: int, packed: bool) -> int:
 
 
 def check_tables(header: Header, tables: CodeTables | None) -> None:
-    """Raise CodeTablesMismatchError unless `tables` are the ones a version 2 header names:
-    its weights fingerprint must be that of its network fingerprint with these tables."""
+    """Raise CodeTablesMismatchError unless `tables` are the ones a version 2 or 3 header
+    names: its weights fingerprint must be that of its network fingerprint with these
+    tables (or, for a file written without tables, there must be none)."""
+    if not header.needs_tables:
+        if tables is not None:
+            raise CodeTablesMismatchError(
+                "the file was written without code tables (every chunk bit-packed): read "
+                "it without them")
+        return
     if tables is None:
         raise CodeTablesMismatchError(
-            "a version 2 (range-coded) file needs the code tables of its weights "
+            f"a version {header.version} (range-coded) file needs the code tables of its weights "
             f"(fingerprint {header.fingerprint.hex()}); none are loaded")
     if tables.weights_fingerprint(header.network_fingerprint) != header.fingerprint:
         raise CodeTablesMismatchError(

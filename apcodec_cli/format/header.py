@@ -1,9 +1,10 @@
 """The header of a `.apc` file, and the exceptions of every kind of damage to one.
 
-The layout of both versions is specified byte by byte in docs/format.md. In short: magic
-`\\x89APC`, a version byte (1: bit-packed codes; 2: range-coded codes with a chunk index),
-flags, the codec and source geometry, the exact lengths, the fingerprint of the weights
-(version 2 adds the fingerprint of their network alone), the model name and a CRC-32.
+The layout of every version is specified byte by byte in docs/format.md. In short: magic
+`\\x89APC`, a version byte (1: bit-packed codes; 2: range-coded codes with a chunk index;
+3: as 2, with level gains in every chunk), flags, the codec and source geometry, the exact
+lengths, the fingerprint of the weights (versions 2 and 3 add the fingerprint of their
+network alone), version 3 the code frames per level segment, the model name and a CRC-32.
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ from ..errors import ApcodecError
 MAGIC = b"\x89APC"
 VERSION = 1  # the version of a file without code tables (live streams are always version 1)
 VERSION_CODED = 2  # range-coded payload, see entropy.py
-VERSIONS = (VERSION, VERSION_CODED)
+VERSION_LEVELS = 3  # as version 2, and each chunk starts with level gains (levels.py)
+VERSIONS = (VERSION, VERSION_CODED, VERSION_LEVELS)
 FLAG_STREAMABLE = 0x01
 FLAG_LIVE = 0x02
 MAX_LENGTH = 2**48
 MAX_MODEL_NAME = 64
 # Everything before the model name: 49 bytes in version 1, 57 in version 2 (one more
-# fingerprint, the network's).
+# fingerprint, the network's), 59 in version 3 (and the code frames per level segment).
 _FIXED = {VERSION: struct.Struct("<4sBBHIHBBHHIQQ8sB"),
-          VERSION_CODED: struct.Struct("<4sBBHIHBBHHIQQ8s8sB")}
+          VERSION_CODED: struct.Struct("<4sBBHIHBBHHIQQ8s8sB"),
+          VERSION_LEVELS: struct.Struct("<4sBBHIHBBHHIQQ8s8sHB")}
 _U32 = struct.Struct("<I")
 _INT_LIMITS = {
     "sample_rate": (1, 1_000_000),
@@ -72,7 +75,7 @@ class WeightsMismatchError(ApcError):
 
 
 class CodeTablesMismatchError(WeightsMismatchError):
-    """A range-coded (version 2) file needs the code tables that coded it, and the tables
+    """A range-coded (version 2 or 3) file needs the code tables that coded it, and the tables
     at hand are other ones, or there are none: the same network with other tables cannot
     read it either."""
 
@@ -113,14 +116,17 @@ class Header:
         source_sample_rate: Sample rate of the original input in Hz.
         source_length: Samples per channel of the input at its own rate.
         coded_length: Samples per channel at the codec rate.
-        fingerprint: 8 bytes identifying the weights that made the codes (in version 2,
-            the network and the code tables together).
+        fingerprint: 8 bytes identifying the weights that made the codes (in versions 2
+            and 3, the network and the code tables together).
         model_name: Preset name, 1..64 printable ASCII characters.
         streamable: Whether the causal (streamable) model made the codes.
         live: A live stream: lengths are 0 here and follow the payload (see `live.py`).
-        version: 1 (bit-packed codes) or 2 (range-coded codes, see `entropy.py`).
-        network_fingerprint: Version 2 only: 8 bytes identifying the network alone, so
+        version: 1 (bit-packed codes), 2 (range-coded codes, see `entropy.py`) or 3 (as 2,
+            with level gains, see `levels.py`).
+        network_fingerprint: Versions 2 and 3: 8 bytes identifying the network alone, so
             that a reader can tell other tables from another network.
+        level_frames: Version 3: code frames per level segment (a divisor of
+            `chunk_frames`); 0 in versions 1 and 2.
 
     Raises:
         HeaderError: A field is out of range.
@@ -141,6 +147,7 @@ class Header:
     live: bool = False
     version: int = VERSION
     network_fingerprint: bytes | None = None
+    level_frames: int = 0
 
     def __post_init__(self) -> None:
         for name, (low, high) in _INT_LIMITS.items():
@@ -165,6 +172,19 @@ class Header:
         if self.live and (self.source_length or self.coded_length):
             raise HeaderError("a live stream's header must give lengths 0")
         self._check_version()
+        self._check_levels()
+
+    def _check_levels(self) -> None:
+        frames = self.level_frames
+        if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)):
+            raise HeaderError(f"header field level_frames must be an integer, got {frames!r:.40}")
+        if self.version == VERSION_LEVELS:
+            if not 1 <= frames <= 0xFFFF or self.chunk_frames % frames:
+                raise HeaderError(f"header field level_frames={frames} must divide "
+                                  f"chunk_frames={self.chunk_frames}")
+        elif frames:
+            raise HeaderError(f"a version {self.version} header has no level segments")
+        object.__setattr__(self, "level_frames", int(frames))
 
     def _check_version(self) -> None:
         if self.version not in VERSIONS or isinstance(self.version, bool):
@@ -176,12 +196,48 @@ class Header:
         if self.live:
             raise HeaderError("a live stream is always format version 1")
         object.__setattr__(self, "network_fingerprint", _check_fingerprint(
-            self.network_fingerprint, "a version 2 header's network fingerprint"))
+            self.network_fingerprint, f"a version {self.version} header's network fingerprint"))
 
     @property
     def coded(self) -> bool:
-        """Whether the payload is range-coded (format version 2)."""
-        return self.version == VERSION_CODED
+        """Whether the payload may hold range-coded chunks and ends with a chunk index
+        (format versions 2 and 3)."""
+        return self.version in (VERSION_CODED, VERSION_LEVELS)
+
+    @property
+    def needs_tables(self) -> bool:
+        """Whether reading the file may need code tables: a version 2 or 3 header whose
+        weights fingerprint is not its network's (weights without tables write every
+        chunk bit-packed and name the network twice)."""
+        return self.coded and self.fingerprint != self.network_fingerprint
+
+    @property
+    def has_levels(self) -> bool:
+        """Whether every chunk carries level gains (format version 3)."""
+        return self.version == VERSION_LEVELS
+
+    @property
+    def n_level_segments(self) -> int:
+        """Level segments in the file: ceil(n_frames / level_frames); 0 without levels."""
+        return -(-self.n_frames // self.level_frames) if self.has_levels else 0
+
+    @property
+    def level_samples(self) -> int:
+        """Codec-rate samples per level segment (0 without levels)."""
+        return self.level_frames * self.samples_per_frame
+
+    def chunk_level_range(self, index: int) -> tuple[int, int]:
+        """The level segments [start, stop) whose gains chunk `index` holds (none without
+        levels)."""
+        start, stop = self.chunk_frame_range(index)
+        if not self.has_levels:
+            return 0, 0
+        return start // self.level_frames, -(-stop // self.level_frames)
+
+    def level_bytes(self, index: int) -> int:
+        """Bytes of level gains at the start of chunk `index`: one per segment and channel."""
+        start, stop = self.chunk_level_range(index)
+        return (stop - start) * self.channels
 
     @property
     def n_frames(self) -> int:
@@ -227,15 +283,17 @@ class Header:
         return start, min(start + self.chunk_frames, self.n_frames)
 
     def chunk_size(self, index: int) -> int:
-        """Return the bytes of chunk `index` with its codes bit-packed, its CRC included: the
-        size of every version 1 chunk, and of a version 2 chunk stored unpacked."""
+        """Return the bytes of chunk `index` with its codes bit-packed, its level gains and
+        CRC included: the size of every version 1 chunk, and of a version 2 or 3 chunk
+        stored unpacked."""
         start, stop = self.chunk_frame_range(index)
         bits = (stop - start) * self.channels * self.n_codebooks * self.bits_per_code
-        return (bits + 7) // 8 + _U32.size
+        return self.level_bytes(index) + (bits + 7) // 8 + _U32.size
 
     def _require_v1(self, what: str) -> None:
         if self.coded:
-            raise ValueError(f"a version 2 file's {what} is in its chunk index, not its header")
+            raise ValueError(f"a version {self.version} file's {what} is in its chunk index, "
+                             "not its header")
 
     def chunk_offset(self, index: int) -> int:
         """Return the byte offset of chunk `index` from the start of a version 1 file."""
@@ -259,8 +317,10 @@ class Header:
     def to_bytes(self) -> bytes:
         """Serialise the header, CRC included."""
         name = self.model_name.encode("ascii")
-        fingerprints = (self.fingerprint,) if self.version == VERSION else (
+        fingerprints: tuple = (self.fingerprint,) if self.version == VERSION else (
             self.fingerprint, self.network_fingerprint)
+        if self.has_levels:
+            fingerprints += (self.level_frames,)
         body = _FIXED[self.version].pack(
             MAGIC, self.version,
             (FLAG_STREAMABLE if self.streamable else 0) | (FLAG_LIVE if self.live else 0),
@@ -285,7 +345,7 @@ class Header:
         if len(data) > 4 and data[4] not in VERSIONS:
             raise UnsupportedVersionError(
                 f"unsupported .apc format version {data[4]} "
-                f"(this reader supports versions {VERSION} and {VERSION_CODED})")
+                f"(this reader supports versions {', '.join(map(str, VERSIONS))})")
         fixed = _FIXED[data[4] if len(data) > 4 else VERSION]
         if len(data) < fixed.size or len(data) < fixed.size + data[fixed.size - 1] + 4:
             raise TruncatedError(f"file is truncated: the header is incomplete ({len(data)} bytes)")
@@ -304,7 +364,8 @@ class Header:
             raise HeaderError("model name is not ASCII") from None
         return cls(*fields[4:14], model_name=name, streamable=bool(flags & FLAG_STREAMABLE),
                    live=bool(flags & FLAG_LIVE), version=version,
-                   network_fingerprint=fields[14] if version == VERSION_CODED else None)
+                   network_fingerprint=fields[14] if version != VERSION else None,
+                   level_frames=fields[15] if version == VERSION_LEVELS else 0)
 
 
 def peek_header(fileobj: BinaryIO) -> Header:

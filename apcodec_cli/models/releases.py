@@ -271,6 +271,8 @@ def find_named(header: Header, where: Iterable[Path] | None = None) -> Match | N
         if header.coded:  # range-coded: that network with those tables, nothing else
             if header.network_fingerprint != release.network_fingerprint:
                 continue
+            if not header.needs_tables:  # written without tables: the network alone
+                return Match(release.path, None, release)
             for tables in release.tables:
                 if tables.weights_fingerprint == header.fingerprint:
                     return Match(release.path, tables.path, release)
@@ -346,7 +348,8 @@ def require(header: Header, where: Iterable[Path] | None = None) -> Match:
     if match is not None:
         return match
     needs = (f"network {header.network_fingerprint.hex()} with the code tables of weights "
-             f"{header.fingerprint.hex()}" if header.coded else
+             f"{header.fingerprint.hex()}" if header.needs_tables else
+             f"network {header.network_fingerprint.hex()}" if header.coded else
              f"weights {header.fingerprint.hex()}")
     kind = "streamable model" if header.streamable else "model"
     gone = retired(header)

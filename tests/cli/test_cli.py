@@ -7,7 +7,7 @@ import os
 
 import soundfile as sf
 
-from helpers import flip, partials, write_audio
+from helpers import chunk_offset, flip, partials, write_audio
 
 
 def test_help_teaches_with_examples(run) -> None:
@@ -103,7 +103,7 @@ def test_failed_decode_leaves_no_output(run, tmp_path) -> None:
     write_audio(tmp_path / "in.wav", 2.5)
     run("encode", "-q", tmp_path / "in.wav", tmp_path / "x.apc")
     data = (tmp_path / "x.apc").read_bytes()
-    (tmp_path / "bad.apc").write_bytes(flip(data, len(data) - 10))
+    (tmp_path / "bad.apc").write_bytes(flip(data, chunk_offset(data, 2) + 10))
     result = run("decode", "-q", tmp_path / "bad.apc", tmp_path / "out.wav")
     assert result.exit_code == 1
     assert "chunk 2 (2.00–2.50 s)" in result.stderr and len(result.stderr.splitlines()) == 1

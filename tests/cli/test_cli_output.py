@@ -167,15 +167,18 @@ def test_codec_api_refuses_a_start_past_the_end(codec: Codec, tmp_path) -> None:
 
 
 def test_encode_to_stdout_streams_and_a_failed_write_fails(run, tmp_path, monkeypatch) -> None:
-    """Codes leave as they are made (they were held to the end), and a write that fails
-    (`ulimit -f`: File too large) exits 1 (it exited 0 with a third of the file)."""
+    """Codes leave as they are made (they were held to the end): a chunk once the next one
+    is decoded too, for its level gains (and the batches in flight: some 8 chunks behind
+    the encoder on two threads), so the file grows while the encoder still runs;
+    and a write that fails (`ulimit -f`: File too large) exits 1 (it exited 0 with a third
+    of the file)."""
     import resource
     import subprocess
     import sys
 
     from apcodec_cli.engine.chunked import ChunkedEngine
 
-    write_audio(tmp_path / "in.wav", 3.0)
+    write_audio(tmp_path / "in.wav", 20.0)
     sizes = []
     encode = ChunkedEngine.encode
 
@@ -186,8 +189,8 @@ def test_encode_to_stdout_streams_and_a_failed_write_fails(run, tmp_path, monkey
 
     monkeypatch.setattr(ChunkedEngine, "encode", watched)
     whole = run("encode", "-q", tmp_path / "in.wav", "-")
-    assert whole.exit_code == 0 and len(sizes) == 3
-    assert 0 < sizes[1] < sizes[2] < len(whole.stdout_bytes)
+    assert whole.exit_code == 0 and len(sizes) == 20, sizes
+    assert 0 < sizes[0] < sizes[10] < sizes[-1] < len(whole.stdout_bytes), sizes
     with open(tmp_path / "out.apc", "wb") as out:
         limited = subprocess.run(
             [sys.executable, "-m", "apcodec_cli", "encode", "-q", tmp_path / "in.wav", "-"],

@@ -17,7 +17,7 @@ from apcodec_cli.format.audio import AudioError, probe
 from apcodec_cli.format.bitstream import ChecksumError, Header, HeaderError, read_apc, write_apc
 from apcodec_cli.models.limits import check_decodable
 
-from helpers import write_audio
+from helpers import chunk_offset, write_audio
 
 
 def _crafted(codec: Codec, path: Path, frames: int = 6, **claims: int) -> Path:
@@ -28,7 +28,8 @@ def _crafted(codec: Codec, path: Path, frames: int = 6, **claims: int) -> Path:
     rng = np.random.default_rng(0)
     codes = rng.integers(0, 1 << header.bits_per_code,
                          (header.channels, header.n_codebooks, header.n_frames))
-    write_apc(str(path), header, codes)
+    write_apc(str(path), header, codes,
+              levels=np.zeros((header.channels, header.n_level_segments), np.int8))
     return path
 
 
@@ -104,7 +105,7 @@ def damaged_file(codec, tmp_path) -> tuple[Path, Header]:
     write_audio(tmp_path / "in.wav", 5.0)
     header = codec.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "x.apc"))
     (tmp_path / "clean.apc").write_bytes((tmp_path / "x.apc").read_bytes())
-    _flip(tmp_path / "x.apc", header.chunk_offset(3) + 10)
+    _flip(tmp_path / "x.apc", chunk_offset((tmp_path / "x.apc").read_bytes(), 3) + 10)
     return tmp_path / "x.apc", header
 
 

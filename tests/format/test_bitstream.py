@@ -318,8 +318,8 @@ def test_bad_magic_after_text_mode_transfer(good: bytes) -> None:
 
 
 def test_unknown_version(good: bytes) -> None:
-    with pytest.raises(UnsupportedVersionError, match="version 3.*versions 1 and 2"):
-        open_reader(fix_header_crc(good[:4] + b"\x03" + good[5:]))
+    with pytest.raises(UnsupportedVersionError, match="version 4.*versions 1, 2, 3"):
+        open_reader(fix_header_crc(good[:4] + b"\x04" + good[5:]))
 
 
 @pytest.mark.parametrize("size", [0, 2, 4, 30, 49, 63])

@@ -15,7 +15,7 @@ from apcodec_cli import live
 from apcodec_cli.format.audio import WavStreamWriter
 from apcodec_cli.format.wavstream import WavStreamReader
 from apcodec_cli.models import weights
-from apcodec_cli.format.bitstream import (CodeTablesMismatchError, WeightsMismatchError, read_apc,
+from apcodec_cli.format.bitstream import (ApcReader, CodeTablesMismatchError, WeightsMismatchError, read_apc,
                                    read_header)
 from apcodec_cli.codec import Codec
 from apcodec_cli.train.codetables import TableCounts
@@ -71,15 +71,20 @@ def test_saving_a_model_with_tables_writes_what_storing_them_does(coded: Path,
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # one write, no temporary left
 
 
-def test_v2_files_decode_to_the_same_audio_as_v1(tiny_weights: Path, coded: Path,
-                                                 tmp_path: Path) -> None:
+def test_range_coded_files_decode_to_the_same_audio_as_bit_packed(
+        tiny_weights: Path, coded: Path, tmp_path: Path) -> None:
+    """Weights without code tables write every chunk bit-packed ("v1.apc"), weights with
+    them range-code ("v2.apc"): both version 3, same codes, same gains, same audio."""
     write_audio(tmp_path / "in.wav", 3.3, rate=44_100, channels=2)
     v1, v2 = Codec.load(tiny_weights, device="cpu"), Codec.load(coded, device="cpu")
     h1 = v1.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "v1.apc"))
     h2 = v2.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "v2.apc"))
-    assert (h1.version, h2.version) == (1, 2) and h2.network_fingerprint == h1.fingerprint
+    assert (h1.version, h2.version) == (3, 3) and not h1.needs_tables and h2.needs_tables
+    assert h2.network_fingerprint == h1.fingerprint == h1.network_fingerprint
     np.testing.assert_array_equal(read_apc(tmp_path / "v1.apc")[1],
                                   read_apc(tmp_path / "v2.apc", v2.weights.code_tables)[1])
+    with open(tmp_path / "v1.apc", "rb") as a, open(tmp_path / "v2.apc", "rb") as b:
+        np.testing.assert_array_equal(ApcReader(a).levels(), ApcReader(b).levels())
     assert (tmp_path / "v2.apc").stat().st_size < 0.8 * (tmp_path / "v1.apc").stat().st_size
     v1.decode_file(str(tmp_path / "v1.apc"), str(tmp_path / "v1.wav"), subtype="FLOAT")
     v2.decode_file(str(tmp_path / "v2.apc"), str(tmp_path / "v2.wav"), subtype="FLOAT")
@@ -113,7 +118,8 @@ def test_command_line_info_and_refusal(cli, coded: Path, tiny_weights: Path,
     assert cli("encode", "-q", "-w", coded, tmp_path / "in.wav", tmp_path / "x.apc"
                ).exit_code == 0
     report = cli("info", tmp_path / "x.apc").output
-    assert "range-coded (format 2)" in report and "6000 bit/s nominal" in report
+    assert "range-coded with level gains (format 3)" in report
+    assert "6000 bit/s nominal" in report and "level gains  10 segments of 0.2 s" in report
     assert "% of nominal" in report and "all intact" in report
     refused = cli("decode", "-q", "-w", tiny_weights, tmp_path / "x.apc", tmp_path / "o.wav")
     assert refused.exit_code == 1 and "code tables" in refused.stderr
@@ -125,7 +131,7 @@ def test_streamable_weights_with_tables(tiny_stream_weights: Path, tmp_path: Pat
     codec = Codec.load(coded, device="cpu")
     write_audio(tmp_path / "in.wav", 0.6)
     header = codec.encode_file(str(tmp_path / "in.wav"), str(tmp_path / "x.apc"))
-    assert header.streamable and header.version == 2
+    assert header.streamable and header.version == 3
     codec.decode_file(str(tmp_path / "x.apc"), str(tmp_path / "file.wav"), subtype="FLOAT")
     with open(tmp_path / "x.apc", "rb") as f:  # front to back, as a pipe delivers it
         sink_bytes = io.BytesIO()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import select
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from apcodec_cli.codec import Codec
 from apcodec_cli.format import bitstream, live
 from apcodec_cli.format.audio import resampled_length
 from apcodec_cli.format.wavstream import WavStreamReader
@@ -179,22 +181,29 @@ def test_a_damaged_live_stream_fails_or_decodes_with_silence(cli, tiny_stream_we
     assert np.array_equal(audio[:int(0.35 * 48_000)], reference[:int(0.35 * 48_000)])
 
 
-@pytest.mark.parametrize("coded", [False, True], ids=["fixed-width", "range-coded"])
+@pytest.mark.parametrize("kind", ["version-1", "bit-packed", "range-coded"])
 def test_a_damaged_file_piped_to_a_streaming_decode_keeps_the_rest(
-        cli, tiny_stream_weights: Path, tmp_path: Path, coded: bool) -> None:
-    """Fixed-width chunks (untrained tiny weights, no code tables) are read one by one; a
-    range-coded file (the installed streamable release, with its tables) is read whole."""
-    write_audio(tmp_path / "in.wav", 3.0)
-    w = [] if coded else ["-w", tiny_stream_weights]
+        cli, tiny_stream_weights: Path, tmp_path: Path, kind: str) -> None:
+    """A version 1 file (as written before level gains) is read chunk by chunk; version 3
+    files, bit-packed (untrained tiny weights, no code tables) or range-coded (the
+    installed streamable release, with its tables), are read whole: the index is last."""
+    audio = write_audio(tmp_path / "in.wav", 3.0)
+    w = [] if kind == "range-coded" else ["-w", tiny_stream_weights]
     assert cli("encode", "-s", "-q", *w, tmp_path / "in.wav", tmp_path / "x.apc"
                ).exit_code == 0
+    if kind == "version-1":
+        codec = Codec.load(tiny_stream_weights, device="cpu")
+        old = dataclasses.replace(codec.file_header(1, 48_000, 3 * 48_000, 3 * 48_000),
+                                  version=1, network_fingerprint=None, level_frames=0)
+        bitstream.write_apc(str(tmp_path / "x.apc"), old, codec.encode(audio))
     with open(tmp_path / "x.apc", "rb") as f:
         header = bitstream.peek_header(f)
-    assert header.coded == coded
+    assert (header.version, header.needs_tables) == {
+        "version-1": (1, False), "bit-packed": (3, False), "range-coded": (3, True)}[kind]
     data = (tmp_path / "x.apc").read_bytes()
-    # chunks follow the header back to back (a range-coded file's index comes last)
+    # chunks follow the header back to back (an index comes last)
     second = len(header.to_bytes()) + bitstream.ApcReader(io.BytesIO(data)).chunk_bytes(0)
-    assert coded or second == header.chunk_offset(1)
+    assert second == bitstream.ApcReader(io.BytesIO(data)).chunk_offset(1)
     damaged = flip(data, second + 10, 1)  # chunk 1: 1-2 s
     failed = cli("decode", "-s", *w, "-", tmp_path / "y.wav", input=damaged)
     assert failed.exit_code == 1 and "chunk 1" in failed.stderr
