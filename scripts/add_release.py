@@ -14,8 +14,11 @@ Then every release in weights/ gets what it lacks of its golden pair (weights/RE
 "Adding a release"): `<network file stem>.flac`, the reference decode (16-bit, 48 kHz) of
 2 s of samples/speech.flac; `<tables file stem>.apc`, those 2 s encoded with the network
 and those tables; and for a streamable network `<network file stem>.live.apc`, the same 2 s
-as a live stream (`encode -s - -`). Golden files are never rewritten: delete one by hand
-only if it was wrong when written. Everything runs on the CPU in float32 with one thread.
+as a live stream (`encode -s - -`). A tables file whose golden `.apc` predates format
+version 3 (level gains) also gets `<tables file stem>.v3.apc`, the 2 s encoded as today,
+and its own reference decode `<tables file stem>.v3.flac`. Golden files are never
+rewritten: delete one by hand only if it was wrong when written. Everything runs on the
+CPU in float32 with one thread.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import torch  # noqa: E402
 
 from apcodec_cli.codec import Codec  # noqa: E402
 from apcodec_cli import live  # noqa: E402
+from apcodec_cli.format.bitstream import VERSION_LEVELS, peek_header  # noqa: E402
 from apcodec_cli.models import releases  # noqa: E402
 
 CLIP = ROOT / "samples" / "speech.flac"
@@ -85,6 +89,26 @@ def golden_pairs(weights_dir: Path, golden_dir: Path) -> list[Path]:
                 sf.write(reference, decode(codec, target), 48000, subtype="PCM_16",
                          format="FLAC")
                 written.append(reference)
+            written += level_pairs(release, golden_dir, clip)
+    return written
+
+
+def level_pairs(release: releases.Release, golden_dir: Path, clip: Path) -> list[Path]:
+    """For each tables file of `release` whose golden `.apc` is older than format
+    version 3, the `.v3.apc` of today's encoder and its own reference `.v3.flac`."""
+    written = []
+    for tables in release.tables:
+        with open(golden_dir / f"{tables.stem}.apc", "rb") as f:
+            if peek_header(f).version >= VERSION_LEVELS:
+                continue
+        target, reference = (golden_dir / f"{tables.stem}.v3{ext}" for ext in (".apc", ".flac"))
+        codec = Codec.load(release.path, device="cpu", precision="fp32", tables=tables.path)
+        if not target.exists():
+            codec.encode_file(str(clip), str(target))
+            written.append(target)
+        if not reference.exists():
+            sf.write(reference, decode(codec, target), 48000, subtype="PCM_16", format="FLAC")
+            written.append(reference)
     return written
 
 

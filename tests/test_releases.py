@@ -6,9 +6,11 @@ The golden pairs (`tests/data/releases/`, written by `scripts/add_release.py`): 
 released network, `<network file stem>.flac`, the 16-bit decode of 2 s of
 samples/speech.flac made when it was released; for each of its tables files,
 `<tables file stem>.apc`, those 2 s coded with them; for a streamable network,
-`<stem>.live.apc`, a live stream (`encode -s - -`) of the same 2 s; and the live streams
+`<stem>.live.apc`, a live stream (`encode -s - -`) of the same 2 s; the live streams
 of the two tables of `apcodec-s-r1` written by the encoder before release 1, whose header
-named the tables too (`...-tablesK-<weights>.live.apc`).
+named the tables too (`...-tablesK-<weights>.live.apc`); and for the tables files of
+releases made before format version 3 (level gains), `<tables file stem>.v3.apc`, the
+2 s as the encoder writes them since, with its own reference `<tables file stem>.v3.flac`.
 
 Tolerance: decoded here in float32 on one thread, every golden file gave its reference
 bit for bit (0 samples differ). With two threads the streamable model's decode differed
@@ -59,6 +61,14 @@ def _stem(golden: Path) -> str:
     return golden.name.split("-tables")[0].removesuffix(".apc").removesuffix(".live")
 
 
+def _reference(golden: Path) -> Path:
+    """The reference decode of a golden `.apc` file: its own for a `.v3.apc`, else its
+    release's."""
+    if golden.name.endswith(".v3.apc"):
+        return golden.with_suffix(".flac")
+    return GOLDEN / f"{_stem(golden)}.flac"
+
+
 def _retired(stem: str, folder: Path) -> None:
     """Put the files of retired release `stem` in `folder`, from the commits that hold
     them; skips where there is no git history (an unpacked source archive)."""
@@ -78,8 +88,9 @@ def test_every_release_has_its_golden_pair() -> None:
     assert {r.streamable for r in RELEASES} == {False, True}  # both kinds are installed
     installed = {r.stem for r in RELEASES}
     for reference in GOLDEN.glob("*.flac"):  # a release gone from weights/ is retired
-        if reference.stem not in installed:
-            assert any(name.startswith(reference.stem) for name in RETIRED), reference.name
+        stem = reference.name.split("-tables")[0].removesuffix(".flac")
+        if stem not in installed:
+            assert any(name.startswith(stem) for name in RETIRED), reference.name
     for name in RETIRED:
         assert not (WEIGHTS / name).exists(), f"{name} is both retired and installed"
         # The model card tells users where it is (and the doc test checks the commit has it).
@@ -110,6 +121,10 @@ def test_a_retired_release_s_files_say_where_its_weights_are(cli, default_instal
         for tables in release.tables:
             assert (GOLDEN / f"{tables.stem}.apc").is_file(), \
                 f"{tables.path.name}: no golden file; run scripts/add_release.py"
+            with open(GOLDEN / f"{tables.stem}.apc", "rb") as f:
+                levels = peek_header(f).has_levels
+            assert levels or (GOLDEN / f"{tables.stem}.v3.apc").is_file(), \
+                f"{tables.path.name}: no golden file of format 3; run scripts/add_release.py"
         if release.streamable:
             assert (GOLDEN / f"{release.stem}.live.apc").is_file()
 
@@ -122,9 +137,11 @@ def test_golden_headers_name_what_they_need() -> None:
             header = peek_header(f)
         stem = _stem(golden)
         network = bytes.fromhex(stem[-16:])
+        name = golden.name.replace(".v3.apc", ".apc")
+        assert header.has_levels == golden.name.endswith(".v3.apc"), golden.name
         if header.coded:
             assert header.network_fingerprint == network
-            assert header.fingerprint.hex() == golden.name[-20:-4], golden.name
+            assert header.fingerprint.hex() == name[-20:-4], golden.name
         elif "-tables" in golden.name:
             assert header.live and header.fingerprint.hex() == golden.name[-25:-9], golden.name
         else:
@@ -154,7 +171,7 @@ def test_golden_files_decode_with_the_default_install(cli, one_thread, default_i
     result = cli("decode", "-q", golden, tmp_path / "out.wav")
     assert result.exit_code == 0, result.output
     decoded, rate = sf.read(tmp_path / "out.wav", dtype="int16")
-    reference = sf.read(GOLDEN / f"{stem}.flac", dtype="int16")[0]
+    reference = sf.read(_reference(golden), dtype="int16")[0]
     assert rate == 48000
     _compare(decoded, reference, golden.name)
 
@@ -196,10 +213,11 @@ def test_todays_files_decode_unchanged_once_a_next_release_is_there(
     oldest = [min((r for r in RELEASES if r.streamable == streamable), key=lambda r: r.number)
               for streamable in (False, True)]
     for golden in (GOLDEN / f"{oldest[0].tables[-1].stem}.apc",
+                   GOLDEN / f"{oldest[0].tables[-1].stem}.v3.apc",
                    GOLDEN / f"{oldest[1].stem}.live.apc"):
         result = cli("decode", "-q", "-f", golden, tmp_path / "out.wav")
         assert result.exit_code == 0, result.output
-        reference = sf.read(GOLDEN / f"{_stem(golden)}.flac", dtype="int16")[0]
+        reference = sf.read(_reference(golden), dtype="int16")[0]
         _compare(sf.read(tmp_path / "out.wav", dtype="int16")[0], reference, golden.name)
 
 
