@@ -41,7 +41,9 @@ from apcodec_cli.nn.model import APCodec
 from apcodec_cli.units import SAMPLE_RATE as RATE
 from apcodec_cli.evaluate import artefacts, metrics, report
 from apcodec_cli.evaluate.cli import clip_study_options
-from apcodec_cli.evaluate.run import Clip, collect_clips, load_clip
+from apcodec_cli.codec import Codec
+from apcodec_cli.format.atomic import scratch_dir
+from apcodec_cli.evaluate.run import Clip, apcodec_round_trip, collect_clips, load_clip
 from apcodec_cli.train.validation import tone_scores
 
 Spectra = tuple[torch.Tensor, torch.Tensor]  # log-amplitude, phase, each (1, n_bins, F)
@@ -134,19 +136,28 @@ def main(weights_path: str, data: str, category: str | None, max_clips: int, sec
                "whole-signal float32 passes\n")
     click.echo(markdown(rows))
     click.echo(peaks_markdown(rows))
-    click.echo(tones_markdown(model))
+    click.echo(tones_markdown(model, Codec.load(weights_path, device="cpu", precision="fp32")))
 
 
 @torch.inference_mode()
-def tones_markdown(model: APCodec) -> str:
-    """Sines and a sweep at -20 dBFS through the codec (whole signal, float32): each one's
-    level error and the sines' peak shift (`artefacts.tone_errors`)."""
+def tones_markdown(model: APCodec, codec: Codec | None = None) -> str:
+    """Sines and a sweep at -20 dBFS through the network (whole signal, float32): each
+    one's level error and the sines' peak shift (`artefacts.tone_errors`); with `codec`,
+    also the level error through an encoded file, after its level gains."""
     errors = tone_scores(model, torch.device("cpu"))
+    filed: dict[str, float] = {}
+    if codec is not None:
+        with scratch_dir("apcodec-tones-") as tmp:
+            filed = artefacts.tone_errors(
+                lambda x: apcodec_round_trip(codec, x.astype(np.float32), tmp)[0], RATE)
     lines = [f"### tones at {artefacts.TONE_DBFS:g} dBFS\n",
-             "| signal | level dB | peak shift Hz |", "|---|---:|---:|"]
+             "| signal | level dB, network | level dB, file (level gains) | peak shift Hz |",
+             "|---|---:|---:|---:|"]
     for name in artefacts.probe_signals(RATE):
         shift = errors.get(f"{name}_shift_hz")
+        through = filed.get(f"{name}_level_db")
         lines.append(f"| {name} | {errors[f'{name}_level_db']:+.1f} | "
+                     f"{'' if through is None else f'{through:+.1f}'} | "
                      f"{'' if shift is None else f'{shift:+.0f}'} |")
     return "\n".join(lines) + "\n"
 
