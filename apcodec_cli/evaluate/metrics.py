@@ -298,7 +298,10 @@ def check_dependencies(speech: bool = True) -> None:
         require(module)
 
 
-def score(reference: np.ndarray, degraded: np.ndarray, rate: int,
-          speech: bool) -> dict[str, float]:
-    """All metrics of one degraded signal: {name: value}, speech metrics only for speech."""
-    return {name: METRICS[name](reference, degraded, rate) for name in metric_names(speech)}
+def score(reference: np.ndarray, degraded: np.ndarray, rate: int, speech: bool,
+          known: dict[str, float] | None = None) -> dict[str, float]:
+    """All metrics of one degraded signal: {name: value}, speech metrics only for speech;
+    those in `known`, which the caller has already computed, are taken from it."""
+    known = known or {}
+    return {name: known[name] if name in known else METRICS[name](reference, degraded, rate)
+            for name in metric_names(speech)}

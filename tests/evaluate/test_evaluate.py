@@ -289,6 +289,11 @@ def test_command_end_to_end(tmp_path, tiny_weights) -> None:
     (row,) = document["rows"]
     assert row["system"] == "apcodec" and row["kbps"] > 6.0 and row["visqol"] is not None
     assert len(row["hop_peak_profile"]) == 6
+    # hop_peaks is the profile's largest, measured once (and what metrics.score measures)
+    assert row["hop_peaks"] == max(row["hop_peak_profile"])
+    source = sf.read(tmp_path / "clip.wav", dtype="float32")[0]
+    assert metrics.score(source, source, RATE, speech=False, known={"hop_peaks": 9.0}
+                         )["hop_peaks"] == 9.0
     again = invoke(evaluate, *args)
     assert again.exit_code == 2 and "--force" in again.output
 
