@@ -126,8 +126,8 @@ def encode(paths: tuple[str, ...], **options: Any) -> None:
     with '/', it is a folder that mirrors the inputs, and outputs that already exist are
     skipped unless --force. Each channel costs 6 kbit/s.
 
-    The encoder also decodes what it codes (about twice the time of coding alone) and
-    sends, for every 0.2 s, the gain that brings the decoded audio to the source's
+    The encoder also decodes what it codes (about 1.5 times the time of coding alone)
+    and sends, for every 0.2 s, the gain that brings the decoded audio to the source's
     level: 40 bit/s more (files of format version 3).
 
     With --streaming the causal model codes the audio as it arrives (no look-ahead), and
