@@ -36,7 +36,7 @@ from apcodec_cli import runtime
 from apcodec_cli.codec import Codec
 from apcodec_cli.format import bitstream
 from apcodec_cli.format.audio import read_blocks
-from apcodec_cli.models import weights
+from apcodec_cli.models import releases, weights
 from apcodec_cli.train.codetables import TableCounts
 
 
@@ -133,7 +133,7 @@ def _measure(codec: Codec, coder: _Coder, data: Path, minutes: float | None) -> 
         if minutes is not None and time.monotonic() - start > minutes * 60:
             break
         codes, rate, length, total = coder(data, row)
-        v2 = codec.file_header(codes.shape[0], rate, length, total)
+        v2 = _v2_header(codec, codes.shape[0], rate, length, total)
         v1 = dataclasses.replace(v2, version=1, network_fingerprint=None,
                                  fingerprint=codec.weights.network_fingerprint)
         t0 = time.process_time()
@@ -195,7 +195,7 @@ def _timing(codec: Codec, data: Path, seconds: float, repeats: int = 3) -> None:
         for wav in clips:
             codes = timed("model encoder", lambda: codec.encode(wav))
             timed("model decoder", lambda: codec.decode(codes))
-            header = codec.file_header(codes.shape[0], rate, wav.shape[1], wav.shape[1])
+            header = _v2_header(codec, codes.shape[0], rate, wav.shape[1], wav.shape[1])
             timed("range coder", lambda: _write_read(header, codes, codec.weights.code_tables))
         best = {key: min(best[key], spent[key]) for key in best}
     for clock in ("wall", "cpu"):
@@ -204,6 +204,15 @@ def _timing(codec: Codec, data: Path, seconds: float, repeats: int = 3) -> None:
         click.echo(f"{clock} time on {total:.0f} s of validation audio (best of {repeats}): "
                    + ", ".join(f"{p} {1000 * best[clock, p] / total:.2f} ms/s" for p in parts)
                    + f"; the range coder adds {100 * share:.2f} % to encode + decode")
+
+
+def _v2_header(codec: Codec, channels: int, rate: int, length: int, total: int
+               ) -> bitstream.Header:
+    """The header of a range-coded file without level gains (format version 2): what the
+    tables code, whose sizes these measurements compare (version 3 adds one byte per 0.2 s
+    and channel to either)."""
+    return dataclasses.replace(codec.file_header(channels, rate, length, total),
+                               version=bitstream.VERSION_CODED, level_frames=0)
 
 
 def _write_read(header: bitstream.Header, codes: np.ndarray, tables) -> np.ndarray:  # noqa: ANN001
@@ -244,6 +253,10 @@ def main(weights_path: Path, data: Path, max_minutes: float, out: Path | None, b
          measure_minutes: float | None, cache: Path | None, time_seconds: float,
          threads: int | None) -> None:
     runtime.set_threads(threads or 0)
+    if max_minutes and out is None and releases.is_release_file(weights_path):
+        raise click.ClickException(
+            f"{weights_path} is a release's file, which is never rewritten: write the new "
+            "tables elsewhere (--out) and add them with scripts/add_release.py")
     codec = Codec.load(weights_path, device="cpu")
     coder = _Coder(codec, cache)
     if not max_minutes:  # nothing to estimate: measure the tables the weights hold

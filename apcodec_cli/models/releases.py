@@ -288,6 +288,12 @@ def find_named(header: Header, where: Iterable[Path] | None = None) -> Match | N
     return None
 
 
+def is_release_file(path: Path) -> bool:
+    """Whether `path` is named as a release's network or tables file: one that is never
+    rewritten (a refit of its tables is written elsewhere and added as a new file)."""
+    return bool(_NETWORK_FILE.fullmatch(path.name) or _TABLES_FILE.fullmatch(path.name))
+
+
 def named_network(path: Path) -> bytes | None:
     """The network fingerprint a release's network file names (`apcodec-r1-<hex>.pt`), or
     None for a file not named as one."""

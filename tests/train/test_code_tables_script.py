@@ -33,3 +33,19 @@ def test_mixed_rows_hold_the_speech_share_in_every_prefix(share: float) -> None:
     for category in ("music", "speech"):
         assert [r for r in mixed if r["category"] == category] == \
             [r for r in rows if r["category"] == category]
+
+
+def test_a_release_file_is_never_rewritten(tmp_path: Path, tiny_weights: Path) -> None:
+    """Fitting tables into a file named as a release's (network or tables file) is refused
+    before anything is read; with --out, or into another file, the fit goes ahead."""
+    from click.testing import CliRunner
+
+    (tmp_path / "data").mkdir()
+    for name in ("apcodec-r1-0123456789abcdef.pt",
+                 "apcodec-s-r2-0123456789abcdef-tables1-fedcba9876543210.pt"):
+        release = tmp_path / name
+        release.write_bytes(tiny_weights.read_bytes())
+        result = CliRunner().invoke(tables_script.main, [
+            "--weights", str(release), "--data", str(tmp_path / "data"), "--max-minutes", "1"])
+        assert result.exit_code == 1 and "never rewritten" in result.output, result.output
+        assert release.read_bytes() == tiny_weights.read_bytes()
