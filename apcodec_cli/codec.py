@@ -211,8 +211,9 @@ class Codec:
         The level gains (`levels.py`) come from analysis by synthesis: the codes are
         decoded as they are made, a chunk behind the encoder, and each chunk is written
         once the next one is decoded too (its last gain leans on the next chunk's first),
-        so the file leaves as it is made and memory stays flat. `progress` hears each
-        second twice, at half weight: once encoded, once decoded.
+        so the file leaves as it is made; the codes stay in memory until the end (72 kB a
+        minute of audio and channel), the audio does not. `progress` hears each second
+        twice, at half weight: once encoded, once decoded.
         """
         info, total, blocks = read_blocks(source, self.config.sample_rate, mono=mono)
         header = self.file_header(1 if mono else info.channels, info.sample_rate,
@@ -343,7 +344,8 @@ class _Pipeline:
         self._encoded = encoded
         self._header = header
         self._progress = progress
-        self._codes = np.zeros((header.channels, header.n_codebooks, header.n_frames), np.int64)
+        dtype = np.int16 if header.bits_per_code < 16 else np.int32  # 2 bytes a code
+        self._codes = np.zeros((header.channels, header.n_codebooks, header.n_frames), dtype)
         self._have = 0
         self._coded = 0  # samples coded so far, for progress (the last frame is padded)
         self.gains = np.zeros((header.channels, 0), np.int8)  # those written
@@ -358,7 +360,7 @@ class _Pipeline:
                 step = min(h.coded_length - self._coded, codes.shape[-1] * h.samples_per_frame)
                 self._progress(step / h.sample_rate / 2)
                 self._coded += step
-        return self._codes[..., a:b]
+        return self._codes[..., a:b].astype(np.int64)
 
     def frames(self) -> CodeFrames:
         """The codes as the engine's decode reads them."""
@@ -377,7 +379,7 @@ class _Pipeline:
         first, last = self._header.chunk_level_range(index)
         gains = solved[:, :last - first]
         self.gains = np.concatenate([self.gains, gains], axis=1)
-        return self._codes[..., start:stop], gains
+        return self._codes[..., start:stop].astype(np.int64), gains
 
 
 def no_tf32() -> None:
