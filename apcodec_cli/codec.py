@@ -249,9 +249,9 @@ class Codec:
 
         A version 1 file needs the same network (its payload does not depend on code
         tables, so files made before the tables were added still decode, and so do those
-        whose header names this network with any of its released tables). A version 2
-        file needs the same network and tables: CodeTablesMismatchError when only the
-        tables differ (or are missing).
+        whose header names this network with any of its released tables). A version 2 or 3
+        file needs the same network and tables (one written without tables, the network
+        alone): CodeTablesMismatchError when only the tables differ (or are missing).
         """
         check_decodable(header, self.config)
         w = self.weights

@@ -418,7 +418,7 @@ def write_apc(target: PathOrFile, header: Header, codes: np.ndarray,
 def read_apc(source: PathOrFile | bytes, tables: CodeTables | None = None
              ) -> tuple[Header, np.ndarray]:
     """Read a whole file: a path, a seekable binary file, or the bytes themselves
-    (`tables`: the code tables a version 2 file needs).
+    (`tables`: the code tables a version 2 or 3 file needs).
 
     Returns:
         The header and int64 codes of shape (channels, n_codebooks, n_frames).

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .entropy import CodeTables
 
 _U32 = struct.Struct("<I")
-#: A version 2 file ends with its chunk index: a u32 per chunk, a u32 CRC-32, this mark.
+#: A version 2 or 3 file ends with its chunk index: a u32 per chunk, a u32 CRC-32, this mark.
 INDEX_MARK = b"\x89IDX"
 #: Bit 31 of a chunk index entry: the chunk is bit-packed (as in version 1), not range-coded.
 INDEX_PACKED = 1 << 31

@@ -1,4 +1,4 @@
-"""Range coding of code frames with integer frequency tables: format version 2's payload.
+"""Range coding of code frames with integer frequency tables (format versions 2 and 3).
 
 A chunk's codes are coded on their own (random access stays), channel by channel, and
 within a channel codebook by codebook, with a small context model whose tables are stored

@@ -78,7 +78,7 @@ def save(path: str | os.PathLike, model: APCodec, *, trained: bool, half: bool =
         trained: Whether these weights come from training; untrained weights are
             flagged as such by every command that loads them.
         half: Store floating-point tensors in float16 (half the size).
-        code_tables: Tables that range-code this network's codes (format version 2).
+        code_tables: Tables that range-code this network's codes (format versions 2 and 3).
         tables_info: Provenance of `code_tables` (str, int, float or bool values).
         **info: Extra metadata (str, int, float or bool values), e.g. steps or data.
     """
@@ -120,7 +120,7 @@ class LoadedWeights:
         fingerprint: 8-byte identity of the weights: the network and its code tables.
         network_fingerprint: 8-byte identity of the network alone (the same as
             `fingerprint` when the file holds no code tables).
-        code_tables: The tables that range-code this network's codes (format version 2),
+        code_tables: The tables that range-code this network's codes (format versions 2 and 3),
             or None.
         tables_info: Provenance stored with the code tables ({} when there are none).
         info: The file's metadata; `info["trained"]` says whether they were trained.
