@@ -148,10 +148,12 @@ class LevelMeter:
                         slot, energy[c] * w, minlength=2 * self.n).reshape(self.n, 2)
         self._at_decoded += count
 
-    def energies(self, a: np.ndarray) -> np.ndarray:
-        """(C, m) decoded energy of the first m segments after amplitude gains `a` (C, m),
-        the gain after segment m - 1 held at its own."""
-        m = self._moments[:, :a.shape[1]]
+    def energies(self, a: np.ndarray, start: int = 0) -> np.ndarray:
+        """(C, m) decoded energy of segments [start, start + m) after amplitude gains `a`
+        (C, m) of those segments, the gain after the last held at its own (and, for
+        start > 0, the gain before the first too: that segment's energy is then not its
+        own, the others' are)."""
+        m = self._moments[:, start:start + a.shape[1]]
         if self.n == 1:
             return m.sum(axis=(2, 3)) * a ** 2
         pad = np.concatenate([a[:, :1], a, a[:, -1:]], axis=1)  # a[i-1] .. a[i+1], held
@@ -178,32 +180,33 @@ class LevelMeter:
         every free gain by the square root of its segment's target over its energy after
         the current gains (`energies`), clipped to LOWEST..HIGHEST.
         """
+        channels = self._source.shape[0]
         upto = self.n if upto is None else min(upto, self.n)
-        fixed = np.zeros((self._source.shape[0], 0), np.int8) if fixed is None else fixed
-        k = fixed.shape[1]
-        a = np.ones((self._source.shape[0], upto))
+        k = 0 if fixed is None else fixed.shape[1]
         if upto <= k:
-            return np.zeros((a.shape[0], 0), np.int8)
-        a[:, :k] = amplitudes(fixed)
-        count = np.maximum(self._count[:upto], 1.0)
+            return np.zeros((channels, 0), np.int8)
+        # A free segment's energy depends on its neighbours' gains alone: the window is
+        # the free segments and the last fixed one, so an encoder that solves as it goes
+        # does a bounded amount of work per chunk, not one growing with the file.
+        first = max(k - 1, 0)
+        a = np.ones((channels, upto - first))
+        if k:
+            a[:, :k - first] = amplitudes(fixed[:, first:k])
+        count = np.maximum(self._count[first:upto], 1.0)
         floor = FLOOR * count
-        source = self._source[:, :upto]
+        source = self._source[:, first:upto]
         # The energy each segment should come back with: the source's where it is well above
         # the floor; where both are near silence the decoded one, unchanged.
-        decoded = self.energies(np.ones_like(a))
+        decoded = self.energies(np.ones_like(a), first)
         target = decoded * (source + floor) / (decoded + floor)
         tiny = 1e-30 * count  # a segment decoded as digital silence keeps its gain
         lo, hi = amplitudes(LOWEST), amplitudes(HIGHEST)
+        free = k - first
         for _ in range(ROUNDS):
-            ratio = np.sqrt((target + tiny) / (self.energies(a) + tiny))
-            a[:, k:] = np.clip(a[:, k:] * ratio[:, k:], lo, hi)
-        steps = np.round(20.0 * np.log10(a[:, k:]) / STEP_DB)
+            ratio = np.sqrt((target + tiny) / (self.energies(a, first) + tiny))
+            a[:, free:] = np.clip(a[:, free:] * ratio[:, free:], lo, hi)
+        steps = np.round(20.0 * np.log10(a[:, free:]) / STEP_DB)
         return np.clip(steps, LOWEST, HIGHEST).astype(np.int8)
-
-
-def n_segments(n_frames: int, level_frames: int) -> int:
-    """Level segments of a file of `n_frames` code frames."""
-    return -(-n_frames // level_frames)
 
 
 def describe(gains: np.ndarray) -> str:
