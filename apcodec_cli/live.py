@@ -27,7 +27,7 @@ from .engine.stream import StreamDecoder, StreamEncoder, StreamEngine
 from .format import bitstream, levels
 from .format.audio import WavStreamWriter, check_finite
 from .format.bitstream import ApcError, ChecksumError, Header, TrailingDataError
-from .format.damaged import silenced
+from .format.damaged import find_damaged, silenced
 from .format.entropy import CodeTables
 from .format.live import LiveReader, LiveWriter
 from .format.wavstream import WavStreamReader
@@ -111,7 +111,8 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
                                       tables if header.needs_tables else None) \
             if header.coded else None
         if header.has_levels:
-            gains = indexed.levels(skip=_damaged_chunks(indexed))
+            gains = indexed.levels(skip={e.chunk for e in find_damaged(
+                indexed, range(header.n_chunks))})
         records = _chunks(header, source, indexed, damaged if skip else None)
         limit = header.coded_length
     decoder, written, told = StreamDecoder(model), 0, 0
@@ -144,17 +145,6 @@ def decode(model: torch.nn.Module, header: Header, source: BinaryIO, sink: WavSt
         limit = reader.file_header.coded_length
     emit(decoder.flush().numpy())
     return written
-
-
-def _damaged_chunks(reader: bitstream.ApcReader) -> set[int]:
-    """The chunks of a file whose CRC fails."""
-    bad = set()
-    for index in range(reader.header.n_chunks):
-        try:
-            reader.check_chunk(index)
-        except ChecksumError:
-            bad.add(index)
-    return bad
 
 
 def _chunks(header: Header, source: BinaryIO, reader: bitstream.ApcReader | None,

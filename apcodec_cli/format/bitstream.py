@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Union
 import numpy as np
 
 from .chunks import (  # noqa: F401 - re-exported: the format's API in one place
-    INDEX_MARK, INDEX_PACKED, check_codes, check_levels, check_tables, chunk_index,
+    INDEX_MARK, INDEX_PACKED, as_gains, check_codes, check_levels, check_tables, chunk_index,
     chunk_label, decode_chunk, decode_coded_chunk, encode_chunk, encode_coded_chunk,
     index_entry, indexed_crc, pack_codes, pack_frames, split_levels, unpack_codes,
     unpack_frames)
@@ -104,20 +104,17 @@ class ApcWriter:
 
     def _add_levels(self, levels: np.ndarray) -> None:
         h = self.header
-        arr = np.asarray(levels)
         if not h.has_levels:
             raise ValueError(f"a version {h.version} file holds no level gains")
-        if arr.ndim != 2 or arr.shape[0] != h.channels or (
-                arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        if np.ndim(levels) != 2 or np.shape(levels)[0] != h.channels:
             raise ValueError(f"level gains must have shape (channels, segments) = "
-                             f"({h.channels}, segments), got {arr.shape}")
-        if arr.size and (arr.min() < -128 or arr.max() > 127):
-            raise ValueError("level gains must lie in -128..127")
+                             f"({h.channels}, segments), got {np.shape(levels)}")
+        arr = as_gains(levels)
         written = h.chunk_level_range(self._next_chunk)[0] if self._next_chunk < h.n_chunks \
             else h.n_level_segments
         if written + self._levels.shape[1] + arr.shape[1] > h.n_level_segments:
             raise ApcError(f"too many level gains: the header announces {h.n_level_segments}")
-        self._levels = np.concatenate([self._levels, arr.astype(np.int8)], axis=1)
+        self._levels = np.concatenate([self._levels, arr], axis=1)
 
     def _ready(self, frames: int) -> bool:
         """Whether the next chunk, of `frames` frames, has its level gains."""
@@ -220,8 +217,6 @@ class ApcReader:
                                   "live.LiveReader")
         if self.header.coded and tables is not None:
             check_tables(self.header, tables)
-        elif self.header.coded and not self.header.needs_tables:
-            check_tables(self.header, None)
         self._tables = tables
         fileobj.seek(0, io.SEEK_END)
         size = fileobj.tell() - self._base

@@ -97,6 +97,20 @@ def check_codes(header: Header, codes: np.ndarray, frames: int | None = None) ->
     return arr.astype(np.int64, copy=False)
 
 
+def as_gains(levels: np.ndarray) -> np.ndarray:
+    """Level gains as int8 steps.
+
+    Raises:
+        ValueError: Not integers, or outside -128..127.
+    """
+    arr = np.asarray(levels)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"level gains must be integers, got dtype {arr.dtype}")
+    if arr.size and (arr.min() < -128 or arr.max() > 127):
+        raise ValueError("level gains must lie in -128..127")
+    return arr.astype(np.int8)
+
+
 def check_levels(header: Header, index: int, levels: np.ndarray | None) -> bytes:
     """The level gains of chunk `index` (channels, its segments) as the bytes that start it:
     segment by segment, within a segment channel by channel, int8 each; b"" without levels.
@@ -109,15 +123,11 @@ def check_levels(header: Header, index: int, levels: np.ndarray | None) -> bytes
             raise ValueError(f"a version {header.version} chunk holds no level gains")
         return b""
     start, stop = header.chunk_level_range(index)
-    arr = None if levels is None else np.asarray(levels)
-    if arr is None or arr.shape != (header.channels, stop - start) or (
-            arr.size and not np.issubdtype(arr.dtype, np.integer)):
+    shape = None if levels is None else np.shape(levels)
+    if shape != (header.channels, stop - start):
         raise ValueError(f"chunk {index} needs level gains of shape "
-                         f"{(header.channels, stop - start)}, got "
-                         f"{None if arr is None else arr.shape}")
-    if arr.size and (arr.min() < -128 or arr.max() > 127):
-        raise ValueError("level gains must lie in -128..127")
-    return arr.T.astype(np.int8).tobytes()
+                         f"{(header.channels, stop - start)}, got {shape}")
+    return as_gains(levels).T.tobytes()
 
 
 def split_levels(header: Header, index: int, payload: bytes) -> tuple[np.ndarray, bytes]:
