@@ -102,6 +102,8 @@ def level_pairs(release: releases.Release, golden_dir: Path, clip: Path) -> list
             if peek_header(f).version >= VERSION_LEVELS:
                 continue
         target, reference = (golden_dir / f"{tables.stem}.v3{ext}" for ext in (".apc", ".flac"))
+        if target.exists() and reference.exists():
+            continue
         codec = Codec.load(release.path, device="cpu", precision="fp32", tables=tables.path)
         if not target.exists():
             codec.encode_file(str(clip), str(target))
